@@ -1,0 +1,48 @@
+# lipc - build, test, demo.  `make demo` and `make test` are all a user needs.
+LUA        ?= lua5.4
+LUA_INC    ?= /usr/include/lua5.4
+CC         ?= gcc
+WARN        = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS     ?= -O2 -g
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) -I$(LUA_INC) $(CFLAGS)
+LIBS        = -lrt -lpthread -lm
+SRC         = $(sort $(wildcard csrc/*.c))
+HDR         = $(wildcard csrc/*.h)
+SO          = build/lipc/core.so
+ASAN_SO     = build-asan/lipc/core.so
+BUSTED      = $(LUA) /usr/bin/busted
+
+.PHONY: all deps test demo asan lint bench clean check-deps
+
+all: deps $(SO)
+
+deps:
+	@sh scripts/deps.sh
+
+$(SO): $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRC) $(LIBS)
+
+$(ASAN_SO): $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all -shared -o $@ $(SRC) $(LIBS)
+
+test: all
+	@sh scripts/runtests.sh build
+
+asan: deps $(ASAN_SO)
+	@LIPC_ASAN=1 sh scripts/runtests.sh build-asan
+
+demo: all
+	@sh scripts/demo.sh
+
+lint: deps
+	$(CC) $(ALL_CFLAGS) -fsyntax-only $(SRC)
+	luacheck -q lua spec examples bench
+
+bench: all
+	@sh bench/run.sh
+
+clean:
+	rm -rf build build-asan bench/out

@@ -1,0 +1,583 @@
+/*
+ * core.c - the handle type, class registration, errors, argument checks and
+ * timeouts shared by every lipc family.  Nothing family-specific lives here.
+ */
+#include "core.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Registry key of the weak table of live handles (for ipc.audit). */
+static const char LIVE_KEY[] = "lipc.live";
+/* Metatable field that marks a lipc class (value: the class pointer). */
+static const char CLASS_FIELD[] = "__lipc";
+
+/* ---- handles and classes ---------------------------------------------- */
+
+/* Raise the standard use-after-close error. */
+int lipc_closed_error(lua_State *L, const lipc_class *cls) {
+  return luaL_error(L, "attempt to use a closed %s", cls->name);
+}
+
+/* Any lipc handle at idx, open or closed, or NULL. */
+lipc_handle *lipc_toany(lua_State *L, int idx) {
+  lipc_handle *h = lua_touserdata(L, idx);
+  if (h == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_getfield(L, -1, CLASS_FIELD);
+  const lipc_class *cls = lua_touserdata(L, -1);
+  lua_pop(L, 2);
+  if (cls == NULL || h->cls != cls) return NULL;
+  return h;
+}
+
+/* The handle at idx of class cls, open or closed; raises otherwise. */
+void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls) {
+  return luaL_checkudata(L, idx, cls->name);
+}
+
+/* The open handle at idx of class cls; raises otherwise. */
+void *lipc_check(lua_State *L, int idx, const lipc_class *cls) {
+  lipc_handle *h = luaL_checkudata(L, idx, cls->name);
+  if (!h->open) lipc_closed_error(L, cls);
+  return h;
+}
+
+/* An open lipc handle with a descriptor at idx; raises otherwise. */
+lipc_handle *lipc_checkany(lua_State *L, int idx) {
+  lipc_handle *h = lipc_toany(L, idx);
+  if (h == NULL) luaL_typeerror(L, idx, "lipc object");
+  if (!h->open) lipc_closed_error(L, h->cls);
+  if (h->fd < 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s has no descriptor", h->cls->name));
+  return h;
+}
+
+/* A descriptor: an open lipc object's, or a plain integer >= 0. */
+int lipc_checkfd(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER)
+    return (int)lipc_checkrange(L, idx, 0, INT_MAX);
+  return lipc_checkany(L, idx)->fd;
+}
+
+/* Release h once: mark closed first, then let the class free it. */
+int lipc_release(lipc_handle *h) {
+  if (!h->open) return 0;
+  h->open = 0;
+  int remove_name = h->owns && !h->persist && h->owner == getpid();
+  if (h->cls->release) return h->cls->release(h, remove_name);
+  int err = 0;
+  if (h->fd >= 0 && close(h->fd) != 0) err = errno;
+  h->fd = -1;
+  return err;
+}
+
+/* close(): idempotent, true or the error triple. */
+static int m_close(lua_State *L) {
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h == NULL) return luaL_typeerror(L, 1, "lipc object");
+  int err = lipc_release(h);
+  if (err != 0) return lipc_error(L, err, "close", h->cls->kind);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* __gc and __close: release, never raise. */
+static int m_gc(lua_State *L) {
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h != NULL) (void)lipc_release(h);
+  return 0;
+}
+
+/* __tostring: "lipc.pipe(fd=5, read)" or "lipc.pipe(closed)". */
+static int m_tostring(lua_State *L) {
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h == NULL) return luaL_typeerror(L, 1, "lipc object");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, h->cls->name);
+  luaL_addchar(&b, '(');
+  if (!h->open) {
+    luaL_addstring(&b, "closed");
+  } else if (h->cls->describe) {
+    h->cls->describe(h, &b);
+  } else {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "fd=%d", h->fd);
+    luaL_addstring(&b, tmp);
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* fileno(): the descriptor. */
+int lipc_m_fileno(lua_State *L) {
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h == NULL) return luaL_typeerror(L, 1, "lipc object");
+  if (!h->open) return lipc_closed_error(L, h->cls);
+  if (h->fd < 0) return luaL_error(L, "%s has no descriptor", h->cls->name);
+  lua_pushinteger(L, h->fd);
+  return 1;
+}
+
+/* Build cls's metatable once: methods as __index plus the shared ones. */
+void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods) {
+  if (!luaL_newmetatable(L, cls->name)) { lua_pop(L, 1); return; }
+  lua_pushlightuserdata(L, (void *)cls);
+  lua_setfield(L, -2, CLASS_FIELD);
+  lua_newtable(L);
+  if (methods) luaL_setfuncs(L, methods, 0);
+  lua_pushcfunction(L, m_close);
+  lua_setfield(L, -2, "close");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, m_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+/* New closed userdata of cls, registered in the live table. */
+void *lipc_new(lua_State *L, const lipc_class *cls, int nuv) {
+  lipc_handle *h = lua_newuserdatauv(L, cls->size, nuv);
+  memset(h, 0, cls->size);
+  h->cls = cls;
+  h->fd = -1;
+  h->owner = getpid();
+  luaL_setmetatable(L, cls->name);
+  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  return h;
+}
+
+/* ipc.audit(): the live open objects of this process. */
+static int l_audit(lua_State *L) {
+  lua_newtable(L);
+  int n = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lipc_handle *h = lipc_toany(L, -1);
+    if (h == NULL || !h->open) continue;
+    lua_newtable(L);
+    lua_pushstring(L, h->cls->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, h->owns && h->owner == getpid());
+    lua_setfield(L, -2, "owner");
+    if (h->cls->audit) {
+      h->cls->audit(L, h);
+    } else if (h->fd >= 0) {
+      lua_pushinteger(L, h->fd);
+      lua_setfield(L, -2, "fd");
+    }
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "object");
+    lua_rawseti(L, -4, ++n);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+int lipc_error(lua_State *L, int err, const char *call, const char *what) {
+  lua_pushnil(L);
+  if (what && *what)
+    lua_pushfstring(L, "%s %s: %s", call, what, strerror(err));
+  else
+    lua_pushfstring(L, "%s: %s", call, strerror(err));
+  lua_pushinteger(L, err);
+  return 3;
+}
+
+int lipc_timeout(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "timeout");
+  lua_pushinteger(L, ETIMEDOUT);
+  return 3;
+}
+
+int lipc_fail(lua_State *L, int err, const char *call, const char *what) {
+  if (err == ETIMEDOUT) return lipc_timeout(L);
+  return lipc_error(L, err, call, what);
+}
+
+/* ---- timeouts ---------------------------------------------------------- */
+
+static void ts_add(struct timespec *t, double secs) {
+  double whole = floor(secs);
+  long ns = (long)((secs - whole) * 1e9);
+  if (whole > (double)(INT64_MAX / 4)) whole = (double)(INT64_MAX / 4);
+  t->tv_sec += (time_t)whole;
+  t->tv_nsec += ns;
+  if (t->tv_nsec >= 1000000000L) { t->tv_sec++; t->tv_nsec -= 1000000000L; }
+}
+
+void lipc_deadline_secs(lua_State *L, double secs, lipc_deadline *d) {
+  d->L = L;
+  d->hook = L ? lua_gethook(L) : NULL;
+  d->forever = secs < 0;
+  if (!d->forever) {
+    clock_gettime(CLOCK_MONOTONIC, &d->end);
+    ts_add(&d->end, secs);
+  }
+}
+
+void lipc_deadline_init(lua_State *L, int idx, lipc_deadline *d) {
+  if (lua_isnoneornil(L, idx)) { lipc_deadline_secs(L, -1, d); return; }
+  if (lua_type(L, idx) != LUA_TNUMBER) luaL_typeerror(L, idx, "timeout in seconds");
+  double t = lua_tonumber(L, idx);
+  luaL_argcheck(L, t >= 0 && !isnan(t), idx, "timeout must be >= 0");
+  lipc_deadline_secs(L, t, d);
+}
+
+int lipc_deadline_left(const lipc_deadline *d, struct timespec *ts) {
+  if (d->forever) return -1;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  ts->tv_sec = d->end.tv_sec - now.tv_sec;
+  ts->tv_nsec = d->end.tv_nsec - now.tv_nsec;
+  if (ts->tv_nsec < 0) { ts->tv_sec--; ts->tv_nsec += 1000000000L; }
+  if (ts->tv_sec < 0) { ts->tv_sec = 0; ts->tv_nsec = 0; }
+  return 0;
+}
+
+int lipc_deadline_expired(const lipc_deadline *d) {
+  struct timespec ts;
+  if (lipc_deadline_left(d, &ts) < 0) return 0;
+  return ts.tv_sec == 0 && ts.tv_nsec == 0;
+}
+
+int lipc_deadline_ms(const lipc_deadline *d) {
+  struct timespec ts;
+  if (lipc_deadline_left(d, &ts) < 0) return -1;
+  if (ts.tv_sec > INT_MAX / 1000 - 1) return INT_MAX;
+  return (int)(ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
+}
+
+int lipc_deadline_abs(const lipc_deadline *d, clockid_t clk, struct timespec *ts) {
+  struct timespec left;
+  if (lipc_deadline_left(d, &left) < 0) return -1;
+  clock_gettime(clk, ts);
+  ts->tv_sec += left.tv_sec;
+  ts->tv_nsec += left.tv_nsec;
+  if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+  return 0;
+}
+
+int lipc_interrupted(const lipc_deadline *d) {
+  return d->L != NULL && lua_gethook(d->L) != d->hook;
+}
+
+int lipc_wait_fd(lipc_deadline *d, int fd, short events) {
+  struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+  for (;;) {
+    struct timespec ts;
+    int forever = lipc_deadline_left(d, &ts) < 0;
+    int n = ppoll(&p, 1, forever ? NULL : &ts, NULL);
+    if (n > 0) {
+      if (p.revents & POLLNVAL) return EBADF;
+      return 0;
+    }
+    if (n == 0) return ETIMEDOUT;
+    if (errno != EINTR) return errno;
+    if (lipc_interrupted(d)) return EINTR;
+  }
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+lua_Integer lipc_checkrange(lua_State *L, int idx, lua_Integer min, lua_Integer max) {
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      luaL_argerror(L, idx, "number has no integer representation");
+    luaL_typeerror(L, idx, "integer");
+  }
+  if (v < min || v > max)
+    luaL_argerror(L, idx, lua_pushfstring(L, "out of range (%I to %I)", min, max));
+  return v;
+}
+
+lua_Integer lipc_optrange(lua_State *L, int idx, lua_Integer def, lua_Integer min, lua_Integer max) {
+  return lua_isnoneornil(L, idx) ? def : lipc_checkrange(L, idx, min, max);
+}
+
+size_t lipc_checksize(lua_State *L, int idx) {
+  return (size_t)lipc_checkrange(L, idx, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
+}
+
+/* Parse an octal string "600"/"0600"/"0o600"; -1 if malformed. */
+static long parse_octal(const char *s) {
+  if (s[0] == '0' && (s[1] == 'o' || s[1] == 'O')) s += 2;
+  if (*s == '\0' || strlen(s) > 6) return -1;
+  long v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '7') return -1;
+    v = v * 8 + (*s - '0');
+  }
+  return v;
+}
+
+mode_t lipc_checkmode(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    long v = parse_octal(lua_tostring(L, idx));
+    if (v < 0 || v > 07777) luaL_argerror(L, idx, "mode must be an octal string like \"600\"");
+    return (mode_t)v;
+  }
+  if (lua_type(L, idx) != LUA_TNUMBER) luaL_typeerror(L, idx, "mode (integer or octal string)");
+  return (mode_t)lipc_checkrange(L, idx, 0, 07777);
+}
+
+typedef struct { const char *name; int value; } signame;
+static const signame SIGNALS[] = {
+  {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+  {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS}, {"FPE", SIGFPE},
+  {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+  {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+#ifdef SIGSTKFLT
+  {"STKFLT", SIGSTKFLT},
+#endif
+  {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+  {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG}, {"XCPU", SIGXCPU},
+  {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+  {"WINCH", SIGWINCH}, {"IO", SIGIO}, {"POLL", SIGPOLL},
+#ifdef SIGPWR
+  {"PWR", SIGPWR},
+#endif
+  {"SYS", SIGSYS}, {"IOT", SIGIOT}, {"CLD", SIGCHLD},
+  {NULL, 0}
+};
+
+const char *lipc_signame(int signo, char *buf, size_t len) {
+  for (const signame *s = SIGNALS; s->name; s++)
+    if (s->value == signo) { snprintf(buf, len, "%s", s->name); return buf; }
+  if (signo == SIGRTMIN) snprintf(buf, len, "RTMIN");
+  else if (signo == SIGRTMAX) snprintf(buf, len, "RTMAX");
+  else if (signo > SIGRTMIN && signo < SIGRTMAX) snprintf(buf, len, "RTMIN+%d", signo - SIGRTMIN);
+  else snprintf(buf, len, "%d", signo);
+  return buf;
+}
+
+/* Parse "RTMIN", "RTMIN+n", "RTMAX-n"; -1 if not one of those. */
+static int parse_rt(const char *s) {
+  int base, sign;
+  if (strncmp(s, "RTMIN", 5) == 0) { base = SIGRTMIN; sign = 1; }
+  else if (strncmp(s, "RTMAX", 5) == 0) { base = SIGRTMAX; sign = -1; }
+  else return -1;
+  s += 5;
+  if (*s == '\0') return base;
+  if (*s != (sign > 0 ? '+' : '-')) return -1;
+  s++;
+  if (!isdigit((unsigned char)*s) || strlen(s) > 3) return -1;
+  int n = atoi(s);
+  int sig = base + sign * n;
+  if (sig < SIGRTMIN || sig > SIGRTMAX) return -1;
+  return sig;
+}
+
+int lipc_checksignal(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER)
+    return (int)lipc_checkrange(L, idx, 0, SIGRTMAX);
+  const char *s = luaL_checkstring(L, idx);
+  char up[24];
+  size_t n = strlen(s);
+  if (n == 0 || n >= sizeof up || n != lua_rawlen(L, idx))
+    luaL_argerror(L, idx, "unknown signal name");
+  for (size_t i = 0; i <= n; i++) up[i] = (char)toupper((unsigned char)s[i]);
+  const char *p = strncmp(up, "SIG", 3) == 0 ? up + 3 : up;
+  for (const signame *sn = SIGNALS; sn->name; sn++)
+    if (strcmp(sn->name, p) == 0) return sn->value;
+  int rt = parse_rt(p);
+  if (rt > 0) return rt;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal name '%s'", s));
+}
+
+const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  if (len < 2 || s[0] != '/')
+    luaL_argerror(L, idx, "name must be '/' followed by at least one character");
+  if (memchr(s, '\0', len) != NULL) luaL_argerror(L, idx, "name contains a NUL byte");
+  if (memchr(s + 1, '/', len - 1) != NULL) luaL_argerror(L, idx, "name must not contain '/' after the first");
+  if (len > maxlen)
+    luaL_argerror(L, idx, lua_pushfstring(L, "name longer than %d bytes", (int)maxlen));
+  if (strcmp(s, "/.") == 0 || strcmp(s, "/..") == 0) luaL_argerror(L, idx, "name must not be '.' or '..'");
+  return s;
+}
+
+void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix) {
+  static unsigned long counter;
+  static pid_t counter_pid;
+  pid_t pid = getpid();
+  if (counter_pid != pid) { counter_pid = pid; counter = 0; }
+  snprintf(buf, len, "%slipc.%ld.%lu%s", prefix, (long)pid, ++counter, suffix);
+}
+
+void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      luaL_argerror(L, idx, lua_pushfstring(L, "option keys must be strings (got %s)", luaL_typename(L, -1)));
+    }
+    const char *k = lua_tostring(L, -1);
+    int ok = 0;
+    for (int i = 0; allowed[i]; i++)
+      if (strcmp(allowed[i], k) == 0) { ok = 1; break; }
+    if (!ok) luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+  }
+}
+
+/* Push opts[key] (nil when opts is absent); returns its type. */
+static int getopt_(lua_State *L, int idx, const char *key) {
+  if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
+  return lua_getfield(L, idx, key);
+}
+
+static void opterror(lua_State *L, int idx, const char *key, const char *expected) {
+  luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': %s expected, got %s", key, expected,
+                                        luaL_typename(L, -1)));
+}
+
+int lipc_optbool(lua_State *L, int idx, const char *key, int def) {
+  int t = getopt_(L, idx, key);
+  int v = def;
+  if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+  else if (t != LUA_TNIL) opterror(L, idx, key, "boolean");
+  lua_pop(L, 1);
+  return v;
+}
+
+lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
+                        lua_Integer min, lua_Integer max) {
+  int t = getopt_(L, idx, key);
+  lua_Integer v = def;
+  if (t != LUA_TNIL) {
+    int isnum = 0;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (t != LUA_TNUMBER || !isnum) opterror(L, idx, key, "integer");
+    if (v < min || v > max)
+      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' out of range (%I to %I)", key, min, max));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+double lipc_optnumber(lua_State *L, int idx, const char *key, double def) {
+  int t = getopt_(L, idx, key);
+  double v = def;
+  if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
+  else if (t != LUA_TNIL) opterror(L, idx, key, "number");
+  lua_pop(L, 1);
+  return v;
+}
+
+mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def) {
+  int t = getopt_(L, idx, key);
+  mode_t v = def;
+  if (t == LUA_TSTRING) {
+    long m = parse_octal(lua_tostring(L, -1));
+    if (m < 0 || m > 07777)
+      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': octal string like \"600\" expected", key));
+    v = (mode_t)m;
+  } else if (t == LUA_TNUMBER) {
+    int isnum = 0;
+    lua_Integer m = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || m < 0 || m > 07777)
+      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' out of range (0 to 4095)", key));
+    v = (mode_t)m;
+  } else if (t != LUA_TNIL) {
+    opterror(L, idx, key, "mode");
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+const char *lipc_optstring(lua_State *L, int idx, const char *key, const char *def) {
+  int t = getopt_(L, idx, key);
+  const char *v = def;
+  if (t == LUA_TSTRING) v = lua_tostring(L, -1);  /* kept alive by the options table */
+  else if (t != LUA_TNIL) opterror(L, idx, key, "string");
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ---- process-wide helpers ---------------------------------------------- */
+
+pid_t lipc_fork(void) {
+  fflush(NULL);
+  return fork();
+}
+
+ssize_t lipc_write_nosigpipe(int fd, const void *buf, size_t len) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t n = write(fd, buf, len);
+  int err = errno;
+  if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    /* drain the SIGPIPE this write raised, unless one was pending before */
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE)) {
+      struct timespec zero = {0, 0};
+      while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+    }
+  }
+  if (!sigismember(&old, SIGPIPE)) pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = err;
+  return n;
+}
+
+void lipc_setconsts(lua_State *L, const lipc_const *c) {
+  for (; c->name; c++) {
+    lua_pushinteger(L, c->value);
+    lua_setfield(L, -2, c->name);
+  }
+}
+
+void lipc_subtable(lua_State *L, int idx, const char *name) {
+  idx = lua_absindex(L, idx);
+  if (lua_getfield(L, idx, name) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, idx, name);
+  }
+}
+
+void lipc_open_core(lua_State *L) {
+  /* the weak-keyed table of live handles */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pushcfunction(L, l_audit);
+  lua_setfield(L, -2, "audit");
+}

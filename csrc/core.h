@@ -1,0 +1,199 @@
+/*
+ * core.h - what every lipc family shares: the closable handle, class
+ * registration, error and timeout helpers, argument checks.
+ *
+ * Rules (see ../shared/STYLE.md):
+ *  - create the userdata first (lipc_new), acquire the resource second,
+ *    set h->open = 1 last;
+ *  - one release function per class, called once by close/__close/__gc;
+ *  - ownership is the creating pid: a name is removed only by its owner.
+ */
+#ifndef LIPC_CORE_H
+#define LIPC_CORE_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+typedef struct lipc_handle lipc_handle;
+
+/* A class: one per userdata kind.  Statically allocated by each family. */
+typedef struct lipc_class {
+  const char *name;   /* metatable name, e.g. "lipc.pipe" */
+  const char *kind;   /* short kind for audit, e.g. "pipe" */
+  size_t size;        /* size of the family struct (starts with lipc_handle) */
+  /* Release the resource.  remove_name is nonzero when this process owns
+   * the system-wide name and must remove it (not persist, creating pid).
+   * Never raises, never calls Lua.  Returns 0 or an errno value.  NULL:
+   * close(h->fd) if it is >= 0. */
+  int (*release)(lipc_handle *h, int remove_name);
+  /* Append the identity for __tostring ("fd=5, read").  May be NULL
+   * (then "fd=N" is shown).  Called only on open handles. */
+  void (*describe)(lipc_handle *h, luaL_Buffer *b);
+  /* Set the identity fields (name=, id=, fd=) of the audit table on top
+   * of the stack.  May be NULL (then fd= is set when fd >= 0). */
+  void (*audit)(lua_State *L, lipc_handle *h);
+} lipc_class;
+
+/* The head of every lipc userdata. */
+struct lipc_handle {
+  const lipc_class *cls;
+  int fd;                  /* descriptor, or -1 */
+  pid_t owner;             /* pid that created the name (or the object) */
+  unsigned char open;      /* 0 until the resource is in place; 0 after close */
+  unsigned char owns;      /* this process created the system-wide name */
+  unsigned char persist;   /* keep the name when the owner closes */
+  unsigned char flags;     /* free for the family */
+};
+
+/* ---- handles and classes ---------------------------------------------- */
+
+/* Build the metatable of cls once (guarded): __index = methods plus close,
+ * __gc, __close, __tostring, __name.  Leaves nothing on the stack. */
+void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods);
+/* Push a new zeroed, closed userdata of cls (fd = -1, owner = getpid()),
+ * with nuv user values, registered for ipc.audit().  Returns it. */
+void *lipc_new(lua_State *L, const lipc_class *cls, int nuv);
+/* The handle at idx, of class cls and open; raises otherwise
+ * ("attempt to use a closed lipc.pipe"). */
+void *lipc_check(lua_State *L, int idx, const lipc_class *cls);
+/* The handle at idx, of class cls, open or closed; raises otherwise. */
+void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls);
+/* Any lipc handle at idx (open or closed), or NULL. */
+lipc_handle *lipc_toany(lua_State *L, int idx);
+/* An open lipc handle at idx that has a descriptor; raises otherwise. */
+lipc_handle *lipc_checkany(lua_State *L, int idx);
+/* The descriptor of an open lipc object with a descriptor, or a plain
+ * integer descriptor >= 0; raises otherwise. */
+int lipc_checkfd(lua_State *L, int idx);
+/* Release h once (the shared path of close/__close/__gc); 0 or errno. */
+int lipc_release(lipc_handle *h);
+/* Method fileno for any class with a descriptor. */
+int lipc_m_fileno(lua_State *L);
+/* Raise "attempt to use a closed <name>". */
+int lipc_closed_error(lua_State *L, const lipc_class *cls);
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Push nil, "<call> <what>: <strerror(err)>", err and return 3.  what may
+ * be NULL.  Capture errno before any Lua call and pass it here. */
+int lipc_error(lua_State *L, int err, const char *call, const char *what);
+/* Push nil, "timeout", ETIMEDOUT and return 3. */
+int lipc_timeout(lua_State *L);
+/* lipc_error for err, except ETIMEDOUT gives lipc_timeout. */
+int lipc_fail(lua_State *L, int err, const char *call, const char *what);
+
+/* ---- timeouts and interruption ----------------------------------------- */
+
+typedef struct lipc_deadline {
+  int forever;             /* no timeout: block */
+  struct timespec end;     /* CLOCK_MONOTONIC end when !forever */
+  lua_State *L;
+  lua_Hook hook;           /* the hook when the call started (Ctrl-C check) */
+} lipc_deadline;
+
+/* Read the optional timeout at idx (none/nil: forever; number >= 0;
+ * negative, NaN or another type raises) and start the clock. */
+void lipc_deadline_init(lua_State *L, int idx, lipc_deadline *d);
+/* A deadline from a number of seconds (< 0 means forever). */
+void lipc_deadline_secs(lua_State *L, double secs, lipc_deadline *d);
+/* 1 when a finite deadline has passed. */
+int lipc_deadline_expired(const lipc_deadline *d);
+/* Remaining time as a relative timespec (zero once passed).  Returns 0,
+ * or -1 when forever (ts untouched). */
+int lipc_deadline_left(const lipc_deadline *d, struct timespec *ts);
+/* Remaining milliseconds rounded up; -1 when forever. */
+int lipc_deadline_ms(const lipc_deadline *d);
+/* The deadline as an absolute time on clock clk (for mq_timedsend,
+ * sem_timedwait, pthread_*_timedlock...).  Returns -1 when forever. */
+int lipc_deadline_abs(const lipc_deadline *d, clockid_t clk, struct timespec *ts);
+/* 1 when the interpreter installed a new hook since the call started:
+ * the standalone lua's SIGINT handler does, so after an EINTR the caller
+ * returns to Lua (lipc_error(L, EINTR, ...)) and "interrupted!" is raised.
+ * Otherwise EINTR is retried on the remaining time. */
+int lipc_interrupted(const lipc_deadline *d);
+/* Wait until fd is ready for events (POLLIN/POLLOUT), retrying EINTR on
+ * the remaining time.  0 when ready (or hung up / in error: the next call
+ * reports it), ETIMEDOUT, EINTR when interrupted, or another errno. */
+int lipc_wait_fd(lipc_deadline *d, int fd, short events);
+
+/* ---- arguments --------------------------------------------------------- */
+
+/* An integer in [min, max]; a float with an exact integer value is
+ * accepted; anything else raises naming the argument. */
+lua_Integer lipc_checkrange(lua_State *L, int idx, lua_Integer min, lua_Integer max);
+lua_Integer lipc_optrange(lua_State *L, int idx, lua_Integer def, lua_Integer min, lua_Integer max);
+/* A size >= 0 that fits size_t and ssize_t. */
+size_t lipc_checksize(lua_State *L, int idx);
+/* A mode: integer 0..07777 or an octal string ("600", "0600"). */
+mode_t lipc_checkmode(lua_State *L, int idx);
+/* A signal by name ("TERM", "SIGTERM", "RTMIN+2") or number; raises. */
+int lipc_checksignal(lua_State *L, int idx);
+/* The name of signo without "SIG" ("TERM", "RTMIN+2") into buf. */
+const char *lipc_signame(int signo, char *buf, size_t len);
+/* A POSIX IPC name: one leading '/', no other '/', no NUL, 2..maxlen
+ * bytes in all.  Raises otherwise. */
+const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen);
+/* Write a generated name "<prefix>lipc.<pid>.<n><suffix>" into buf. */
+void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix);
+
+/* Options tables: idx may be none/nil (all defaults) or a table whose
+ * keys must all be among allowed (NULL-terminated); raises on an unknown
+ * key or a non-table. */
+void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]);
+int lipc_optbool(lua_State *L, int idx, const char *key, int def);
+lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
+                        lua_Integer min, lua_Integer max);
+double lipc_optnumber(lua_State *L, int idx, const char *key, double def);
+mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def);
+/* A string option (NULL when absent and def is NULL). */
+const char *lipc_optstring(lua_State *L, int idx, const char *key, const char *def);
+
+/* ---- process-wide helpers ---------------------------------------------- */
+
+/* fork hygiene: flush every C stdio stream, then fork. */
+pid_t lipc_fork(void);
+/* Write all of buf to fd without raising SIGPIPE (blocked around the
+ * write, a pending one drained).  Returns bytes written or -1 with errno;
+ * a single write(2) call, so it may be short. */
+ssize_t lipc_write_nosigpipe(int fd, const void *buf, size_t len);
+
+/* The directory for generated socket paths ($TMPDIR or /tmp). */
+const char *lipc_tmpdir(void);
+
+/* Set a table of integer constants at the table on top of the stack. */
+typedef struct lipc_const { const char *name; lua_Integer value; } lipc_const;
+void lipc_setconsts(lua_State *L, const lipc_const *c);
+
+/* Get (creating) the subtable ipc[name] of the module table at idx and
+ * push it. */
+void lipc_subtable(lua_State *L, int idx, const char *name);
+
+/* Each family's opener: fills the module table on top of the stack. */
+void lipc_open_core(lua_State *L);
+void lipc_open_system(lua_State *L);
+void lipc_open_proc(lua_State *L);
+void lipc_open_pipe(lua_State *L);
+void lipc_open_mq(lua_State *L);
+void lipc_open_msg(lua_State *L);
+void lipc_open_shm(lua_State *L);
+void lipc_open_sem(lua_State *L);
+void lipc_open_sync(lua_State *L);
+void lipc_open_socket(lua_State *L);
+void lipc_open_eventfd(lua_State *L);
+void lipc_open_signal(lua_State *L);
+void lipc_open_poll(lua_State *L);
+void lipc_open_codec(lua_State *L);
+void lipc_open_ring(lua_State *L);
+
+#endif

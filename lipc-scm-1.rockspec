@@ -1,0 +1,38 @@
+rockspec_format = "3.0"
+package = "lipc"
+version = "scm-1"
+source = {
+  url = "git+file:///work/main",
+}
+description = {
+  summary = "Every Linux IPC primitive as a Lua object",
+  detailed = [[
+lipc gives Lua 5.4 scripts pipes, FIFOs, POSIX and System V message queues,
+shared memory and mapped files, semaphores, process-shared mutexes and
+condition variables, sockets with descriptor passing, eventfd, signals and
+process control, each as a userdata that cleans itself up.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["lipc.core"] = {
+      sources = {
+        "csrc/codec.c", "csrc/core.c", "csrc/eventfd.c", "csrc/init.c", "csrc/mq.c",
+        "csrc/msg.c", "csrc/pipe.c", "csrc/poll.c", "csrc/proc.c", "csrc/ring.c",
+        "csrc/sem.c", "csrc/shm.c", "csrc/signal.c", "csrc/socket.c", "csrc/sync.c",
+        "csrc/system.c",
+      },
+      defines = { "_GNU_SOURCE" },
+      libraries = { "rt", "pthread", "m" },
+      incdirs = { "csrc" },
+    },
+    ["lipc"] = "lua/lipc/init.lua",
+    ["lipc.proc"] = "lua/lipc/proc.lua",
+    ["lipc.channel"] = "lua/lipc/channel.lua",
+  },
+}

@@ -1,0 +1,38 @@
+local ipc = require "lipc"
+local helper = require "spec.helper"
+
+describe("ipc core", function()
+  it("exports every errno name with the kernel's value", function()
+    assert.equal(11, ipc.errno.EAGAIN)
+    assert.equal(110, ipc.errno.ETIMEDOUT)
+    assert.equal(32, ipc.errno.EPIPE)
+    assert.equal(2, ipc.errno.ENOENT)
+  end)
+
+  it("reports kernel limits", function()
+    local l = ipc.limits()
+    assert.is_true(l.nofile > 0)
+    assert.is_true(l.pipe_buf >= 512)
+    assert.is_true(l.shm_free >= 0)
+    assert.is_number(l.mq_maxmsg)
+  end)
+
+  it("lists this process's descriptors and no children at rest", function()
+    local fds = ipc.descriptors()
+    assert.is_true(#fds >= 3)
+    assert.same({}, ipc.children())
+  end)
+
+  it("has a working leak snapshot", function()
+    local before = helper.snapshot()
+    local path = helper.path(".tmp")
+    local f = assert(io.open(path, "w"))
+    local leaks = helper.leaks(before)
+    f:close()
+    os.remove(path)
+    local text = table.concat(leaks, "\n")
+    assert.matches("fds: %d+ %-> " .. path:gsub("%p", "%%%0"), text)
+    assert.matches("tmp: " .. path:match("[^/]+$"):gsub("%p", "%%%0"), text)
+    assert.same({}, helper.leaks(before))
+  end)
+end)
