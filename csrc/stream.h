@@ -1,0 +1,38 @@
+/*
+ * stream.h - the byte-stream methods shared by every descriptor that
+ * carries a byte stream: pipe ends and FIFO ends (csrc/pipe.c, which
+ * implements them), stream sockets and received descriptors
+ * (csrc/socket.c).
+ *
+ * A class whose struct starts with lipc_stream gets read, write, lines,
+ * setnonblock, tofile and fileno by adding lipc_stream_methods to its
+ * method table (luaL_setfuncs the two arrays), and calls
+ * lipc_stream_release from its release function.
+ */
+#ifndef LIPC_STREAM_H
+#define LIPC_STREAM_H
+
+#include "core.h"
+
+enum { LIPC_STREAM_READ = 1, LIPC_STREAM_WRITE = 2 };
+
+typedef struct lipc_stream {
+  lipc_handle h;        /* h.fd is the descriptor */
+  char *buf;            /* bytes read ahead (lines), served first; malloc'd */
+  size_t off, len, cap; /* unread bytes are buf[off .. off+len) */
+  int dirs;             /* LIPC_STREAM_READ | LIPC_STREAM_WRITE */
+  int nonblock;         /* O_NONBLOCK is set on the descriptor */
+  int socket;           /* use send(MSG_NOSIGNAL) instead of write */
+} lipc_stream;
+
+/* read, write, lines, setnonblock, tofile, fileno. */
+extern const luaL_Reg lipc_stream_methods[];
+
+/* Free the read-ahead buffer and close the descriptor; 0 or errno. */
+int lipc_stream_release(lipc_stream *s);
+
+/* The open stream at idx (any class whose struct starts with lipc_stream
+ * and whose metatable was registered with lipc_stream_methods); raises. */
+lipc_stream *lipc_stream_check(lua_State *L, int idx);
+
+#endif
