@@ -43,7 +43,11 @@ typedef struct lipc_class {
   /* Set the identity fields (name=, id=, fd=) of the audit table on top
    * of the stack.  May be NULL (then fd= is set when fd >= 0). */
   void (*audit)(lua_State *L, lipc_handle *h);
+  unsigned flags;     /* LIPC_CLASS_* */
 } lipc_class;
+
+/* The struct starts with lipc_stream (csrc/stream.h). */
+#define LIPC_CLASS_STREAM 1u
 
 /* The head of every lipc userdata. */
 struct lipc_handle {

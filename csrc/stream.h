@@ -31,8 +31,8 @@ extern const luaL_Reg lipc_stream_methods[];
 /* Free the read-ahead buffer and close the descriptor; 0 or errno. */
 int lipc_stream_release(lipc_stream *s);
 
-/* The open stream at idx (any class whose struct starts with lipc_stream
- * and whose metatable was registered with lipc_stream_methods); raises. */
+/* The open stream at idx (any class with LIPC_CLASS_STREAM in its
+ * flags, whose struct starts with lipc_stream); raises otherwise. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx);
 
 #endif
