@@ -1,20 +1,89 @@
 /*
- * proc.c - processes: ipc.fork, ipc.wait, ipc.exit, ipc.getpid, ipc.getppid.
- * (ipc.spawn, ipc.exec and the lipc.process handle come next.)
+ * proc.c - processes: ipc.fork, ipc.spawn, ipc.exec, ipc.wait, ipc.exit,
+ * ipc.getpid, ipc.getppid, and the lipc.process handle.
+ *
+ * A process handle holds a pidfd (pidfd_open, close-on-exec): waits poll
+ * it (so Ctrl-C and timeouts work) and reap with waitid(P_PIDFD), which
+ * can never touch a recycled pid; kill uses pidfd_send_signal.  Every
+ * reap by lipc is remembered (a small per-process cache), so waiting
+ * again returns the same result.  ipc.exec uses vfork (the child only
+ * makes raw system calls, then execve; exec errors come back through the
+ * shared memory), with every signal, glibc's internal ones included,
+ * reset to its default and an empty signal mask: posix_spawn leaves
+ * signals 32 and 33 ignored in the child.
  */
 #include "core.h"
+#include "stream.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ipc.fork(): 0 in the child, the child's pid in the parent. */
-static int lproc_fork(lua_State *L) {
-  pid_t pid = lipc_fork();
-  if (pid < 0) return lipc_error(L, errno, "fork", NULL);
-  lua_pushinteger(L, pid);
-  return 1;
+extern char **environ;
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* ---- the reap cache ---------------------------------------------------- */
+
+#define CACHE_N 1024
+static struct { pid_t pid; int status; } cache[CACHE_N];
+static unsigned cache_next;
+static pid_t cache_owner;
+
+/* Forget the cache when this is a new process (after fork). */
+static void cache_check(void) {
+  pid_t me = getpid();
+  if (cache_owner != me) {
+    memset(cache, 0, sizeof cache);
+    cache_next = 0;
+    cache_owner = me;
+  }
+}
+
+/* Remember that pid was reaped with status. */
+static void cache_put(pid_t pid, int status) {
+  cache_check();
+  for (unsigned i = 0; i < CACHE_N; i++)
+    if (cache[i].pid == pid) { cache[i].status = status; return; }
+  cache[cache_next].pid = pid;
+  cache[cache_next].status = status;
+  cache_next = (cache_next + 1) % CACHE_N;
+}
+
+/* The cached status of pid; 0 when unknown. */
+static int cache_get(pid_t pid, int *status) {
+  cache_check();
+  for (unsigned i = 0; i < CACHE_N; i++)
+    if (cache[i].pid == pid) { *status = cache[i].status; return 1; }
+  return 0;
+}
+
+/* A new child got pid: an old entry for it is stale. */
+static void cache_drop(pid_t pid) {
+  cache_check();
+  for (unsigned i = 0; i < CACHE_N; i++)
+    if (cache[i].pid == pid) cache[i].pid = 0;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* pidfd_open(2) through syscall (glibc < 2.36 lacks the wrapper). */
+static int sys_pidfd_open(pid_t pid) {
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* pidfd_send_signal(2). */
+static int sys_pidfd_send_signal(int fd, int sig) {
+  return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
 }
 
 /* Push the outcome of a wait status: "exited", code | "signaled", signo. */
@@ -29,23 +98,82 @@ static int push_status(lua_State *L, int status) {
   return 2;
 }
 
+/* A wait status from waitid's siginfo. */
+static int status_of(const siginfo_t *si) {
+  if (si->si_code == CLD_EXITED) return (si->si_status & 0xff) << 8;
+  return si->si_status & 0x7f;  /* killed or dumped */
+}
+
+/* Reset every signal to its default and empty the mask (in a child). */
+/* Raw system calls only (safe in a vfork child): glibc's sigaction
+ * refuses its internal signals 32 and 33, and an all-zero kernel
+ * sigaction is SIG_DFL with no flags on every architecture. */
+static void reset_signals(void) {
+  unsigned long long ksa[8];
+  memset(ksa, 0, sizeof ksa);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) (void)syscall(SYS_rt_sigaction, sig, ksa, NULL, (size_t)(_NSIG / 8));
+  unsigned long long none[2] = {0, 0};
+  (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, none, NULL, (size_t)(_NSIG / 8));
+}
+
+/* ---- fork, wait, exit -------------------------------------------------- */
+
+/* ipc.fork(): 0 in the child, the child's pid in the parent. */
+static int lproc_fork(lua_State *L) {
+  pid_t pid = lipc_fork();
+  if (pid < 0) return lipc_error(L, errno, "fork", NULL);
+  if (pid > 0) cache_drop(pid);
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+/* Wait for a raw pid: 0 with *status, or an errno value. */
+static int wait_pid(pid_t pid, lipc_deadline *d, int *status) {
+  int pidfd = -1, ms = 1, err = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) { cache_put(pid, *status); break; }
+    if (r < 0) {
+      if (errno == EINTR) {
+        if (lipc_interrupted(d)) { err = EINTR; break; }
+        continue;
+      }
+      err = errno;
+      if (err == ECHILD && cache_get(pid, status)) err = 0;
+      break;
+    }
+    if (lipc_deadline_expired(d)) { err = ETIMEDOUT; break; }
+    if (pidfd < 0) pidfd = sys_pidfd_open(pid);
+    if (pidfd >= 0) {
+      err = lipc_wait_fd(d, pidfd, POLLIN);
+      if (err) break;
+    } else {
+      /* no pidfd (descriptor limit): nap, growing to 20 ms */
+      int left = lipc_deadline_ms(d);
+      struct pollfd none;
+      int n = poll(&none, 0, left >= 0 && left < ms ? left : ms);
+      if (n < 0 && errno == EINTR && lipc_interrupted(d)) { err = EINTR; break; }
+      if (ms < 20) ms *= 2;
+    }
+  }
+  if (pidfd >= 0) close(pidfd);
+  return err;
+}
+
 /* ipc.wait(pid, timeout): "exited", code | "signaled", signo | nil, "timeout". */
 static int lproc_wait(lua_State *L) {
   pid_t pid = (pid_t)lipc_checkrange(L, 1, 1, INT32_MAX);
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
-  for (;;) {
-    int status;
-    pid_t r = waitpid(pid, &status, d.forever ? 0 : WNOHANG);
-    if (r == pid) return push_status(L, status);
-    if (r < 0 && errno != EINTR) return lipc_error(L, errno, "waitpid", NULL);
-    if (r < 0 && lipc_interrupted(&d)) return lipc_error(L, EINTR, "waitpid", NULL);
-    if (r == 0) {
-      if (lipc_deadline_expired(&d)) return lipc_timeout(L);
-      struct timespec nap = {0, 1000000};  /* replaced by pidfd polling next */
-      nanosleep(&nap, NULL);
-    }
+  int status = 0;
+  int err = wait_pid(pid, &d, &status);
+  if (err) {
+    char what[32];
+    snprintf(what, sizeof what, "%ld", (long)pid);
+    return lipc_fail(L, err, "waitpid", what);
   }
+  return push_status(L, status);
 }
 
 /* ipc.exit(code): leave at once, flushing stdio but running no Lua GC. */
@@ -58,15 +186,585 @@ static int lproc_exit(lua_State *L) {
   return 0;
 }
 
+/* ipc.getpid() */
 static int lproc_getpid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
 }
 
+/* ipc.getppid() */
 static int lproc_getppid(lua_State *L) {
   lua_pushinteger(L, getppid());
   return 1;
 }
+
+/* ---- the process handle ------------------------------------------------ */
+
+typedef struct lproc {
+  lipc_handle h;     /* h.fd: the pidfd, or -1 when pidfd_open failed */
+  pid_t pid;
+  int reaped;        /* status below is valid */
+  int status;
+} lproc;
+
+static int process_release(lipc_handle *h, int remove_name);
+static void process_describe(lipc_handle *h, luaL_Buffer *b);
+static void process_audit(lua_State *L, lipc_handle *h);
+
+static const lipc_class process_class = {
+  "lipc.process", "process", sizeof(lproc), process_release, process_describe, process_audit, 0
+};
+
+/* Close the pidfd; reap the child if it already exited (never blocks,
+ * never kills), so a forgotten finished child is not left a zombie. */
+static int process_release(lipc_handle *h, int remove_name) {
+  (void)remove_name;
+  lproc *p = (lproc *)h;
+  if (!p->reaped && h->fd >= 0 && h->owner == getpid()) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)h->fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+      p->reaped = 1;
+      p->status = status_of(&si);
+      cache_put(p->pid, p->status);
+    }
+  }
+  int err = 0;
+  if (h->fd >= 0 && close(h->fd) != 0 && errno != EINTR) err = errno;
+  h->fd = -1;
+  return err;
+}
+
+/* "pid=123" or "pid=123, exited 0" */
+static void process_describe(lipc_handle *h, luaL_Buffer *b) {
+  lproc *p = (lproc *)h;
+  char tmp[64];
+  if (!p->reaped) snprintf(tmp, sizeof tmp, "pid=%ld", (long)p->pid);
+  else if (WIFEXITED(p->status)) snprintf(tmp, sizeof tmp, "pid=%ld, exited %d", (long)p->pid, WEXITSTATUS(p->status));
+  else snprintf(tmp, sizeof tmp, "pid=%ld, signaled %d", (long)p->pid, WTERMSIG(p->status));
+  luaL_addstring(b, tmp);
+}
+
+/* audit: pid= and fd= */
+static void process_audit(lua_State *L, lipc_handle *h) {
+  lua_pushinteger(L, ((lproc *)h)->pid);
+  lua_setfield(L, -2, "pid");
+  if (h->fd >= 0) {
+    lua_pushinteger(L, h->fd);
+    lua_setfield(L, -2, "fd");
+  }
+}
+
+/* Push a new closed process handle with its field table as user value. */
+static lproc *process_new(lua_State *L) {
+  lproc *p = lipc_new(L, &process_class, 1);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  return p;
+}
+
+/* Put a started child in p (the handle at idx): pidfd, pid field. */
+static void process_start(lua_State *L, int idx, lproc *p, pid_t pid) {
+  cache_drop(pid);
+  p->pid = pid;
+  /* the child is ours and unreaped, so its pid cannot be recycled yet */
+  p->h.fd = sys_pidfd_open(pid);
+  p->h.open = 1;
+  lua_getiuservalue(L, idx, 1);
+  lua_pushinteger(L, pid);
+  lua_setfield(L, -2, "pid");
+  lua_pop(L, 1);
+}
+
+/* Wait for a process handle: 0 with p->status set, or an errno value. */
+static int process_wait(lproc *p, lipc_deadline *d) {
+  if (p->reaped) return 0;
+  if (p->h.fd < 0) {
+    int err = wait_pid(p->pid, d, &p->status);
+    if (err == 0) p->reaped = 1;
+    return err;
+  }
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)p->h.fd, &si, WEXITED | WNOHANG) == 0) {
+      if (si.si_pid != 0) {
+        p->reaped = 1;
+        p->status = status_of(&si);
+        cache_put(p->pid, p->status);
+        return 0;
+      }
+    } else if (errno == EINTR) {
+      if (lipc_interrupted(d)) return EINTR;
+      continue;
+    } else {
+      int err = errno;
+      /* reaped through ipc.wait(pid): the cache has it */
+      if (err == ECHILD && cache_get(p->pid, &p->status)) { p->reaped = 1; return 0; }
+      return err;
+    }
+    int err = lipc_wait_fd(d, p->h.fd, POLLIN);
+    if (err) return err;
+  }
+}
+
+/* p:wait(timeout) -> "exited", code | "signaled", signo | nil, "timeout" */
+static int lprocess_wait(lua_State *L) {
+  lproc *p = lipc_check(L, 1, &process_class);
+  lipc_deadline d;
+  lipc_deadline_init(L, 2, &d);
+  int err = process_wait(p, &d);
+  if (err) {
+    char what[32];
+    snprintf(what, sizeof what, "%ld", (long)p->pid);
+    return lipc_fail(L, err, "wait", what);
+  }
+  return push_status(L, p->status);
+}
+
+/* p:kill([sig]) -> true; never signals a recycled pid. */
+static int lprocess_kill(lua_State *L) {
+  lproc *p = lipc_check(L, 1, &process_class);
+  int sig = lua_isnoneornil(L, 2) ? SIGTERM : lipc_checksignal(L, 2);
+  char what[32];
+  snprintf(what, sizeof what, "%ld", (long)p->pid);
+  if (p->reaped) return lipc_error(L, ESRCH, "kill", what);
+  int rc = p->h.fd >= 0 ? sys_pidfd_send_signal(p->h.fd, sig) : kill(p->pid, sig);
+  if (rc != 0) return lipc_error(L, errno, "kill", what);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* p:fileno() -> the pidfd (readable once the process has exited). */
+static int lprocess_fileno(lua_State *L) {
+  lproc *p = lipc_check(L, 1, &process_class);
+  if (p->h.fd < 0) return luaL_error(L, "lipc.process has no pidfd (pidfd_open failed)");
+  lua_pushinteger(L, p->h.fd);
+  return 1;
+}
+
+/* p:status() -> nil while running (without reaping it) or the same as wait. */
+static int lprocess_poll(lua_State *L) {
+  lproc *p = lipc_check(L, 1, &process_class);
+  lipc_deadline d;
+  lipc_deadline_secs(L, 0, &d);
+  int err = process_wait(p, &d);
+  if (err == ETIMEDOUT) { lua_pushnil(L); return 1; }
+  if (err) return lipc_error(L, err, "wait", NULL);
+  return push_status(L, p->status);
+}
+
+/* __index: methods first, then the fields (pid, stdin, stdout, stderr). */
+static int lprocess_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  luaL_checkudata(L, 1, process_class.name);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+/* ---- spawn ------------------------------------------------------------- */
+
+/* Message handler of the spawned function: the traceback. */
+static int spawn_msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* In the child: run the function at 2 with args 3..top and exit. */
+static void spawn_child(lua_State *L, int nargs) {
+  reset_signals();
+  cache_check();
+  lua_pushcfunction(L, spawn_msgh);
+  lua_insert(L, 2);                       /* msgh, fn, args... */
+  int code = 0;
+  if (lua_pcall(L, nargs, 1, 2) != LUA_OK) {
+    fprintf(stderr, "lipc.spawn: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    code = 1;
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    code = isint ? (int)(v & 0xff) : 1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    code = lua_toboolean(L, -1) ? 0 : 1;
+  }
+  fflush(NULL);
+  _exit(code);
+}
+
+/* ipc.spawn(fn, ...) -> a lipc.process running fn(...) in a child. */
+static int lproc_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  lproc *p = process_new(L);
+  int pidx = lua_gettop(L);
+  pid_t pid = lipc_fork();
+  if (pid < 0) return lipc_error(L, errno, "fork", NULL);
+  if (pid == 0) {
+    lua_settop(L, pidx - 1);              /* fn, args... */
+    lua_pushnil(L);
+    lua_insert(L, 1);                     /* placeholder at 1: fn at 2 */
+    spawn_child(L, nargs);
+  }
+  process_start(L, pidx, p, pid);
+  return 1;
+}
+
+/* ---- exec -------------------------------------------------------------- */
+
+enum { IO_INHERIT, IO_NULL, IO_PIPE, IO_FD };
+
+static const char *const STDIO_KEYS[3] = {"stdin", "stdout", "stderr"};
+
+typedef struct exec_io {
+  int kind;
+  int fd;          /* IO_FD: the source descriptor (possibly a temp dup) */
+  int tmp;         /* fd is our temporary duplicate: close after spawn */
+  int child_end;   /* IO_PIPE: the child's end */
+} exec_io;
+
+/* Read the stdio option key of the table at 1 into io (no resources). */
+static void check_stdio(lua_State *L, int i, exec_io *io) {
+  int t = lua_getfield(L, 1, STDIO_KEYS[i]);
+  io->kind = IO_INHERIT;
+  io->fd = io->child_end = -1;
+  io->tmp = 0;
+  if (t == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    if (strcmp(s, "pipe") == 0) io->kind = IO_PIPE;
+    else if (strcmp(s, "null") == 0) io->kind = IO_NULL;
+    else if (strcmp(s, "inherit") == 0) io->kind = IO_INHERIT;
+    else luaL_error(L, "bad option '%s' (\"pipe\", \"null\", \"inherit\" or a lipc object expected, got \"%s\")",
+                    STDIO_KEYS[i], s);
+  } else if (t != LUA_TNIL) {
+    lipc_handle *h = lipc_toany(L, -1);
+    if (h == NULL && t == LUA_TNUMBER) {
+      int isint = 0;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (!isint || v < 0 || v > INT_MAX)
+        luaL_error(L, "bad option '%s' (descriptor out of range)", STDIO_KEYS[i]);
+      io->fd = (int)v;
+    } else if (h == NULL) {
+      luaL_error(L, "bad option '%s' (\"pipe\", \"null\", \"inherit\" or a lipc object expected, got %s)",
+                 STDIO_KEYS[i], luaL_typename(L, -1));
+    } else {
+      if (!h->open) lipc_closed_error(L, h->cls);
+      if (h->fd < 0) luaL_error(L, "bad option '%s' (%s has no descriptor)", STDIO_KEYS[i], h->cls->name);
+      io->fd = h->fd;
+    }
+    io->kind = IO_FD;
+  }
+  lua_pop(L, 1);
+}
+
+/* Check the exec table at 1: argv strings 1..n, known keys only; returns n. */
+static int check_exec_table(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n >= 1, 1, "program name expected at [1]");
+  luaL_argcheck(L, n < 100000, 1, "too many arguments");
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      int isint = 0;
+      lua_Integer k = lua_tointegerx(L, -1, &isint);
+      if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "argv must be a sequence 1..n");
+      continue;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "unknown option key");
+    const char *k = lua_tostring(L, -1);
+    if (strcmp(k, "stdin") && strcmp(k, "stdout") && strcmp(k, "stderr") && strcmp(k, "env") &&
+        strcmp(k, "cwd"))
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", k));
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, 1, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      luaL_argerror(L, 1, lua_pushfstring(L, "argv[%I] must be a string (got %s)", i, luaL_typename(L, -1)));
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (memchr(s, '\0', len)) luaL_argerror(L, 1, lua_pushfstring(L, "argv[%I] contains a NUL byte", i));
+    if (i == 1 && len == 0) luaL_argerror(L, 1, "empty program name");
+    lua_pop(L, 1);
+  }
+  return (int)n;
+}
+
+/* Build the environment array at the top of the stack (a userdata holding
+ * char*[]; strings anchored in the table pushed below it).  Returns it,
+ * or NULL when env is absent (inherit environ). */
+static char **build_env(lua_State *L) {
+  int t = lua_getfield(L, 1, "env");
+  if (t == LUA_TNIL) { lua_pop(L, 1); return NULL; }
+  if (t != LUA_TTABLE) luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, -1));
+  int envt = lua_gettop(L);
+  /* check the map first */
+  size_t extra = 0;
+  lua_pushnil(L);
+  while (lua_next(L, envt)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "bad option 'env' (keys must be strings)");
+    size_t kl;
+    const char *k = lua_tolstring(L, -2, &kl);
+    if (kl == 0 || memchr(k, '=', kl) || memchr(k, '\0', kl))
+      luaL_error(L, "bad option 'env' (invalid variable name '%s')", k);
+    int vt = lua_type(L, -1);
+    if (vt == LUA_TSTRING || vt == LUA_TNUMBER) {
+      extra++;
+    } else if (!(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+      luaL_error(L, "bad option 'env' (value of '%s' must be a string or false)", k);
+    }
+    lua_pop(L, 1);
+  }
+  size_t n = 0;
+  while (environ && environ[n]) n++;
+  lua_newtable(L);                          /* anchor for new strings */
+  int anchor = lua_gettop(L);
+  char **envp = lua_newuserdatauv(L, (n + extra + 1) * sizeof(char *), 0);
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *e = environ[i];
+    const char *eq = strchr(e, '=');
+    size_t kl = eq ? (size_t)(eq - e) : strlen(e);
+    lua_pushlstring(L, e, kl);
+    int kt = lua_rawget(L, envt);
+    lua_pop(L, 1);
+    if (kt == LUA_TNIL) envp[m++] = (char *)e;  /* kept; environ is not changed meanwhile */
+  }
+  lua_Integer na = 0;
+  lua_pushnil(L);
+  while (lua_next(L, envt)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+      lua_pushvalue(L, -2);
+      lua_pushliteral(L, "=");
+      lua_pushvalue(L, -3);
+      lua_concat(L, 3);                     /* "K=V" (a number value converted) */
+      envp[m++] = (char *)lua_tostring(L, -1);
+      lua_rawseti(L, anchor, ++na);         /* anchored: the pointer stays valid */
+    }
+    lua_pop(L, 1);
+  }
+  envp[m] = NULL;
+  return envp;
+}
+
+/* The PATH of the environment envp (NULL: ours). */
+static const char *env_path(char **envp) {
+  if (envp == NULL) return getenv("PATH");
+  for (char **e = envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) return *e + 5;
+  return NULL;
+}
+
+/* Resolve prog along path like execvp (slash: as is).  Writes the
+ * candidate into out; returns 0 or the errno of the search. */
+static int resolve(const char *prog, const char *path, char *out, size_t outlen) {
+  if (strchr(prog, '/')) {
+    if (strlen(prog) >= outlen) return ENAMETOOLONG;
+    strcpy(out, prog);
+    return 0;
+  }
+  if (path == NULL) path = "/bin:/usr/bin";
+  int err = ENOENT;
+  const char *p = path;
+  for (;;) {
+    const char *colon = strchr(p, ':');
+    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+    if (dl + 1 + strlen(prog) + 1 <= outlen) {
+      if (dl == 0) snprintf(out, outlen, "%s", prog);
+      else snprintf(out, outlen, "%.*s/%s", (int)dl, p, prog);
+      struct stat st;
+      if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (access(out, X_OK) == 0) return 0;
+        err = EACCES;
+      }
+    }
+    if (!colon) break;
+    p = colon + 1;
+  }
+  return err;
+}
+
+/* What the vfork child does: all prepared by the parent. */
+typedef struct exec_plan {
+  const char *path;
+  char **argv, **envp;
+  int kind[3], src[3];
+  int dirfd;
+  volatile int err;   /* set by the child when exec fails (shared memory) */
+} exec_plan;
+
+/* In the vfork child: signals, stdio, cwd, execve; never returns. */
+static __attribute__((noinline, noreturn)) void exec_child(exec_plan *pl) {
+  reset_signals();
+  for (int i = 0; i < 3; i++) {
+    int rc = 0;
+    if (pl->kind[i] == IO_PIPE || pl->kind[i] == IO_FD) {
+      if (pl->src[i] == i) rc = fcntl(i, F_SETFD, 0);  /* keep it across exec */
+      else rc = dup2(pl->src[i], i);
+    } else if (pl->kind[i] == IO_NULL) {
+      int fd = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+      if (fd < 0) rc = -1;
+      else if (fd != i) { rc = dup2(fd, i); close(fd); }
+    }
+    if (rc < 0) { pl->err = errno; _exit(127); }
+  }
+  if (pl->dirfd >= 0 && fchdir(pl->dirfd) != 0) { pl->err = errno; _exit(127); }
+  execve(pl->path, pl->argv, pl->envp);
+  pl->err = errno ? errno : ENOEXEC;
+  _exit(127);
+}
+
+/* Start the plan with vfork, every signal blocked meanwhile (no handler
+ * may run on the child's borrowed stack).  0 and *pid, or an errno. */
+static int run_plan(exec_plan *pl, pid_t *pid) {
+  unsigned long long all[2] = {~0ULL, ~0ULL}, old[2] = {0, 0};
+  size_t ss = (size_t)(_NSIG / 8);
+  pl->err = 0;
+  (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, all, old, ss);
+  pid_t p = vfork();
+  if (p == 0) exec_child(pl);
+  int err = p < 0 ? errno : 0;
+  (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, ss);
+  if (err) return err;
+  if (pl->err) {
+    /* the child has already exited: reap it */
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+    return pl->err;
+  }
+  *pid = p;
+  return 0;
+}
+
+/* Close the parent's temporaries of the stdio setup. */
+static void close_ios(exec_io *io, int dirfd) {
+  for (int i = 0; i < 3; i++) {
+    if (io[i].tmp && io[i].fd >= 0) close(io[i].fd);
+    if (io[i].child_end >= 0) close(io[i].child_end);
+    io[i].fd = io[i].child_end = -1;
+    io[i].tmp = 0;
+  }
+  if (dirfd >= 0) close(dirfd);
+}
+
+/* ipc.exec{prog, args..., stdin=, stdout=, stderr=, env=, cwd=} -> lipc.process */
+static int lproc_exec(lua_State *L) {
+  int argc = check_exec_table(L);
+  exec_io io[3];
+  for (int i = 0; i < 3; i++) check_stdio(L, i, &io[i]);
+  const char *cwd = NULL;
+  if (lua_getfield(L, 1, "cwd") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad option 'cwd' (string expected, got %s)", luaL_typename(L, -1));
+    size_t cl;
+    cwd = lua_tolstring(L, -1, &cl);
+    if (cl == 0 || memchr(cwd, '\0', cl)) luaL_error(L, "bad option 'cwd' (invalid path)");
+  }
+  lua_pop(L, 1);  /* the string stays alive in the table */
+  char **envp = build_env(L);
+  lua_newtable(L);                          /* anchor for converted numbers */
+  int anchor = lua_gettop(L);
+  char **argv = lua_newuserdatauv(L, ((size_t)argc + 1) * sizeof(char *), 0);
+  for (int i = 1; i <= argc; i++) {
+    lua_rawgeti(L, 1, i);
+    argv[i - 1] = (char *)lua_tostring(L, -1);  /* a number is converted on the stack copy */
+    lua_rawseti(L, anchor, i);
+  }
+  argv[argc] = NULL;
+  /* handles first, resources second */
+  lproc *p = process_new(L);
+  int pidx = lua_gettop(L);
+  lipc_stream *ends[3] = {NULL, NULL, NULL};
+  int eidx[3] = {0, 0, 0};
+  for (int i = 0; i < 3; i++)
+    if (io[i].kind == IO_PIPE) { ends[i] = lipc_pipe_new(L); eidx[i] = lua_gettop(L); }
+  char prog[PATH_MAX];
+  int err = resolve(argv[0], env_path(envp), prog, sizeof prog);
+  if (err) return lipc_error(L, err, "exec", argv[0]);
+  int dirfd = -1;
+  if (cwd) {
+    dirfd = open(cwd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) return lipc_error(L, errno, "chdir", cwd);
+  }
+  for (int i = 0; i < 3; i++) {
+    if (io[i].kind == IO_PIPE) {
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) != 0) {
+        err = errno;
+        close_ios(io, dirfd);
+        return lipc_error(L, err, "pipe", NULL);
+      }
+      int mine = i == 0 ? fds[1] : fds[0];
+      io[i].child_end = i == 0 ? fds[0] : fds[1];
+      if (io[i].child_end < 3) {
+        /* a low end could be overwritten by an earlier dup2: move it up */
+        int fd = fcntl(io[i].child_end, F_DUPFD_CLOEXEC, 3);
+        int e2 = errno;
+        close(io[i].child_end);
+        io[i].child_end = fd;
+        if (fd < 0) {
+          close(mine);
+          close_ios(io, dirfd);
+          return lipc_error(L, e2, "dup", NULL);
+        }
+      }
+      lipc_pipe_set(ends[i], mine, i == 0 ? LIPC_STREAM_WRITE : LIPC_STREAM_READ);
+    } else if (io[i].kind == IO_FD && io[i].fd < 3 && io[i].fd != i) {
+      /* a low source could be overwritten by an earlier dup2: move it up */
+      int fd = fcntl(io[i].fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) {
+        err = errno;
+        close_ios(io, dirfd);
+        return lipc_error(L, err, "dup", STDIO_KEYS[i]);
+      }
+      io[i].fd = fd;
+      io[i].tmp = 1;
+    }
+  }
+  exec_plan plan;
+  plan.path = prog;
+  plan.argv = argv;
+  plan.envp = envp ? envp : environ;
+  plan.dirfd = dirfd;
+  for (int i = 0; i < 3; i++) {
+    plan.kind[i] = io[i].kind;
+    plan.src[i] = io[i].kind == IO_PIPE ? io[i].child_end : io[i].fd;
+  }
+  pid_t pid = -1;
+  err = run_plan(&plan, &pid);
+  close_ios(io, dirfd);
+  if (err) {
+    for (int i = 0; i < 3; i++)
+      if (ends[i]) lipc_release(&ends[i]->h);
+    return lipc_error(L, err, "exec", argv[0]);
+  }
+  process_start(L, pidx, p, pid);
+  lua_getiuservalue(L, pidx, 1);
+  for (int i = 0; i < 3; i++) {
+    if (ends[i]) {
+      lua_pushvalue(L, eidx[i]);
+      lua_setfield(L, -2, STDIO_KEYS[i]);
+    }
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, pidx);
+  return 1;
+}
+
+static const luaL_Reg process_methods[] = {
+  {"wait", lprocess_wait},
+  {"kill", lprocess_kill},
+  {"fileno", lprocess_fileno},
+  {"status", lprocess_poll},
+  {NULL, NULL}
+};
 
 static const luaL_Reg funcs[] = {
   {"fork", lproc_fork},
@@ -74,9 +772,22 @@ static const luaL_Reg funcs[] = {
   {"exit", lproc_exit},
   {"getpid", lproc_getpid},
   {"getppid", lproc_getppid},
+  {"spawn", lproc_spawn},
+  {"exec", lproc_exec},
   {NULL, NULL}
 };
 
 void lipc_open_proc(lua_State *L) {
+  lipc_register(L, &process_class, process_methods);
+  /* replace __index with one that also serves the fields */
+  luaL_getmetatable(L, process_class.name);
+  lua_getfield(L, -1, "__index");
+  if (lua_istable(L, -1)) {
+    lua_pushcclosure(L, lprocess_index, 1);
+    lua_setfield(L, -2, "__index");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
 }

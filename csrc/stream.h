@@ -20,7 +20,7 @@ typedef struct lipc_stream {
   lipc_handle h;        /* h.fd is the descriptor */
   char *buf;            /* bytes read ahead (lines), served first; malloc'd */
   size_t off, len, cap; /* unread bytes are buf[off .. off+len) */
-  int dirs;             /* LIPC_STREAM_READ | LIPC_STREAM_WRITE */
+  int dirs;             /* LIPC_STREAM_READ | LIPC_STREAM_WRITE (0: both) */
   int nonblock;         /* O_NONBLOCK is set on the descriptor */
   int socket;           /* use send(MSG_NOSIGNAL) instead of write */
 } lipc_stream;
@@ -34,5 +34,12 @@ int lipc_stream_release(lipc_stream *s);
 /* The open stream at idx (any class with LIPC_CLASS_STREAM in its
  * flags, whose struct starts with lipc_stream); raises otherwise. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx);
+
+/* Push a new closed lipc.pipe userdata (csrc/pipe.c); put a descriptor
+ * in it with lipc_pipe_set once it exists. */
+lipc_stream *lipc_pipe_new(lua_State *L);
+/* Hand fd (owned from now on) to the pipe end s made by lipc_pipe_new,
+ * with its directions; marks it open. */
+void lipc_pipe_set(lipc_stream *s, int fd, int dirs);
 
 #endif
