@@ -1,8 +1,199 @@
 /*
- * eventfd.c - not yet written.
+ * eventfd.c - ipc.eventfd: a 64-bit kernel counter behind a descriptor
+ * (eventfd(2)), in counter or semaphore mode.
+ *
+ * The descriptor is EFD_CLOEXEC and blocking, as a C program expects
+ * (EFD_NONBLOCK with the nonblock option).  A call without a timeout
+ * blocks in read(2)/write(2) itself - one system call, as fast as C; an
+ * EINTR from Ctrl-C returns to Lua (lipc_interrupted), other EINTRs retry.
+ * A call with a timeout never blocks in read/write: it reads with
+ * preadv2(RWF_NOWAIT) (or with O_NONBLOCK set for the duration of the call
+ * where the kernel lacks that) and waits with ppoll on the remaining time,
+ * so a value taken by another process between the wake-up and the read
+ * cannot hold the call past its deadline.  EAGAIN is handled everywhere,
+ * whoever set O_NONBLOCK on the shared file description.
  */
 #include "core.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+typedef struct levent {
+  lipc_handle h;
+  int semaphore;   /* EFD_SEMAPHORE: take returns 1 */
+  int nonblock;    /* calls without a timeout try once */
+} levent;
+
+/* __tostring identity: "fd=5, semaphore" or "fd=5, counter". */
+static void levent_describe(lipc_handle *h, luaL_Buffer *b) {
+  char tmp[48];
+  snprintf(tmp, sizeof tmp, "fd=%d, %s", h->fd, ((levent *)h)->semaphore ? "semaphore" : "counter");
+  luaL_addstring(b, tmp);
+}
+
+static const lipc_class EVENTFD = {
+  .name = "lipc.eventfd", .kind = "eventfd", .size = sizeof(levent),
+  .describe = levent_describe,
+};
+
+/* The open eventfd at 1, for the hot methods bound with the metatable as
+ * upvalue 1: one pointer comparison instead of a lookup by name. */
+static levent *levent_fastcheck(lua_State *L) {
+  levent *e = lua_touserdata(L, 1);
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) {
+      if (!e->h.open) lipc_closed_error(L, &EVENTFD);
+      return e;
+    }
+  }
+  return lipc_check(L, 1, &EVENTFD);
+}
+
+/* Start the deadline of a call: the timeout at idx, or "try once" when
+ * the object is nonblocking and no timeout was given. */
+static void levent_deadline(lua_State *L, levent *e, int idx, lipc_deadline *d) {
+  if (e->nonblock && lua_isnoneornil(L, idx)) lipc_deadline_secs(L, 0, d);
+  else lipc_deadline_init(L, idx, d);
+}
+
+/* An unsigned 64-bit amount at idx in 1..0xfffffffffffffffe: a positive
+ * integer, a hex literal above math.maxinteger (a negative Lua integer
+ * other than -1), or a float with an exact integer value. */
+static uint64_t levent_checkamount(lua_State *L, int idx) {
+  int isnum = 0;
+  lua_Integer i = lua_tointegerx(L, idx, &isnum);
+  if (isnum) {
+    luaL_argcheck(L, i != 0 && i != -1, idx,
+                  "out of range (1 to 0xfffffffffffffffe)");
+    return (uint64_t)i;
+  }
+  if (lua_type(L, idx) != LUA_TNUMBER) luaL_typeerror(L, idx, "integer");
+  double f = lua_tonumber(L, idx);
+  /* floats between 2^63 and 2^64 are exact integers; 2^64 - 1 is not a float */
+  if (f >= 9223372036854775808.0 && f < 18446744073709551616.0) return (uint64_t)f;
+  if (floor(f) != f || isnan(f)) luaL_argerror(L, idx, "number has no integer representation");
+  return (uint64_t)luaL_argerror(L, idx, "out of range (1 to 0xfffffffffffffffe)");
+}
+
+/* ipc.eventfd([initval [, {semaphore=, nonblock=}]]): a new counter. */
+static int levent_new(lua_State *L) {
+  static const char *const opts[] = {"semaphore", "nonblock", NULL};
+  unsigned int init = (unsigned int)lipc_optrange(L, 1, 0, 0, UINT32_MAX);
+  lipc_checkoptions(L, 2, opts);
+  int sem = lipc_optbool(L, 2, "semaphore", 0);
+  int nb = lipc_optbool(L, 2, "nonblock", 0);
+  levent *e = lipc_new(L, &EVENTFD, 0);
+  e->semaphore = sem;
+  e->nonblock = nb;
+  int fd = eventfd(init, EFD_CLOEXEC | (nb ? EFD_NONBLOCK : 0) | (sem ? EFD_SEMAPHORE : 0));
+  if (fd < 0) return lipc_error(L, errno, "eventfd", NULL);
+  e->h.fd = fd;
+  e->h.open = 1;
+  return 1;
+}
+
+/* 0 while preadv2(RWF_NOWAIT) works on eventfds; 1 once it did not. */
+static int no_rwf_nowait;
+
+/* One read or write of the 8-byte value that never blocks: 8, or -1 with
+ * errno (EAGAIN when it would block).  Leaves O_NONBLOCK as it found it. */
+static ssize_t levent_nowait(int fd, uint64_t *v, int wr) {
+  if (!wr && !no_rwf_nowait) {
+    struct iovec io = { v, sizeof *v };
+    ssize_t r = preadv2(fd, &io, 1, -1, RWF_NOWAIT);
+    if (r >= 0 || (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)) return r;
+    no_rwf_nowait = 1;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+  ssize_t r = wr ? write(fd, v, sizeof *v) : read(fd, v, sizeof *v);
+  int err = errno;
+  if (!(fl & O_NONBLOCK)) (void)fcntl(fd, F_SETFL, fl);
+  errno = err;
+  return r;
+}
+
+/* Read (wr = 0) or write the value, blocking forever or until the deadline;
+ * 0 or an errno value (ETIMEDOUT, EINTR when interrupted). */
+static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
+  for (;;) {
+    ssize_t r;
+    if (d->forever) r = wr ? write(e->h.fd, v, sizeof *v) : read(e->h.fd, v, sizeof *v);
+    else r = levent_nowait(e->h.fd, v, wr);
+    if (r == (ssize_t)sizeof *v) return 0;
+    int err = r < 0 ? errno : EIO;
+    if (err == EINTR) {
+      if (lipc_interrupted(d)) return EINTR;
+      continue;
+    }
+    if (err != EAGAIN) return err;
+    err = lipc_wait_fd(d, e->h.fd, wr ? POLLOUT : POLLIN);
+    if (err != 0) return err;
+  }
+}
+
+/* e:add([n=1 [, timeout]]): add n to the counter; waits while it would
+ * overflow (above 0xfffffffffffffffe).  true | nil, "timeout". */
+static int levent_add(lua_State *L) {
+  levent *e = levent_fastcheck(L);
+  uint64_t n = lua_isnoneornil(L, 2) ? 1 : levent_checkamount(L, 2);
+  lipc_deadline d;
+  levent_deadline(L, e, 3, &d);
+  int err = levent_io(e, &d, &n, 1);
+  if (err != 0) return lipc_fail(L, err, "eventfd write", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* e:take([timeout]): wait for a nonzero counter; returns its value and
+ * resets it to 0 (semaphore mode: returns 1 and decrements it).  Values
+ * above math.maxinteger come back as negative integers (two's
+ * complement, compare with math.ult). */
+static int levent_take(lua_State *L) {
+  levent *e = levent_fastcheck(L);
+  lipc_deadline d;
+  levent_deadline(L, e, 2, &d);
+  uint64_t v = 0;
+  int err = levent_io(e, &d, &v, 0);
+  if (err != 0) return lipc_fail(L, err, "eventfd read", NULL);
+  lua_pushinteger(L, (lua_Integer)v);
+  return 1;
+}
+
+/* e:semaphore(): true when created in semaphore mode. */
+static int levent_issemaphore(lua_State *L) {
+  levent *e = lipc_check(L, 1, &EVENTFD);
+  lua_pushboolean(L, e->semaphore);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"issemaphore", levent_issemaphore},
+  {"fileno", lipc_m_fileno},
+  {NULL, NULL}
+};
+
+/* Register lipc.eventfd and ipc.eventfd. */
 void lipc_open_eventfd(lua_State *L) {
-  (void)L;
+  lipc_register(L, &EVENTFD, methods);
+  /* add and take get the metatable as upvalue (levent_fastcheck) */
+  luaL_getmetatable(L, EVENTFD.name);
+  lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, levent_add, 1);
+  lua_setfield(L, -2, "add");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, levent_take, 1);
+  lua_setfield(L, -2, "take");
+  lua_pop(L, 2);
+  lua_pushcfunction(L, levent_new);
+  lua_setfield(L, -2, "eventfd");
 }

@@ -1,8 +1,326 @@
 /*
- * mq.c - not yet written.
+ * mq.c - POSIX message queues (mq_overview(7)): ipc.mq.open, ipc.mq.unlink
+ * and the lipc.mq handle (send, receive, attr, setnonblock, unlink, name,
+ * fileno).  On Linux an mqd_t is a descriptor, so h.fd holds it and the
+ * queue can be polled.
  */
 #include "core.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The kernel's hard ceilings for privileged (CAP_SYS_RESOURCE) callers. */
+#define MQ_HARD_MSGMAX 65536L
+#define MQ_HARD_MSGSIZEMAX (16L * 1024 * 1024)
+
+typedef struct lmq {
+  lipc_handle h;
+  long msgsize;          /* mq_msgsize, fixed when the queue was created */
+  char *buf;             /* receive buffer of msgsize bytes (first receive) */
+  char name[NAME_MAX + 2];
+} lmq;
+
+/* Close the descriptor, unlink the name when owned, free the buffer. */
+static int mq_release(lipc_handle *h, int remove_name) {
+  lmq *q = (lmq *)h;
+  int err = 0;
+  if (h->fd >= 0 && mq_close((mqd_t)h->fd) != 0) err = errno;
+  h->fd = -1;
+  if (remove_name && mq_unlink(q->name) != 0 && errno != ENOENT && err == 0) err = errno;
+  free(q->buf);
+  q->buf = NULL;
+  return err;
+}
+
+/* "/jobs, fd=5" for __tostring. */
+static void mq_describe(lipc_handle *h, luaL_Buffer *b) {
+  char tmp[32];
+  luaL_addstring(b, ((lmq *)h)->name);
+  snprintf(tmp, sizeof tmp, ", fd=%d", h->fd);
+  luaL_addstring(b, tmp);
+}
+
+/* name= and fd= of the audit entry. */
+static void mq_audit(lua_State *L, lipc_handle *h) {
+  lua_pushstring(L, ((lmq *)h)->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, h->fd);
+  lua_setfield(L, -2, "fd");
+}
+
+static const lipc_class MQ_CLASS = {
+  "lipc.mq", "mq", sizeof(lmq), mq_release, mq_describe, mq_audit, 0
+};
+
+/* One integer from a /proc file, or def when it cannot be read. */
+static long proc_long(const char *path, long def) {
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return def;
+  long v;
+  if (fscanf(f, "%ld", &v) != 1) v = def;
+  fclose(f);
+  return v;
+}
+
+/* sysconf(_SC_MQ_PRIO_MAX): priorities are 0 .. this - 1. */
+static long prio_max(void) {
+  static long cached;
+  if (cached == 0) {
+    long v = sysconf(_SC_MQ_PRIO_MAX);
+    cached = v > 0 ? v : 32768;
+  }
+  return cached;
+}
+
+/* Push nil, a message naming the limit behind an mq_open failure, err. */
+static int open_error(lua_State *L, int err, const char *name, const struct mq_attr *attr) {
+  char extra[256] = "";
+  if (err == EINVAL && attr != NULL) {
+    long lmax = proc_long("/proc/sys/fs/mqueue/msg_max", -1);
+    long lsize = proc_long("/proc/sys/fs/mqueue/msgsize_max", -1);
+    if (attr->mq_maxmsg > lmax)
+      snprintf(extra, sizeof extra, " (maxmsg %ld exceeds the limit %ld of /proc/sys/fs/mqueue/msg_max;"
+               " with CAP_SYS_RESOURCE up to %ld)", attr->mq_maxmsg, lmax, MQ_HARD_MSGMAX);
+    else if (attr->mq_msgsize > lsize)
+      snprintf(extra, sizeof extra, " (msgsize %ld exceeds the limit %ld of /proc/sys/fs/mqueue/msgsize_max;"
+               " with CAP_SYS_RESOURCE up to %ld)", attr->mq_msgsize, lsize, MQ_HARD_MSGSIZEMAX);
+  } else if (err == EMFILE) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      snprintf(extra, sizeof extra, " (the descriptor limit, or RLIMIT_MSGQUEUE of %llu bytes for all"
+               " of this user's queues, counting maxmsg * msgsize each)", (unsigned long long)rl.rlim_cur);
+  } else if (err == ENOSPC) {
+    snprintf(extra, sizeof extra, " (the limit %ld of /proc/sys/fs/mqueue/queues_max is reached)",
+             proc_long("/proc/sys/fs/mqueue/queues_max", -1));
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "mq_open %s: %s%s", name, strerror(err), extra);
+  lua_pushinteger(L, err);
+  return 3;
+}
+
+static const char *const OPEN_OPTS[] = {
+  "create", "excl", "mode", "maxmsg", "msgsize", "persist", "nonblock", "access", NULL
+};
+
+/* ipc.mq.open([name], opts): open or create a queue; nil name = generated. */
+static int lmq_open(lua_State *L) {
+  int gen = lua_isnoneornil(L, 1);
+  const char *name = gen ? NULL : lipc_checkposixname(L, 1, NAME_MAX + 1);
+  lipc_checkoptions(L, 2, OPEN_OPTS);
+  int create = lipc_optbool(L, 2, "create", gen);
+  int excl = lipc_optbool(L, 2, "excl", 0);
+  mode_t mode = lipc_optmode(L, 2, "mode", 0600);
+  lua_Integer maxmsg = lipc_optint(L, 2, "maxmsg", 0, 1, LONG_MAX);
+  lua_Integer msgsize = lipc_optint(L, 2, "msgsize", 0, 1, LONG_MAX);
+  int persist = lipc_optbool(L, 2, "persist", 0);
+  int nonblock = lipc_optbool(L, 2, "nonblock", 0);
+  const char *access = lipc_optstring(L, 2, "access", "rw");
+  int acc;
+  if (strcmp(access, "rw") == 0) acc = O_RDWR;
+  else if (strcmp(access, "r") == 0) acc = O_RDONLY;
+  else if (strcmp(access, "w") == 0) acc = O_WRONLY;
+  else return luaL_argerror(L, 2, "option 'access' must be \"r\", \"w\" or \"rw\"");
+  if (gen && !create) return luaL_argerror(L, 2, "a generated name (no name given) needs create = true");
+  if (excl && !create) return luaL_argerror(L, 2, "option 'excl' needs create = true");
+  if ((maxmsg || msgsize) && !create)
+    return luaL_argerror(L, 2, "options 'maxmsg' and 'msgsize' need create = true");
+
+  struct mq_attr attr, *pattr = NULL;
+  if (maxmsg || msgsize) {
+    memset(&attr, 0, sizeof attr);
+    attr.mq_maxmsg = maxmsg ? (long)maxmsg : proc_long("/proc/sys/fs/mqueue/msg_default", 10);
+    attr.mq_msgsize = msgsize ? (long)msgsize : proc_long("/proc/sys/fs/mqueue/msgsize_default", 8192);
+    pattr = &attr;
+  }
+
+  lmq *q = lipc_new(L, &MQ_CLASS, 0);
+  if (gen) lipc_genname(q->name, sizeof q->name, "/", "");
+  else snprintf(q->name, sizeof q->name, "%s", name);
+  int flags = acc | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0);
+  mqd_t fd = (mqd_t)-1;
+  int created = 0, err = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    if (create) {
+      /* exclusive first: only a queue this call made is ours to unlink */
+      fd = mq_open(q->name, flags | O_CREAT | O_EXCL, mode, pattr);
+      if (fd != (mqd_t)-1) { created = 1; break; }
+      err = errno;
+      if (err == EEXIST && gen) {  /* a leftover with a reused pid: next name */
+        lipc_genname(q->name, sizeof q->name, "/", "");
+        continue;
+      }
+      if (err != EEXIST || excl) break;
+    }
+    fd = mq_open(q->name, flags);
+    if (fd != (mqd_t)-1) break;
+    err = errno;
+    if (!(create && err == ENOENT)) break;  /* removed in between: create again */
+  }
+  if (fd == (mqd_t)-1) return open_error(L, err, q->name, pattr);
+  q->h.fd = (int)fd;
+  q->h.owns = (unsigned char)created;
+  q->h.persist = (unsigned char)persist;
+  struct mq_attr now;
+  if (mq_getattr(fd, &now) != 0) {
+    err = errno;
+    q->h.open = 1;
+    (void)lipc_release(&q->h);
+    return lipc_error(L, err, "mq_getattr", q->name);
+  }
+  q->msgsize = now.mq_msgsize;
+  q->h.open = 1;
+  return 1;
+}
+
+/* q:send(msg, priority, timeout): true, or nil, "timeout" when full. */
+static int lmq_send(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  size_t len;
+  const char *msg = luaL_checklstring(L, 2, &len);
+  unsigned prio = (unsigned)lipc_optrange(L, 3, 0, 0, prio_max() - 1);
+  lipc_deadline d;
+  lipc_deadline_init(L, 4, &d);
+  if (len > (size_t)q->msgsize) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "mq_send %s: message too long (%I > msgsize %I)", q->name,
+                    (lua_Integer)len, (lua_Integer)q->msgsize);
+    lua_pushinteger(L, EMSGSIZE);
+    return 3;
+  }
+  for (;;) {
+    int rc;
+    if (d.forever) {
+      rc = mq_send((mqd_t)q->h.fd, msg, len, prio);
+    } else {
+      struct timespec ts;
+      lipc_deadline_abs(&d, CLOCK_REALTIME, &ts);
+      rc = mq_timedsend((mqd_t)q->h.fd, msg, len, prio, &ts);
+    }
+    if (rc == 0) break;
+    int err = errno;
+    if (err == EINTR && !lipc_interrupted(&d)) continue;
+    if (err == EAGAIN || err == ETIMEDOUT) return lipc_timeout(L);
+    return lipc_error(L, err, "mq_send", q->name);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* q:receive(timeout): msg, priority (highest priority first, FIFO within). */
+static int lmq_receive(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  lipc_deadline d;
+  lipc_deadline_init(L, 2, &d);
+  if (q->buf == NULL) {
+    /* one buffer per handle, reused: no allocation per message */
+    q->buf = malloc((size_t)q->msgsize);
+    if (q->buf == NULL) return lipc_error(L, ENOMEM, "mq_receive", q->name);
+  }
+  unsigned prio = 0;
+  ssize_t n;
+  for (;;) {
+    if (d.forever) {
+      n = mq_receive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio);
+    } else {
+      struct timespec ts;
+      lipc_deadline_abs(&d, CLOCK_REALTIME, &ts);
+      n = mq_timedreceive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio, &ts);
+    }
+    if (n >= 0) break;
+    int err = errno;
+    if (err == EINTR && !lipc_interrupted(&d)) continue;
+    if (err == EAGAIN || err == ETIMEDOUT) return lipc_timeout(L);
+    return lipc_error(L, err, "mq_receive", q->name);
+  }
+  lua_pushlstring(L, q->buf, (size_t)n);
+  lua_pushinteger(L, prio);
+  return 2;
+}
+
+/* q:attr(): { maxmsg=, msgsize=, curmsgs=, nonblock= }. */
+static int lmq_attr(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  struct mq_attr a;
+  if (mq_getattr((mqd_t)q->h.fd, &a) != 0) return lipc_error(L, errno, "mq_getattr", q->name);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, a.mq_maxmsg);
+  lua_setfield(L, -2, "maxmsg");
+  lua_pushinteger(L, a.mq_msgsize);
+  lua_setfield(L, -2, "msgsize");
+  lua_pushinteger(L, a.mq_curmsgs);
+  lua_setfield(L, -2, "curmsgs");
+  lua_pushboolean(L, (a.mq_flags & O_NONBLOCK) != 0);
+  lua_setfield(L, -2, "nonblock");
+  return 1;
+}
+
+/* q:setnonblock(bool): set O_NONBLOCK on this descriptor (mq_setattr). */
+static int lmq_setnonblock(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  luaL_checktype(L, 2, LUA_TBOOLEAN);
+  struct mq_attr a;
+  memset(&a, 0, sizeof a);
+  a.mq_flags = lua_toboolean(L, 2) ? O_NONBLOCK : 0;
+  if (mq_setattr((mqd_t)q->h.fd, &a, NULL) != 0) return lipc_error(L, errno, "mq_setattr", q->name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* q:unlink(): remove the name now; this handle stays usable. */
+static int lmq_unlink(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  if (mq_unlink(q->name) != 0) return lipc_error(L, errno, "mq_unlink", q->name);
+  q->h.owns = 0;  /* the name is gone: a later queue of that name is not ours */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* q:name(): the queue's name ("/jobs"). */
+static int lmq_name(lua_State *L) {
+  lmq *q = lipc_check(L, 1, &MQ_CLASS);
+  lua_pushstring(L, q->name);
+  return 1;
+}
+
+/* ipc.mq.unlink(name): remove a queue name. */
+static int lmq_unlink_name(lua_State *L) {
+  const char *name = lipc_checkposixname(L, 1, NAME_MAX + 1);
+  if (mq_unlink(name) != 0) return lipc_error(L, errno, "mq_unlink", name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"send", lmq_send},
+  {"receive", lmq_receive},
+  {"attr", lmq_attr},
+  {"setnonblock", lmq_setnonblock},
+  {"unlink", lmq_unlink},
+  {"name", lmq_name},
+  {"fileno", lipc_m_fileno},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"open", lmq_open},
+  {"unlink", lmq_unlink_name},
+  {NULL, NULL}
+};
+
+/* Register lipc.mq and fill ipc.mq. */
 void lipc_open_mq(lua_State *L) {
-  (void)L;
+  lipc_register(L, &MQ_CLASS, methods);
+  lipc_subtable(L, -1, "mq");
+  luaL_setfuncs(L, funcs, 0);
+  lua_pushinteger(L, prio_max());
+  lua_setfield(L, -2, "PRIO_MAX");
+  lua_pop(L, 1);
 }

@@ -1,8 +1,341 @@
 /*
- * msg.c - not yet written.
+ * msg.c - System V message queues (sysvipc(7)): ipc.ftok, ipc.IPC_PRIVATE,
+ * ipc.msg.get and the lipc.msg handle (send, receive, stat, remove, id, key).
+ *
+ * SysV queues have no descriptor and no timed calls.  A blocking call with
+ * no timeout is the plain msgsnd/msgrcv.  A timeout of 0 is one IPC_NOWAIT
+ * try.  A timeout > 0 polls with IPC_NOWAIT and sleeps in between, starting
+ * at 50 us and doubling up to 5 ms (capped by the deadline): bounded CPU, no
+ * signals, no threads; the cost is up to one sleep step of extra latency
+ * when the message arrives while the caller sleeps.
  */
 #include "core.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/stat.h>
+
+#define BACKOFF_FIRST_NS 50000L      /* 50 us */
+#define BACKOFF_MAX_NS 5000000L      /* 5 ms */
+#define MSG_BUF_CAP ((size_t)1 << 30)
+
+/* The msgbuf of msgsnd(2)/msgrcv(2): a long type, then the bytes. */
+typedef struct msgbuf_ {
+  long mtype;
+  char mtext[];
+} msgbuf_;
+
+typedef struct lmsg {
+  lipc_handle h;
+  int id;
+  key_t key;
+  size_t cap;            /* bytes of buf->mtext */
+  msgbuf_ *buf;          /* send/receive buffer (first use), reused */
+} lmsg;
+
+/* Remove the queue when owned (IPC_RMID), free the buffer. */
+static int msg_release(lipc_handle *h, int remove_name) {
+  lmsg *m = (lmsg *)h;
+  int err = 0;
+  if (remove_name && msgctl(m->id, IPC_RMID, NULL) != 0 && errno != EINVAL && errno != EIDRM)
+    err = errno;
+  free(m->buf);
+  m->buf = NULL;
+  m->cap = 0;
+  return err;
+}
+
+/* "id=3, key=0x41000123" (or key=private) for __tostring. */
+static void msg_describe(lipc_handle *h, luaL_Buffer *b) {
+  lmsg *m = (lmsg *)h;
+  char tmp[64];
+  if (m->key == IPC_PRIVATE) snprintf(tmp, sizeof tmp, "id=%d, key=private", m->id);
+  else snprintf(tmp, sizeof tmp, "id=%d, key=0x%08x", m->id, (unsigned)m->key);
+  luaL_addstring(b, tmp);
+}
+
+/* id= and key= of the audit entry. */
+static void msg_audit(lua_State *L, lipc_handle *h) {
+  lmsg *m = (lmsg *)h;
+  lua_pushinteger(L, m->id);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, m->key);
+  lua_setfield(L, -2, "key");
+}
+
+static const lipc_class MSG_CLASS = {
+  "lipc.msg", "msg", sizeof(lmsg), msg_release, msg_describe, msg_audit, 0
+};
+
+/* One integer from a /proc file, or def. */
+static long proc_long(const char *path, long def) {
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return def;
+  long v;
+  if (fscanf(f, "%ld", &v) != 1) v = def;
+  fclose(f);
+  return v;
+}
+
+/* msgmax (largest message), read once; fresh = 1 reads it again. */
+static size_t msgmax(int fresh) {
+  static long cached;
+  if (cached <= 0 || fresh) {
+    long v = proc_long("/proc/sys/kernel/msgmax", 8192);
+    cached = v > 0 ? v : 8192;
+  }
+  return (size_t)cached;
+}
+
+/* Make m->buf hold at least need bytes of text; 0 or ENOMEM. */
+static int reserve(lmsg *m, size_t need) {
+  if (m->buf != NULL && m->cap >= need) return 0;
+  if (need > MSG_BUF_CAP) return ENOMEM;
+  msgbuf_ *nb = realloc(m->buf, sizeof(msgbuf_) + need);
+  if (nb == NULL) return ENOMEM;
+  m->buf = nb;
+  m->cap = need;
+  return 0;
+}
+
+/* Sleep one backoff step, capped by the deadline.  0 to try again,
+ * ETIMEDOUT once the deadline has passed, EINTR on Ctrl-C. */
+static int backoff(lipc_deadline *d, long *step) {
+  struct timespec left;
+  lipc_deadline_left(d, &left);
+  if (left.tv_sec == 0 && left.tv_nsec == 0) return ETIMEDOUT;
+  struct timespec nap = {0, *step};
+  if (left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap.tv_nsec = left.tv_nsec;
+  if (nanosleep(&nap, NULL) != 0 && errno == EINTR && lipc_interrupted(d)) return EINTR;
+  *step = *step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *step * 2;
+  return 0;
+}
+
+/* "id=N" for error messages. */
+static const char *idstr(const lmsg *m, char *buf, size_t len) {
+  snprintf(buf, len, "id=%d", m->id);
+  return buf;
+}
+
+/* ipc.ftok(path, proj_id): the System V key of an existing file. */
+static int lmsg_ftok(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (memchr(path, '\0', len) != NULL) return luaL_argerror(L, 1, "path contains a NUL byte");
+  if (len == 0) return luaL_argerror(L, 1, "path is empty");
+  int proj = (int)lipc_checkrange(L, 2, 1, 255);
+  key_t key = ftok(path, proj);
+  if (key == (key_t)-1) return lipc_error(L, errno, "ftok", path);
+  lua_pushinteger(L, key);
+  return 1;
+}
+
+static const char *const GET_OPTS[] = { "create", "excl", "mode", "persist", NULL };
+
+/* ipc.msg.get([key], opts): open or create the queue of key (nil or
+ * ipc.IPC_PRIVATE: a new private queue, owned). */
+static int lmsg_get(lua_State *L) {
+  key_t key = (key_t)lipc_optrange(L, 1, IPC_PRIVATE, INT32_MIN, INT32_MAX);
+  lipc_checkoptions(L, 2, GET_OPTS);
+  int create = lipc_optbool(L, 2, "create", key == IPC_PRIVATE);
+  int excl = lipc_optbool(L, 2, "excl", 0);
+  mode_t mode = lipc_optmode(L, 2, "mode", 0600);
+  int persist = lipc_optbool(L, 2, "persist", 0);
+  if (excl && !create) return luaL_argerror(L, 2, "option 'excl' needs create = true");
+  if (mode & ~0777u) return luaL_argerror(L, 2, "option 'mode' takes permission bits only (0 to 0777)");
+
+  lmsg *m = lipc_new(L, &MSG_CLASS, 0);
+  int id = -1, created = 0, err = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    if (key == IPC_PRIVATE) {
+      id = msgget(IPC_PRIVATE, IPC_CREAT | (int)mode);
+      if (id >= 0) created = 1; else err = errno;
+      break;
+    }
+    if (create) {
+      /* exclusive first: only a queue this call made is ours to remove */
+      id = msgget(key, IPC_CREAT | IPC_EXCL | (int)mode);
+      if (id >= 0) { created = 1; break; }
+      err = errno;
+      if (err != EEXIST || excl) break;
+    }
+    id = msgget(key, 0);
+    if (id >= 0) break;
+    err = errno;
+    if (!(create && err == ENOENT)) break;  /* removed in between: create again */
+  }
+  if (id < 0) {
+    char what[48];
+    snprintf(what, sizeof what, "key=0x%08x", (unsigned)key);
+    if (err == ENOSPC) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "msgget %s: %s (the limit %d of /proc/sys/kernel/msgmni is reached)", what,
+                      strerror(err), (int)proc_long("/proc/sys/kernel/msgmni", -1));
+      lua_pushinteger(L, err);
+      return 3;
+    }
+    return lipc_error(L, err, "msgget", what);
+  }
+  m->id = id;
+  m->key = key;
+  m->h.owns = (unsigned char)created;
+  m->h.persist = (unsigned char)persist;
+  m->h.open = 1;
+  return 1;
+}
+
+/* m:send(mtype, data, timeout): true; nil, "timeout" while the queue is full. */
+static int lmsg_send(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  long mtype = (long)lipc_checkrange(L, 2, 1, LONG_MAX);
+  size_t len;
+  const char *data = luaL_checklstring(L, 3, &len);
+  lipc_deadline d;
+  lipc_deadline_init(L, 4, &d);
+  char what[32];
+  if (len > msgmax(0) && len > msgmax(1)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "msgsnd %s: message too long (%I > msgmax %I of /proc/sys/kernel/msgmax)",
+                    idstr(m, what, sizeof what), (lua_Integer)len, (lua_Integer)msgmax(0));
+    lua_pushinteger(L, EINVAL);
+    return 3;
+  }
+  int err = reserve(m, len > msgmax(0) ? len : msgmax(0));
+  if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+  m->buf->mtype = mtype;
+  memcpy(m->buf->mtext, data, len);
+  long step = BACKOFF_FIRST_NS;
+  for (;;) {
+    if (msgsnd(m->id, m->buf, len, d.forever ? 0 : IPC_NOWAIT) == 0) break;
+    err = errno;
+    if (err == EINTR) {
+      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "msgsnd", idstr(m, what, sizeof what));
+      continue;
+    }
+    if (err != EAGAIN || d.forever) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+    err = backoff(&d, &step);
+    if (err == ETIMEDOUT) return lipc_timeout(L);
+    if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* m:receive(mtype, timeout): data, mtype.  mtype 0 = the first message,
+ * > 0 = the first of that type, < 0 = the first of the lowest type <= |mtype|. */
+static int lmsg_receive(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  long mtype = (long)lipc_optrange(L, 2, 0, -LONG_MAX, LONG_MAX);
+  lipc_deadline d;
+  lipc_deadline_init(L, 3, &d);
+  char what[32];
+  int err = reserve(m, msgmax(0));
+  if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
+  long step = BACKOFF_FIRST_NS;
+  ssize_t n;
+  for (;;) {
+    n = msgrcv(m->id, m->buf, m->cap, mtype, d.forever ? 0 : IPC_NOWAIT);
+    if (n >= 0) break;
+    err = errno;
+    if (err == EINTR) {
+      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "msgrcv", idstr(m, what, sizeof what));
+      continue;
+    }
+    if (err == E2BIG) {
+      /* longer than the buffer (msgmax was raised): grow, the message
+       * stayed in the queue */
+      size_t want = msgmax(1);
+      if (want <= m->cap) want = m->cap * 2;
+      if ((err = reserve(m, want)) != 0)
+        return lipc_error(L, E2BIG, "msgrcv", idstr(m, what, sizeof what));
+      continue;
+    }
+    if (err != ENOMSG || d.forever) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
+    err = backoff(&d, &step);
+    if (err == ETIMEDOUT) return lipc_timeout(L);
+    if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
+  }
+  lua_pushlstring(L, m->buf->mtext, (size_t)n);
+  lua_pushinteger(L, m->buf->mtype);
+  return 2;
+}
+
+/* Set t[k] = v on the table on top of the stack. */
+static void setint(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* m:stat(): the msqid_ds of msgctl(IPC_STAT) as a table. */
+static int lmsg_stat(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  struct msqid_ds ds;
+  char what[32];
+  if (msgctl(m->id, IPC_STAT, &ds) != 0) return lipc_error(L, errno, "msgctl", idstr(m, what, sizeof what));
+  lua_createtable(L, 0, 13);
+  setint(L, "qnum", (lua_Integer)ds.msg_qnum);
+  setint(L, "qbytes", (lua_Integer)ds.msg_qbytes);
+  setint(L, "cbytes", (lua_Integer)ds.__msg_cbytes);
+  setint(L, "lspid", ds.msg_lspid);
+  setint(L, "lrpid", ds.msg_lrpid);
+  setint(L, "mode", ds.msg_perm.mode & 0777);
+  setint(L, "uid", ds.msg_perm.uid);
+  setint(L, "gid", ds.msg_perm.gid);
+  setint(L, "cuid", ds.msg_perm.cuid);
+  setint(L, "cgid", ds.msg_perm.cgid);
+  setint(L, "stime", (lua_Integer)ds.msg_stime);
+  setint(L, "rtime", (lua_Integer)ds.msg_rtime);
+  setint(L, "ctime", (lua_Integer)ds.msg_ctime);
+  return 1;
+}
+
+/* m:remove(): IPC_RMID now; blocked peers get EIDRM. */
+static int lmsg_remove(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  char what[32];
+  if (msgctl(m->id, IPC_RMID, NULL) != 0) return lipc_error(L, errno, "msgctl", idstr(m, what, sizeof what));
+  m->h.owns = 0;  /* gone: a later queue with the same id is not ours */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* m:id(): the queue identifier. */
+static int lmsg_id(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  lua_pushinteger(L, m->id);
+  return 1;
+}
+
+/* m:key(): the key it was opened with (0 for IPC_PRIVATE). */
+static int lmsg_key(lua_State *L) {
+  lmsg *m = lipc_check(L, 1, &MSG_CLASS);
+  lua_pushinteger(L, m->key);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"send", lmsg_send},
+  {"receive", lmsg_receive},
+  {"stat", lmsg_stat},
+  {"remove", lmsg_remove},
+  {"id", lmsg_id},
+  {"key", lmsg_key},
+  {NULL, NULL}
+};
+
+/* Register lipc.msg; fill ipc.msg, ipc.ftok and ipc.IPC_PRIVATE. */
 void lipc_open_msg(lua_State *L) {
-  (void)L;
+  lipc_register(L, &MSG_CLASS, methods);
+  lua_pushcfunction(L, lmsg_ftok);
+  lua_setfield(L, -2, "ftok");
+  lua_pushinteger(L, IPC_PRIVATE);
+  lua_setfield(L, -2, "IPC_PRIVATE");
+  lipc_subtable(L, -1, "msg");
+  lua_pushcfunction(L, lmsg_get);
+  lua_setfield(L, -2, "get");
+  lua_pop(L, 1);
 }

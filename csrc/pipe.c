@@ -123,39 +123,34 @@ static void pipe_describe(lipc_handle *h, luaL_Buffer *b) {
   luaL_addstring(b, tmp);
 }
 
-/* One read of at most n bytes; nowait makes it nonblocking for this call
- * (1 when it really was).  Returns bytes, 0 at EOF, -1 with errno. */
-static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait, int *done_nowait) {
-  *done_nowait = 0;
+/* One read of at most n bytes; nowait makes it nonblocking for this call.
+ * Returns bytes, 0 at EOF, -1 with errno, or -2 when this file cannot be
+ * read nonblocking per call (the caller polls first). */
+static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait) {
   if (s->socket) {
-    *done_nowait = nowait;
     return recv(s->h.fd, p, n, nowait ? MSG_DONTWAIT : 0);
   }
   if (nowait && !s->nonblock) {
     if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
     struct iovec v = { p, n };
     ssize_t r = preadv2(s->h.fd, &v, 1, -1, RWF_NOWAIT);
-    if (r >= 0 || errno != EOPNOTSUPP) { *done_nowait = 1; return r; }
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
     return -2;  /* this file cannot: the caller polls first */
   }
-  if (s->nonblock) *done_nowait = 1;
   return read(s->h.fd, p, n);
 }
 
 /* One write of at most n bytes without SIGPIPE, nonblocking for this
- * call when nowait (if the file supports it).  Bytes or -1 with errno. */
-static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait, int *done_nowait) {
-  *done_nowait = 0;
+ * call when nowait.  Bytes, -1 with errno, or -2 as raw_read. */
+static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
   if (s->socket) {
-    *done_nowait = nowait;
     return send(s->h.fd, p, n, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
   }
-  if (s->nonblock) *done_nowait = 1;
   if (have_nosignal) {
     struct iovec v = { (void *)p, n };
     if (nowait && !s->nonblock && have_nowait) {
       ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL | RWF_NOWAIT);
-      if (r >= 0 || errno != EOPNOTSUPP) { *done_nowait = 1; return r; }
+      if (r >= 0 || errno != EOPNOTSUPP) return r;
       return -2;  /* this file cannot: the caller polls first */
     }
   }
@@ -172,15 +167,17 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait, in
  * returns 0 or an errno value (ETIMEDOUT, EINTR, EAGAIN...). */
 static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size_t *got) {
   int nowait = !d->forever;
+  int spins = 0;  /* ready by poll yet EAGAIN: a competing reader, or a file type
+                   * where RWF_NOWAIT never succeeds (then read plainly) */
   for (;;) {
-    int was_nowait;
-    ssize_t r = raw_read(s, p, n, nowait, &was_nowait);
+    if (nowait && spins > 100 && !s->nonblock && !s->socket) nowait = 0;
+    ssize_t r = raw_read(s, p, n, nowait);
     if (r >= 0) { *got = (size_t)r; return 0; }
     if (r == -2) {
       /* no per-call nonblocking read for this file: poll, then read */
       int w = lipc_wait_fd(d, s->h.fd, POLLIN);
       if (w) return w;
-      r = raw_read(s, p, n, 0, &was_nowait);
+      r = raw_read(s, p, n, 0);
       if (r >= 0) { *got = (size_t)r; return 0; }
     }
     int err = errno;
@@ -191,6 +188,7 @@ static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size
     if ((err == EAGAIN || err == EWOULDBLOCK) && !d->forever) {
       int w = lipc_wait_fd(d, s->h.fd, POLLIN);
       if (w) return w;
+      spins++;
       continue;
     }
     if (err == EWOULDBLOCK) err = EAGAIN;
@@ -198,20 +196,18 @@ static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size
   }
 }
 
-
 /* Write all of p (blocking), or what fits (nonblocking).  Sets *put;
  * returns 0 or an errno value. */
 static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *d, size_t *put) {
   size_t done = 0;
   int nowait = !d->forever;
   while (done < n || n == 0) {
-    int was_nowait;
-    ssize_t r = raw_write(s, p + done, n - done, nowait, &was_nowait);
+    ssize_t r = raw_write(s, p + done, n - done, nowait);
     if (r == -2) {
       /* no per-call nonblocking write for this file: poll, then write */
       int w = lipc_wait_fd(d, s->h.fd, POLLOUT);
       if (w) { *put = done; return done ? 0 : w; }
-      r = raw_write(s, p + done, n - done, 0, &was_nowait);
+      r = raw_write(s, p + done, n - done, 0);
     }
     if (r >= 0) {
       done += (size_t)r;

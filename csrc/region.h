@@ -12,6 +12,8 @@
 
 #include "core.h"
 
+#include <limits.h>
+
 enum { LIPC_REGION_POSIX = 1, LIPC_REGION_ANON, LIPC_REGION_SYSV, LIPC_REGION_FILE };
 
 typedef struct lipc_region {
@@ -22,7 +24,7 @@ typedef struct lipc_region {
   int users;                /* live objects placed in the mapping */
   int shmid;                /* System V id, or -1 */
   int writable;
-  char name[256];           /* POSIX name or file path ("" for anonymous) */
+  char name[PATH_MAX];      /* POSIX name or file path ("" for anonymous) */
 } lipc_region;
 
 extern const lipc_class lipc_region_class;
@@ -34,6 +36,10 @@ lipc_region *lipc_region_check(lua_State *L, int idx);
  * multiple of align. */
 void *lipc_region_at(lua_State *L, int ridx, int oidx, size_t len, size_t align,
                      lipc_region **out);
+/* The same for an object that will be written (sem_t, mutex, cond...):
+ * also raises when the region is mapped read-only. */
+void *lipc_region_at_rw(lua_State *L, int ridx, int oidx, size_t len, size_t align,
+                        lipc_region **out);
 /* Count one more object living inside r. */
 void lipc_region_retain(lipc_region *r);
 /* One object inside r is gone; unmaps when r is closed and none remain. */

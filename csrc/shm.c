@@ -1,8 +1,635 @@
 /*
- * shm.c - not yet written.
+ * shm.c - the lipc.region type: POSIX shared memory (shm_open), anonymous
+ * shared mappings, System V segments (shmget/shmat) and mapped files, with
+ * bounds-checked byte access, string.pack/unpack in place and 64-bit
+ * atomics.  Objects placed inside a region (sem.c, sync.c, ring.c) keep it
+ * mapped through lipc_region_retain/unretain.
  */
-#include "core.h"
+#include "region.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* The longest POSIX shm name: a file name in /dev/shm plus the '/'. */
+#define SHM_NAME_MAX (NAME_MAX + 1)
+
+/* Unmap (or detach) the mapping of r, once. */
+static int region_unmap(lipc_region *r) {
+  int err = 0;
+  if (r->addr == NULL) return 0;
+  if (r->kind == LIPC_REGION_SYSV) {
+    if (shmdt(r->addr) != 0) err = errno;
+  } else if (munmap(r->addr, r->size) != 0) {
+    err = errno;
+  }
+  r->addr = NULL;
+  return err;
+}
+
+/* Release: close the descriptor, remove the name when owned, unmap unless
+ * objects placed inside still live (then the last of them unmaps). */
+static int region_release(lipc_handle *h, int remove_name) {
+  lipc_region *r = (lipc_region *)h;
+  int err = 0;
+  if (remove_name) {
+    if (r->kind == LIPC_REGION_POSIX && shm_unlink(r->name) != 0 && errno != ENOENT) err = errno;
+    if (r->kind == LIPC_REGION_SYSV && shmctl(r->shmid, IPC_RMID, NULL) != 0 &&
+        errno != EINVAL && errno != EIDRM)
+      err = errno;
+  }
+  if (h->fd >= 0 && close(h->fd) != 0 && err == 0) err = errno;
+  h->fd = -1;
+  if (r->users == 0) {
+    int e = region_unmap(r);
+    if (err == 0) err = e;
+  }
+  return err;
+}
+
+/* __tostring identity: "/board, 4096 bytes". */
+static void region_describe(lipc_handle *h, luaL_Buffer *b) {
+  lipc_region *r = (lipc_region *)h;
+  char tmp[64];
+  switch (r->kind) {
+    case LIPC_REGION_ANON: luaL_addstring(b, "anonymous"); break;
+    case LIPC_REGION_SYSV:
+      snprintf(tmp, sizeof tmp, "shmid=%d", r->shmid);
+      luaL_addstring(b, tmp);
+      break;
+    default: luaL_addstring(b, r->name); break;
+  }
+  snprintf(tmp, sizeof tmp, ", %zu bytes%s", r->size, r->writable ? "" : ", read-only");
+  luaL_addstring(b, tmp);
+}
+
+/* ipc.audit() identity fields. */
+static void region_audit(lua_State *L, lipc_handle *h) {
+  lipc_region *r = (lipc_region *)h;
+  if (r->kind == LIPC_REGION_SYSV) {
+    lua_pushinteger(L, r->shmid);
+    lua_setfield(L, -2, "id");
+  } else if (r->name[0]) {
+    lua_pushstring(L, r->name);
+    lua_setfield(L, -2, "name");
+  }
+  lua_pushinteger(L, (lua_Integer)r->size);
+  lua_setfield(L, -2, "size");
+}
+
+const lipc_class lipc_region_class = {
+  "lipc.region", "region", sizeof(lipc_region), region_release, region_describe, region_audit, 0
+};
+
+/* ---- shared with sem.c, sync.c, ring.c ---------------------------------- */
+
+lipc_region *lipc_region_check(lua_State *L, int idx) {
+  lipc_region *r = lipc_check(L, idx, &lipc_region_class);
+  return r;
+}
+
+void *lipc_region_at(lua_State *L, int ridx, int oidx, size_t len, size_t align,
+                     lipc_region **out) {
+  lipc_region *r = lipc_region_check(L, ridx);
+  lua_Integer off = lipc_checkrange(L, oidx, 0, LUA_MAXINTEGER);
+  if ((size_t)off > r->size || len > r->size - (size_t)off)
+    luaL_argerror(L, oidx, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)",
+                                           off, (lua_Integer)len, (lua_Integer)r->size));
+  if (align > 1 && (size_t)off % align != 0)
+    luaL_argerror(L, oidx, lua_pushfstring(L, "offset %I is not a multiple of %d", off, (int)align));
+  if (out) *out = r;
+  return r->addr + off;
+}
+
+void *lipc_region_at_rw(lua_State *L, int ridx, int oidx, size_t len, size_t align,
+                        lipc_region **out) {
+  lipc_region *r;
+  void *p = lipc_region_at(L, ridx, oidx, len, align, &r);
+  if (!r->writable) luaL_argerror(L, ridx, "region is mapped read-only");
+  if (out) *out = r;
+  return p;
+}
+
+void lipc_region_retain(lipc_region *r) {
+  r->users++;
+}
+
+void lipc_region_unretain(lipc_region *r) {
+  if (r->users > 0) r->users--;
+  if (r->users == 0 && !r->h.open) (void)region_unmap(r);
+}
+
+/* ---- argument helpers --------------------------------------------------- */
+
+/* Offset at oidx and a length at lidx (default: to the end) inside r;
+ * raises when out of bounds (overflow-safe). */
+static size_t span(lua_State *L, lipc_region *r, int oidx, int lidx, size_t *len) {
+  lua_Integer off = lipc_optrange(L, oidx, 0, 0, LUA_MAXINTEGER);
+  if ((size_t)off > r->size)
+    luaL_argerror(L, oidx, lua_pushfstring(L, "offset %I outside the region (%I bytes)", off,
+                                           (lua_Integer)r->size));
+  size_t n = lua_isnoneornil(L, lidx) ? r->size - (size_t)off : lipc_checksize(L, lidx);
+  if (n > r->size - (size_t)off)
+    luaL_argerror(L, lidx, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)",
+                                           off, (lua_Integer)n, (lua_Integer)r->size));
+  *len = n;
+  return (size_t)off;
+}
+
+/* The 8-aligned int64 at the offset in argument 2. */
+static int64_t *atomic_at(lua_State *L, int write) {
+  lipc_region *r;
+  void *p = lipc_region_at(L, 1, 2, 8, 8, &r);
+  if (write && !r->writable) luaL_error(L, "lipc.region is mapped read-only");
+  return p;
+}
+
+/* The common option keys of segment constructors. */
+static const char *const OPEN_OPTS[] = { "create", "excl", "size", "mode", "persist", "readonly", NULL };
+static const char *const SYSV_OPTS[] = { "create", "excl", "mode", "persist", "readonly", NULL };
+static const char *const MMAP_OPTS[] = { "size", "offset", "mode", NULL };
+
+/* Free bytes of /dev/shm, or -1. */
+static long long shm_free(void) {
+  struct statvfs v;
+  if (statvfs("/dev/shm", &v) != 0) return -1;
+  return (long long)v.f_bavail * (long long)v.f_frsize;
+}
+
+/* ---- constructors ------------------------------------------------------- */
+
+/* Undo a half-built region (descriptor, owned name, mapping) and return
+ * the error triple for err. */
+static int fail(lua_State *L, lipc_region *r, int err, const char *call, const char *what) {
+  r->h.open = 1;
+  (void)lipc_release(&r->h);
+  return lipc_error(L, err, call, what);
+}
+
+/* ipc.shm.open([name], opts): POSIX shared memory. */
+static int lshm_open(lua_State *L) {
+  int oidx = 2;
+  if (lua_istable(L, 1) && lua_isnone(L, 2)) oidx = 1;  /* ipc.shm.open{ ... } */
+  const char *name = NULL;
+  if (oidx == 2 && !lua_isnil(L, 1)) name = lipc_checkposixname(L, 1, SHM_NAME_MAX);
+  lipc_checkoptions(L, oidx, OPEN_OPTS);
+  int create = lipc_optbool(L, oidx, "create", name == NULL);
+  int excl = lipc_optbool(L, oidx, "excl", 0);
+  int persist = lipc_optbool(L, oidx, "persist", 0);
+  int readonly = lipc_optbool(L, oidx, "readonly", 0);
+  mode_t mode = lipc_optmode(L, oidx, "mode", 0600);
+  lua_Integer size = lipc_optint(L, oidx, "size", 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
+  if (name == NULL && !create) luaL_argerror(L, oidx, "a generated name needs create = true");
+  if (create && size == 0) luaL_argerror(L, oidx, "option 'size' (> 0) is required with create = true");
+  if (create && readonly) luaL_argerror(L, oidx, "readonly cannot be combined with create = true");
+
+  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+  r->kind = LIPC_REGION_POSIX;
+  r->shmid = -1;
+  r->writable = !readonly;
+  r->h.persist = (unsigned char)persist;
+  if (name) snprintf(r->name, sizeof r->name, "%s", name);
+  else lipc_genname(r->name, sizeof r->name, "/", "");
+  int fd = -1, created = 0;
+  int acc = readonly ? O_RDONLY : O_RDWR;
+  for (;;) {
+    if (create) {
+      fd = shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+      if (fd >= 0) { created = 1; break; }
+      if (errno != EEXIST || excl || name == NULL) return lipc_error(L, errno, "shm_open", r->name);
+    }
+    fd = shm_open(r->name, acc | O_CLOEXEC, 0);
+    if (fd >= 0) break;
+    if (errno != ENOENT || !create) return lipc_error(L, errno, "shm_open", r->name);
+  }
+  r->h.fd = fd;
+  r->h.owns = (unsigned char)created;  /* a failure below unlinks what we created */
+  size_t len;
+  char what[PATH_MAX + 96];
+  if (created) {
+    int err = ftruncate(fd, (off_t)size) != 0 ? errno : 0;
+    if (err != 0) return fail(L, r, err, "ftruncate", r->name);
+    /* reserve the pages now: ENOSPC here instead of SIGBUS on first touch */
+    err = posix_fallocate(fd, 0, (off_t)size);
+    if (err != 0) {
+      snprintf(what, sizeof what, "%s (size %lld bytes, shm_free %lld bytes)", r->name,
+               (long long)size, shm_free());
+      return fail(L, r, err, "posix_fallocate", what);
+    }
+    len = (size_t)size;
+  } else {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return fail(L, r, errno, "fstat", r->name);
+    if (st.st_size == 0) {
+      snprintf(what, sizeof what, "%s (segment has size 0)", r->name);
+      return fail(L, r, EINVAL, "shm_open", what);
+    }
+    if (size > 0 && (lua_Integer)st.st_size < size) {
+      snprintf(what, sizeof what, "%s (existing segment is %lld bytes)", r->name, (long long)st.st_size);
+      return fail(L, r, EINVAL, "shm_open", what);
+    }
+    len = (size_t)st.st_size;
+  }
+  void *p = mmap(NULL, len, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return fail(L, r, errno, "mmap", r->name);
+  r->addr = p;
+  r->size = len;
+  r->h.open = 1;
+  return 1;
+}
+
+/* ipc.shm.unlink(name): remove a POSIX segment name. */
+static int lshm_unlink(lua_State *L) {
+  const char *name = lipc_checkposixname(L, 1, SHM_NAME_MAX);
+  if (shm_unlink(name) != 0) return lipc_error(L, errno, "shm_unlink", name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ipc.shm.anonymous(size): a shared anonymous mapping. */
+static int lshm_anonymous(lua_State *L) {
+  size_t size = lipc_checksize(L, 1);
+  luaL_argcheck(L, size > 0, 1, "size must be > 0");
+  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+  r->kind = LIPC_REGION_ANON;
+  r->shmid = -1;
+  r->writable = 1;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return lipc_error(L, errno, "mmap", "anonymous");
+  r->addr = p;
+  r->size = size;
+  r->h.open = 1;
+  return 1;
+}
+
+/* ipc.shm.sysv(key, size, opts): shmget + shmat. */
+static int lshm_sysv(lua_State *L) {
+  key_t key = (key_t)lipc_checkrange(L, 1, INT32_MIN, INT32_MAX);
+  size_t size = (size_t)lipc_optrange(L, 2, 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
+  lipc_checkoptions(L, 3, SYSV_OPTS);
+  int create = lipc_optbool(L, 3, "create", key == IPC_PRIVATE);
+  int excl = lipc_optbool(L, 3, "excl", 0);
+  int persist = lipc_optbool(L, 3, "persist", 0);
+  int readonly = lipc_optbool(L, 3, "readonly", 0);
+  mode_t mode = lipc_optmode(L, 3, "mode", 0600);
+  if (create && size == 0) luaL_argerror(L, 2, "size (> 0) is required with create = true");
+  if (create && readonly) luaL_argerror(L, 3, "readonly cannot be combined with create = true");
+  if (key == IPC_PRIVATE && !create) luaL_argerror(L, 3, "IPC_PRIVATE always creates");
+
+  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+  r->kind = LIPC_REGION_SYSV;
+  r->shmid = -1;
+  r->writable = !readonly;
+  r->h.persist = (unsigned char)persist;
+  char what[32];
+  snprintf(what, sizeof what, "key=%d", (int)key);
+  int id = -1, created = 0;
+  for (;;) {
+    if (create) {
+      id = shmget(key, size, IPC_CREAT | IPC_EXCL | (int)(mode & 0777));
+      if (id >= 0) { created = 1; break; }
+      if (errno != EEXIST || excl || key == IPC_PRIVATE) return lipc_error(L, errno, "shmget", what);
+    }
+    id = shmget(key, size, 0);
+    if (id >= 0) break;
+    if (errno != ENOENT || !create) return lipc_error(L, errno, "shmget", what);
+  }
+  r->shmid = id;
+  if (created) r->h.owns = 1;
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return fail(L, r, errno, "shmctl", what);
+  void *p = shmat(id, NULL, readonly ? SHM_RDONLY : 0);
+  if (p == (void *)-1) return fail(L, r, errno, "shmat", what);
+  r->addr = p;
+  r->size = ds.shm_segsz;
+  r->h.open = 1;
+  return 1;
+}
+
+/* ipc.mmap(path, {size=, offset=, mode="r"|"rw"}): map a file shared. */
+static int lshm_mmap(lua_State *L) {
+  size_t plen;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  luaL_argcheck(L, plen > 0 && plen < PATH_MAX && strlen(path) == plen, 1, "bad path (empty, too long or NUL byte)");
+  lipc_checkoptions(L, 2, MMAP_OPTS);
+  const char *m = lipc_optstring(L, 2, "mode", "r");
+  int rw;
+  if (strcmp(m, "r") == 0) rw = 0;
+  else if (strcmp(m, "rw") == 0) rw = 1;
+  else return luaL_argerror(L, 2, "option 'mode' must be \"r\" or \"rw\"");
+  lua_Integer maxi = (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER);
+  lua_Integer size = lipc_optint(L, 2, "size", -1, 1, maxi);
+  lua_Integer off = lipc_optint(L, 2, "offset", 0, 0, maxi);
+  long page = sysconf(_SC_PAGESIZE);
+  if (off % page != 0)
+    luaL_argerror(L, 2, lua_pushfstring(L, "option 'offset' must be a multiple of the page size (%d)", (int)page));
+
+  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+  r->kind = LIPC_REGION_FILE;
+  r->shmid = -1;
+  r->writable = rw;
+  snprintf(r->name, sizeof r->name, "%s", path);
+  int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return lipc_error(L, errno, "open", path);
+  r->h.fd = fd;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(L, r, errno, "fstat", path);
+  char what[PATH_MAX + 96];
+  if (S_ISREG(st.st_mode)) {
+    /* never map past the end of the file: touching that page is SIGBUS */
+    if (size < 0) size = (lua_Integer)st.st_size - off;
+    if (size <= 0 || size > (lua_Integer)st.st_size - off) {
+      snprintf(what, sizeof what, "%s (offset + size beyond the end of the file, %lld bytes)", path,
+               (long long)st.st_size);
+      return fail(L, r, EINVAL, "mmap", what);
+    }
+  } else if (size < 0) {
+    snprintf(what, sizeof what, "%s (not a regular file: option 'size' needed)", path);
+    return fail(L, r, EINVAL, "mmap", what);
+  }
+  void *p = mmap(NULL, (size_t)size, rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, (off_t)off);
+  if (p == MAP_FAILED) return fail(L, r, errno, "mmap", path);
+  r->addr = p;
+  r->size = (size_t)size;
+  r->h.open = 1;
+  return 1;
+}
+
+/* ---- methods ------------------------------------------------------------ */
+
+/* #r: the size in bytes. */
+static int lshm_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lipc_region_check(L, 1)->size);
+  return 1;
+}
+
+/* r:read([offset [, len]]): bytes as a string (default: to the end). */
+static int lshm_read(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  size_t len;
+  size_t off = span(L, r, 2, 3, &len);
+  lua_pushlstring(L, (const char *)r->addr + off, len);
+  return 1;
+}
+
+/* r:write(offset, str): copy str in; returns the offset after it. */
+static int lshm_write(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
+  size_t len;
+  const char *s = luaL_checklstring(L, 3, &len);
+  if ((size_t)off > r->size || len > r->size - (size_t)off)
+    luaL_argerror(L, 3, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)", off,
+                                        (lua_Integer)len, (lua_Integer)r->size));
+  if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
+  memcpy(r->addr + off, s, len);
+  lua_pushinteger(L, off + (lua_Integer)len);
+  return 1;
+}
+
+/* r:fill(byte [, offset [, len]]): memset; returns the offset after. */
+static int lshm_fill(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  int byte = (int)lipc_checkrange(L, 2, 0, 255);
+  size_t len;
+  size_t off = span(L, r, 3, 4, &len);
+  if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
+  memset(r->addr + off, byte, len);
+  lua_pushinteger(L, (lua_Integer)(off + len));
+  return 1;
+}
+
+/* r:pack(offset, fmt, ...): string.pack in place; returns the offset after. */
+static int lshm_pack(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
+  luaL_checkstring(L, 3);
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));  /* string.pack */
+  for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+  lua_call(L, n - 2, 1);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  if ((size_t)off > r->size || len > r->size - (size_t)off)
+    luaL_argerror(L, 2, lua_pushfstring(L, "offset %I + %I packed bytes outside the region (%I bytes)",
+                                        off, (lua_Integer)len, (lua_Integer)r->size));
+  if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
+  if (!r->h.open) return lipc_closed_error(L, &lipc_region_class);  /* a __tostring may close it */
+  memcpy(r->addr + off, s, len);
+  lua_pushinteger(L, off + (lua_Integer)len);
+  return 1;
+}
+
+/* Message of an unpack failure that more bytes could cure. */
+static int too_short(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  return msg && (strstr(msg, "too short") || strstr(msg, "unfinished string"));
+}
+
+/* r:unpack(offset, fmt): values..., offset after them.  Copies only a
+ * window of the region (the format's fixed size, or a growing window for
+ * variable-length formats). */
+static int lshm_unpack(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
+  luaL_checkstring(L, 3);
+  luaL_argcheck(L, lua_gettop(L) <= 3, 4, "no more arguments expected (the offset is the position)");
+  if ((size_t)off > r->size)
+    luaL_argerror(L, 2, lua_pushfstring(L, "offset %I outside the region (%I bytes)", off,
+                                        (lua_Integer)r->size));
+  size_t avail = r->size - (size_t)off;
+  size_t win;
+  lua_pushvalue(L, lua_upvalueindex(2));  /* string.packsize */
+  lua_pushvalue(L, 3);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    lua_Integer fixed = lua_tointeger(L, -1);
+    if ((lua_Integer)avail < fixed)
+      luaL_argerror(L, 2, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)", off,
+                                          fixed, (lua_Integer)r->size));
+    win = (size_t)fixed;
+  } else {
+    win = avail < 4096 ? avail : 4096;
+  }
+  lua_settop(L, 3);
+  for (;;) {
+    if (!r->h.open) return lipc_closed_error(L, &lipc_region_class);
+    lua_pushvalue(L, lua_upvalueindex(3));  /* string.unpack */
+    lua_pushvalue(L, 3);
+    lua_pushlstring(L, (const char *)r->addr + off, win);
+    int st = lua_pcall(L, 2, LUA_MULTRET, 0);
+    if (st == LUA_OK) break;
+    if (win == avail || !too_short(L)) {
+      if (win == avail && too_short(L))
+        return luaL_argerror(L, 3, lua_pushfstring(L, "format reads past the end of the region (%s)",
+                                                   lua_tostring(L, -1)));
+      return lua_error(L);
+    }
+    lua_settop(L, 3);
+    win = avail - win < win ? avail : win * 2;
+  }
+  int nres = lua_gettop(L) - 3;
+  lua_Integer pos = lua_tointeger(L, -1);  /* 1-based position in the window */
+  lua_pop(L, 1);
+  lua_pushinteger(L, off + pos - 1);
+  return nres;
+}
+
+/* r:add(offset, n): atomic fetch-and-add; returns the new value. */
+static int lshm_add(lua_State *L) {
+  int64_t *p = atomic_at(L, 1);
+  int64_t n = (int64_t)luaL_checkinteger(L, 3);
+  /* wraps like C unsigned arithmetic; the builtin is defined on overflow */
+  lua_pushinteger(L, (lua_Integer)__atomic_add_fetch(p, n, __ATOMIC_SEQ_CST));
+  return 1;
+}
+
+/* r:load(offset): atomic 64-bit load. */
+static int lshm_load(lua_State *L) {
+  int64_t *p = atomic_at(L, 0);
+  lua_pushinteger(L, (lua_Integer)__atomic_load_n(p, __ATOMIC_SEQ_CST));
+  return 1;
+}
+
+/* r:store(offset, v): atomic 64-bit store. */
+static int lshm_store(lua_State *L) {
+  int64_t *p = atomic_at(L, 1);
+  int64_t v = (int64_t)luaL_checkinteger(L, 3);
+  __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* r:cas(offset, expected, new): true | false, current. */
+static int lshm_cas(lua_State *L) {
+  int64_t *p = atomic_at(L, 1);
+  int64_t expected = (int64_t)luaL_checkinteger(L, 3);
+  int64_t desired = (int64_t)luaL_checkinteger(L, 4);
+  if (__atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, (lua_Integer)expected);
+  return 2;
+}
+
+/* r:sync([async]): msync the whole mapping. */
+static int lshm_sync(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  int async = lua_toboolean(L, 2);
+  if (msync(r->addr, r->size, async ? MS_ASYNC : MS_SYNC) != 0)
+    return lipc_error(L, errno, "msync", r->name[0] ? r->name : NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* r:unlink(): remove the POSIX name now (the mapping stays). */
+static int lshm_runlink(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  if (r->kind != LIPC_REGION_POSIX) return luaL_error(L, "unlink: not a POSIX shared memory region (use remove for System V)");
+  if (shm_unlink(r->name) != 0) return lipc_error(L, errno, "shm_unlink", r->name);
+  r->h.owns = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* r:remove(): IPC_RMID the System V segment now (destroyed at last detach). */
+static int lshm_remove(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  if (r->kind != LIPC_REGION_SYSV) return luaL_error(L, "remove: not a System V segment (use unlink for POSIX)");
+  if (shmctl(r->shmid, IPC_RMID, NULL) != 0) return lipc_error(L, errno, "shmctl IPC_RMID", NULL);
+  r->h.owns = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* r:name(): POSIX name or file path, nil for anonymous/System V. */
+static int lshm_name(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  if (r->name[0]) lua_pushstring(L, r->name);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* r:id(): System V shmid, nil otherwise. */
+static int lshm_id(lua_State *L) {
+  lipc_region *r = lipc_region_check(L, 1);
+  if (r->kind == LIPC_REGION_SYSV) lua_pushinteger(L, r->shmid);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* r:kind(): "posix", "anonymous", "sysv" or "file". */
+static int lshm_kind(lua_State *L) {
+  static const char *const kinds[] = { "", "posix", "anonymous", "sysv", "file" };
+  lua_pushstring(L, kinds[lipc_region_check(L, 1)->kind]);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"read", lshm_read},
+  {"write", lshm_write},
+  {"fill", lshm_fill},
+  {"add", lshm_add},
+  {"load", lshm_load},
+  {"store", lshm_store},
+  {"cas", lshm_cas},
+  {"sync", lshm_sync},
+  {"unlink", lshm_runlink},
+  {"remove", lshm_remove},
+  {"name", lshm_name},
+  {"id", lshm_id},
+  {"kind", lshm_kind},
+  {"fileno", lipc_m_fileno},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"open", lshm_open},
+  {"anonymous", lshm_anonymous},
+  {"sysv", lshm_sysv},
+  {"unlink", lshm_unlink},
+  {NULL, NULL}
+};
+
+/* Push string.<name> (from package.loaded.string), or nil. */
+static void push_stringlib(lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "string") == LUA_TTABLE) lua_getfield(L, -1, name);
+  else lua_pushnil(L);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
 
 void lipc_open_shm(lua_State *L) {
-  (void)L;
+  lipc_register(L, &lipc_region_class, methods);
+  luaL_getmetatable(L, lipc_region_class.name);
+  lua_pushcfunction(L, lshm_len);
+  lua_setfield(L, -2, "__len");
+  lua_getfield(L, -1, "__index");
+  push_stringlib(L, "pack");
+  lua_pushcclosure(L, lshm_pack, 1);
+  lua_setfield(L, -2, "pack");
+  push_stringlib(L, "pack");
+  push_stringlib(L, "packsize");
+  push_stringlib(L, "unpack");
+  lua_pushcclosure(L, lshm_unpack, 3);
+  lua_setfield(L, -2, "unpack");
+  lua_pop(L, 2);
+  lipc_subtable(L, -1, "shm");
+  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, lshm_mmap);
+  lua_setfield(L, -2, "mmap");
+  if (lua_getfield(L, -1, "IPC_PRIVATE") == LUA_TNIL) {
+    lua_pushinteger(L, IPC_PRIVATE);
+    lua_setfield(L, -3, "IPC_PRIVATE");
+  }
+  lua_pop(L, 1);
 }

@@ -1,8 +1,1109 @@
 /*
- * socket.c - not yet written.
+ * socket.c - sockets behind one address syntax: ipc.listen, ipc.connect,
+ * ipc.socketpair, ipc.socket.raw; the lipc.socket object (stream sockets
+ * share the byte-stream methods of stream.h) and lipc.fd, the object a
+ * received descriptor (SCM_RIGHTS) becomes.
+ *
+ * Addresses: tcp://host:port, tcp6://[addr]:port, udp://host:port,
+ * udp6://[addr]:port, unix:/path, unix:@abstract, unixgram:..., seqpacket:...
+ * (and ip://addr, ip6://[addr] for raw sockets).
  */
 #include "core.h"
+#include "stream.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Largest Unix socket path (sun_path holds it plus the NUL). */
+#define UNIX_PATH_MAXLEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+/* Default and largest buffer of recv/recvfrom on message sockets. */
+#define DGRAM_DEFAULT 65536
+#define DGRAM_MAX (64 * 1024 * 1024)
+/* Largest single read of recv on a stream socket (short reads are fine). */
+#define STREAM_MAX (1024 * 1024)
+
+/* Address schemes. */
+enum { S_TCP = 1, S_TCP6, S_UDP, S_UDP6, S_UNIX, S_UNIXGRAM, S_SEQPACKET, S_IP, S_IP6 };
+
+/* A parsed address. */
+typedef struct addr {
+  int scheme;
+  int family, type;
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int path;          /* a Unix path (not abstract, not unnamed) */
+  int generate;      /* "unix:" with nothing after it: generate a path */
+} addr;
+
+/* A socket: a lipc_stream (read/write/lines...) plus what sockets know. */
+typedef struct lsock {
+  lipc_stream s;
+  int family, type;
+  int listening;
+  int scheme;                 /* scheme used to spell addresses */
+  dev_t dev; ino_t ino;       /* the socket file this owner bound */
+  char path[UNIX_PATH_MAXLEN + 1];  /* bound path removed by the owner */
+  char name[192];             /* printable address for tostring/audit/errors */
+} lsock;
+
+static int sock_release(lipc_handle *h, int remove_name);
+static void sock_describe(lipc_handle *h, luaL_Buffer *b);
+static void sock_audit(lua_State *L, lipc_handle *h);
+
+static const lipc_class sock_class = {
+  "lipc.socket", "socket", sizeof(lsock), sock_release, sock_describe, sock_audit,
+  LIPC_CLASS_STREAM
+};
+
+static void fd_describe(lipc_handle *h, luaL_Buffer *b);
+static int fd_release(lipc_handle *h, int remove_name);
+
+/* A received descriptor: a plain byte stream. */
+static const lipc_class fd_class = {
+  "lipc.fd", "fd", sizeof(lipc_stream), fd_release, fd_describe, NULL, LIPC_CLASS_STREAM
+};
+
+/* ---- release, describe, audit ----------------------------------------- */
+
+/* Close the socket; the owner of a bound path removes it (if still ours). */
+static int sock_release(lipc_handle *h, int remove_name) {
+  lsock *k = (lsock *)h;
+  if (remove_name && k->path[0]) {
+    struct stat st;
+    if (lstat(k->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == k->dev &&
+        st.st_ino == k->ino)
+      (void)unlink(k->path);
+  }
+  k->path[0] = '\0';
+  return lipc_stream_release(&k->s);
+}
+
+/* "fd=5, tcp://127.0.0.1:80, listening". */
+static void sock_describe(lipc_handle *h, luaL_Buffer *b) {
+  lsock *k = (lsock *)h;
+  char tmp[32];
+  snprintf(tmp, sizeof tmp, "fd=%d", h->fd);
+  luaL_addstring(b, tmp);
+  if (k->name[0]) {
+    luaL_addstring(b, ", ");
+    luaL_addstring(b, k->name);
+  }
+  if (k->listening) luaL_addstring(b, ", listening");
+}
+
+/* Audit fields: name = the address, fd. */
+static void sock_audit(lua_State *L, lipc_handle *h) {
+  lsock *k = (lsock *)h;
+  lua_pushstring(L, k->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, h->fd);
+  lua_setfield(L, -2, "fd");
+}
+
+/* Close a received descriptor. */
+static int fd_release(lipc_handle *h, int remove_name) {
+  (void)remove_name;
+  return lipc_stream_release((lipc_stream *)h);
+}
+
+/* "fd=7". */
+static void fd_describe(lipc_handle *h, luaL_Buffer *b) {
+  char tmp[32];
+  snprintf(tmp, sizeof tmp, "fd=%d", h->fd);
+  luaL_addstring(b, tmp);
+}
+
+/* ---- addresses --------------------------------------------------------- */
+
+/* The scheme's URL prefix. */
+static const char *scheme_prefix(int scheme) {
+  switch (scheme) {
+    case S_TCP: return "tcp://";
+    case S_TCP6: return "tcp6://";
+    case S_UDP: return "udp://";
+    case S_UDP6: return "udp6://";
+    case S_UNIX: return "unix:";
+    case S_UNIXGRAM: return "unixgram:";
+    case S_SEQPACKET: return "seqpacket:";
+    case S_IP: return "ip://";
+    case S_IP6: return "ip6://";
+    default: return "?:";
+  }
+}
+
+/* The scheme that spells addresses of a socket of family and type. */
+static int scheme_of(int family, int type, int raw6) {
+  if (family == AF_UNIX)
+    return type == SOCK_STREAM ? S_UNIX : type == SOCK_DGRAM ? S_UNIXGRAM : S_SEQPACKET;
+  if (type == SOCK_RAW) return raw6 || family == AF_INET6 ? S_IP6 : S_IP;
+  if (family == AF_INET6) return type == SOCK_STREAM ? S_TCP6 : S_UDP6;
+  return type == SOCK_STREAM ? S_TCP : S_UDP;
+}
+
+/* Push the URL of a socket address, or nil for an unnamed one.  Also copy a
+ * printable version into out (when out is not NULL). */
+static void push_sockaddr(lua_State *L, int scheme, const struct sockaddr_storage *sa,
+                          socklen_t len, char *out, size_t outlen) {
+  char host[INET6_ADDRSTRLEN];
+  luaL_Buffer b;
+  if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    if (scheme == S_IP) lua_pushfstring(L, "ip://%s", host);
+    else lua_pushfstring(L, "%s%s:%d", scheme_prefix(scheme), host, (int)ntohs(in->sin_port));
+  } else if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    if (scheme == S_IP6) lua_pushfstring(L, "ip6://[%s]", host);
+    else lua_pushfstring(L, "%s[%s]:%d", scheme_prefix(scheme), host, (int)ntohs(in6->sin6_port));
+  } else if (sa->ss_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+    size_t n = len - offsetof(struct sockaddr_un, sun_path);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, scheme_prefix(scheme));
+    if (un->sun_path[0] == '\0') {  /* abstract: the bytes after the NUL */
+      luaL_addchar(&b, '@');
+      luaL_addlstring(&b, un->sun_path + 1, n - 1);
+    } else {
+      luaL_addlstring(&b, un->sun_path, strnlen(un->sun_path, n));
+    }
+    luaL_pushresult(&b);
+  } else {
+    lua_pushnil(L);
+    if (out) snprintf(out, outlen, "%s", sa->ss_family == AF_UNIX ? scheme_prefix(scheme) : "");
+    if (out && sa->ss_family == AF_UNIX) strncat(out, "(unnamed)", outlen - strlen(out) - 1);
+    return;
+  }
+  if (out) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    size_t i;
+    for (i = 0; i < n && i + 1 < outlen; i++)
+      out[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    out[i] = '\0';
+  }
+}
+
+/* Resolve host (numeric, or a name such as localhost) of family into sa;
+ * 0 or -1 with a message pushed as an error triple (3 values). */
+static int resolve_host(lua_State *L, const char *host, int family, int type, addr *a) {
+  void *dst = family == AF_INET ? (void *)&((struct sockaddr_in *)&a->sa)->sin_addr
+                                : (void *)&((struct sockaddr_in6 *)&a->sa)->sin6_addr;
+  if (inet_pton(family, host, dst) == 1) return 0;
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = type == SOCK_RAW ? 0 : type;
+  int rc = getaddrinfo(host, NULL, &hints, &res);
+  if (rc != 0 || res == NULL) {
+    int err = rc == EAI_SYSTEM ? errno : ENOENT;
+    lua_pushnil(L);
+    lua_pushfstring(L, "getaddrinfo %s: %s", host, rc == EAI_SYSTEM ? strerror(err) : gai_strerror(rc));
+    lua_pushinteger(L, err);
+    if (res) freeaddrinfo(res);
+    return -1;
+  }
+  if (family == AF_INET)
+    ((struct sockaddr_in *)&a->sa)->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+  else
+    ((struct sockaddr_in6 *)&a->sa)->sin6_addr = ((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+  freeaddrinfo(res);
+  return 0;
+}
+
+/* Parse the URL at idx into a.  Malformed URLs raise; a host name that
+ * does not resolve pushes the error triple and returns -1.  allow_gen:
+ * "unix:" alone means "generate a path".  raw: ip:// or ip6:// expected. */
+static int parse_url(lua_State *L, int idx, addr *a, int allow_gen, int raw) {
+  size_t len;
+  const char *url = luaL_checklstring(L, idx, &len);
+  memset(a, 0, sizeof *a);
+  if (memchr(url, '\0', len)) return luaL_argerror(L, idx, "address contains a NUL byte");
+  static const struct { const char *p; int scheme, family, type; } S[] = {
+    {"tcp://", S_TCP, AF_INET, SOCK_STREAM}, {"tcp6://", S_TCP6, AF_INET6, SOCK_STREAM},
+    {"udp://", S_UDP, AF_INET, SOCK_DGRAM}, {"udp6://", S_UDP6, AF_INET6, SOCK_DGRAM},
+    {"unix:", S_UNIX, AF_UNIX, SOCK_STREAM}, {"unixgram:", S_UNIXGRAM, AF_UNIX, SOCK_DGRAM},
+    {"seqpacket:", S_SEQPACKET, AF_UNIX, SOCK_SEQPACKET},
+    {"ip://", S_IP, AF_INET, SOCK_RAW}, {"ip6://", S_IP6, AF_INET6, SOCK_RAW},
+    {NULL, 0, 0, 0}
+  };
+  const char *rest = NULL;
+  for (int i = 0; S[i].p; i++) {
+    size_t pl = strlen(S[i].p);
+    if (strncmp(url, S[i].p, pl) == 0) {
+      a->scheme = S[i].scheme; a->family = S[i].family; a->type = S[i].type;
+      rest = url + pl;
+      break;
+    }
+  }
+  if (rest == NULL || (raw != (a->type == SOCK_RAW)))
+    return luaL_argerror(L, idx, lua_pushfstring(L, "unsupported address '%s' (expected %s)", url,
+                                                 raw ? "ip://addr or ip6://[addr]"
+                                                     : "tcp://host:port, udp://host:port, unix:/path, "
+                                                       "unix:@name, unixgram:..., seqpacket:..."));
+  if (a->family == AF_UNIX) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+    un->sun_family = AF_UNIX;
+    size_t n = strlen(rest);
+    if (n == 0) {
+      if (!allow_gen) return luaL_argerror(L, idx, "empty Unix socket path");
+      a->generate = 1;
+      a->path = 1;
+      return 0;
+    }
+    if (rest[0] == '@') {
+      if (n - 1 > UNIX_PATH_MAXLEN)
+        return luaL_argerror(L, idx, lua_pushfstring(L, "abstract socket name longer than %d bytes",
+                                                     (int)UNIX_PATH_MAXLEN));
+      if (n == 1) return luaL_argerror(L, idx, "empty abstract socket name");
+      un->sun_path[0] = '\0';
+      memcpy(un->sun_path + 1, rest + 1, n - 1);
+      a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+      return 0;
+    }
+    if (n > UNIX_PATH_MAXLEN)
+      return luaL_argerror(L, idx, lua_pushfstring(L, "Unix socket path longer than %d bytes: '%s'",
+                                                   (int)UNIX_PATH_MAXLEN, rest));
+    memcpy(un->sun_path, rest, n + 1);
+    a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    a->path = 1;
+    return 0;
+  }
+  /* host part: [v6] or up to the last ':' */
+  char host[256];
+  const char *port = NULL;
+  size_t hl;
+  if (rest[0] == '[') {
+    const char *close = strchr(rest, ']');
+    if (close == NULL) return luaL_argerror(L, idx, lua_pushfstring(L, "missing ']' in '%s'", url));
+    hl = (size_t)(close - rest - 1);
+    if (hl >= sizeof host) return luaL_argerror(L, idx, "host too long");
+    memcpy(host, rest + 1, hl);
+    if (close[1] == ':') port = close + 2;
+    else if (close[1] != '\0') return luaL_argerror(L, idx, lua_pushfstring(L, "bad address '%s'", url));
+  } else {
+    const char *colon = strrchr(rest, ':');
+    if (a->type != SOCK_RAW && colon && memchr(rest, ':', (size_t)(colon - rest)))
+      return luaL_argerror(L, idx, lua_pushfstring(L, "IPv6 addresses go in brackets: '%s'", url));
+    hl = (a->type == SOCK_RAW || colon == NULL) ? strlen(rest) : (size_t)(colon - rest);
+    if (hl >= sizeof host) return luaL_argerror(L, idx, "host too long");
+    memcpy(host, rest, hl);
+    if (a->type != SOCK_RAW && colon) port = colon + 1;
+  }
+  host[hl] = '\0';
+  if (hl == 0) return luaL_argerror(L, idx, lua_pushfstring(L, "missing host in '%s'", url));
+  if (a->family == AF_INET && strchr(host, ':'))
+    return luaL_argerror(L, idx, lua_pushfstring(L, "IPv6 address in '%s' (use tcp6://, udp6:// or ip6://)", url));
+  long p = 0;
+  if (a->type != SOCK_RAW) {
+    if (port == NULL || *port == '\0')
+      return luaL_argerror(L, idx, lua_pushfstring(L, "missing port in '%s'", url));
+    if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+      return luaL_argerror(L, idx, lua_pushfstring(L, "bad port in '%s'", url));
+    p = strtol(port, NULL, 10);
+    if (p > 65535) return luaL_argerror(L, idx, lua_pushfstring(L, "port out of range (0 to 65535) in '%s'", url));
+  } else if (port != NULL) {
+    return luaL_argerror(L, idx, lua_pushfstring(L, "raw addresses have no port: '%s'", url));
+  }
+  if (a->family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&a->sa;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)p);
+    a->len = sizeof *in;
+  } else {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->sa;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)p);
+    a->len = sizeof *in6;
+  }
+  return resolve_host(L, host, a->family, a->type, a);
+}
+
+/* ---- object creation --------------------------------------------------- */
+
+/* A new closed lipc.socket userdata. */
+static lsock *new_sock(lua_State *L, int family, int type, int scheme) {
+  lsock *k = lipc_new(L, &sock_class, 0);
+  k->family = family;
+  k->type = type;
+  k->scheme = scheme;
+  k->s.dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
+  k->s.socket = 1;
+  return k;
+}
+
+/* Put fd into k and mark it open. */
+static void sock_open(lsock *k, int fd) {
+  k->s.h.fd = fd;
+  k->s.h.open = 1;
+}
+
+/* The name of k (the printable address) for error messages. */
+static const char *sock_name(lsock *k) {
+  return k->name[0] ? k->name : scheme_prefix(k->scheme);
+}
+
+/* Set a printable URL of the socket address into k->name (no Lua value left). */
+static void set_name(lua_State *L, lsock *k, const struct sockaddr_storage *sa, socklen_t len) {
+  push_sockaddr(L, k->scheme, sa, len, k->name, sizeof k->name);
+  lua_pop(L, 1);
+}
+
+/* 1 when a Unix socket is listening (or bound) at the path of a: only
+ * ECONNREFUSED proves nobody is.  Nonblocking, so a live server with a
+ * full backlog answers EAGAIN instead of making us wait. */
+static int path_is_live(const addr *a) {
+  int fd = socket(AF_UNIX, a->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return 1;
+  int rc = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+  int err = errno;
+  close(fd);
+  return !(rc < 0 && err == ECONNREFUSED);
+}
+
+/* Bind fd to a (Unix path): created with mode; a stale socket file (no
+ * one answers) is replaced; anything else at the path is never removed.
+ * Returns 0 or an errno value. */
+static int bind_unix_path(int fd, addr *a, mode_t mode) {
+  struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+  for (int attempt = 0; ; attempt++) {
+    mode_t old = umask((mode_t)(0777 & ~mode));
+    int rc = bind(fd, (struct sockaddr *)&a->sa, a->len);
+    int err = errno;
+    umask(old);
+    if (rc == 0) {
+      if (chmod(un->sun_path, mode) != 0) return errno;
+      return 0;
+    }
+    if (err != EADDRINUSE || attempt > 0) return err;
+    struct stat st;
+    if (lstat(un->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return EADDRINUSE;
+    if (path_is_live(a)) return EADDRINUSE;
+    if (unlink(un->sun_path) != 0 && errno != ENOENT) return EADDRINUSE;
+  }
+}
+
+/* Set a boolean socket option (1/0). */
+static int setbool(int fd, int level, int opt, int v) {
+  return setsockopt(fd, level, opt, &v, sizeof v);
+}
+
+/* ipc.listen(url, opts): a listening (stream, seqpacket) or bound
+ * (datagram) socket. */
+static int lsocket_listen(lua_State *L) {
+  static const char *const allowed[] = {"backlog", "reuseaddr", "reuseport", "mode", "persist", NULL};
+  addr a;
+  lipc_checkoptions(L, 2, allowed);
+  if (parse_url(L, 1, &a, 1, 0) < 0) return 3;
+  int backlog = (int)lipc_optint(L, 2, "backlog", SOMAXCONN, 0, INT_MAX);
+  int tcp = a.family != AF_UNIX && a.type == SOCK_STREAM;
+  int reuseaddr = lipc_optbool(L, 2, "reuseaddr", tcp);
+  int reuseport = lipc_optbool(L, 2, "reuseport", 0);
+  mode_t mode = lipc_optmode(L, 2, "mode", 0600);
+  int persist = lipc_optbool(L, 2, "persist", 0);
+  struct sockaddr_un *un = (struct sockaddr_un *)&a.sa;
+  if (a.generate) {
+    char prefix[PATH_MAX];
+    snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
+    char path[PATH_MAX];
+    lipc_genname(path, sizeof path, prefix, ".sock");
+    if (strlen(path) > UNIX_PATH_MAXLEN)
+      return luaL_error(L, "generated socket path longer than %d bytes: '%s' (set TMPDIR shorter)",
+                        (int)UNIX_PATH_MAXLEN, path);
+    memcpy(un->sun_path, path, strlen(path) + 1);
+    a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+  }
+  lsock *k = new_sock(L, a.family, a.type, a.scheme);
+  k->s.h.persist = (unsigned char)persist;
+  push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
+  lua_pop(L, 1);
+  int fd = socket(a.family, a.type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lipc_error(L, errno, "socket", k->name);
+  sock_open(k, fd);  /* from here on, GC closes fd */
+  if (reuseaddr && setbool(fd, SOL_SOCKET, SO_REUSEADDR, 1) != 0)
+    return lipc_error(L, errno, "setsockopt SO_REUSEADDR", k->name);
+  if (reuseport && setbool(fd, SOL_SOCKET, SO_REUSEPORT, 1) != 0)
+    return lipc_error(L, errno, "setsockopt SO_REUSEPORT", k->name);
+  int err;
+  if (a.path) {
+    err = bind_unix_path(fd, &a, mode);
+    if (err == 0) {
+      struct stat st;
+      memcpy(k->path, un->sun_path, strlen(un->sun_path) + 1);
+      k->s.h.owns = 1;
+      if (lstat(k->path, &st) == 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
+    }
+  } else {
+    err = bind(fd, (struct sockaddr *)&a.sa, a.len) == 0 ? 0 : errno;
+  }
+  if (err != 0) return lipc_error(L, err, "bind", k->name);
+  if (a.type != SOCK_DGRAM) {
+    if (listen(fd, backlog) != 0) return lipc_error(L, errno, "listen", k->name);
+    k->listening = 1;
+    /* accept waits with poll: a nonblocking listener never blocks past a
+     * deadline when another process takes the connection first */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return lipc_error(L, errno, "fcntl", k->name);
+  }
+  struct sockaddr_storage sa;
+  socklen_t sl = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) set_name(L, k, &sa, sl);
+  return 1;
+}
+
+/* Connect a Unix socket: the kernel's connect honours SO_SNDTIMEO, so the
+ * remaining time goes there (a full backlog blocks, it does not EINPROGRESS).
+ * Returns 0 or an errno value. */
+static int connect_unix(lipc_deadline *d, int fd, const addr *a) {
+  for (;;) {
+    struct timespec ts;
+    struct timeval tv = {0, 0};
+    if (lipc_deadline_left(d, &ts) == 0) {
+      tv.tv_sec = ts.tv_sec;
+      tv.tv_usec = ts.tv_nsec / 1000;
+      if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  /* 0 would mean forever */
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return errno;
+    int rc = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+    int err = rc == 0 ? 0 : errno;
+    struct timeval zero = {0, 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof zero);
+    if (err == EAGAIN || err == EINPROGRESS) return ETIMEDOUT;
+    if (err == EINTR) {
+      if (lipc_interrupted(d)) return EINTR;
+      if (lipc_deadline_expired(d)) return ETIMEDOUT;
+      continue;
+    }
+    return err;
+  }
+}
+
+/* Connect an IP socket without blocking past the deadline: nonblocking
+ * connect, poll for writability, SO_ERROR.  Returns 0 or an errno value. */
+static int connect_ip(lipc_deadline *d, int fd, const addr *a) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
+  int err = connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0 ? 0 : errno;
+  if (err == EINPROGRESS || err == EINTR) {
+    err = lipc_wait_fd(d, fd, POLLOUT);
+    if (err == 0) {
+      socklen_t el = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+    }
+  }
+  if (err == 0 && fcntl(fd, F_SETFL, fl) < 0) err = errno;
+  return err;
+}
+
+/* ipc.connect(url, timeout): a connected socket. */
+static int lsocket_connect(lua_State *L) {
+  addr a;
+  if (parse_url(L, 1, &a, 0, 0) < 0) return 3;
+  lipc_deadline d;
+  lipc_deadline_init(L, 2, &d);
+  lsock *k = new_sock(L, a.family, a.type, a.scheme);
+  push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
+  lua_pop(L, 1);
+  int fd = socket(a.family, a.type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lipc_error(L, errno, "socket", k->name);
+  sock_open(k, fd);
+  int err = a.family == AF_UNIX ? connect_unix(&d, fd, &a) : connect_ip(&d, fd, &a);
+  if (err != 0) {
+    (void)lipc_release(&k->s.h);
+    return lipc_fail(L, err, "connect", k->name);
+  }
+  return 1;
+}
+
+/* s:connect(url, timeout): connect an existing (typically bound UDP or
+ * unixgram) socket to a peer; true. */
+static int lsocket_mconnect(lua_State *L) {
+  lsock *k = lipc_check(L, 1, &sock_class);
+  addr a;
+  if (parse_url(L, 2, &a, 0, 0) < 0) return 3;
+  if (a.family != k->family || a.type != k->type)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "address does not match the socket (%s)",
+                                               scheme_prefix(k->scheme)));
+  lipc_deadline d;
+  lipc_deadline_init(L, 3, &d);
+  int err = a.family == AF_UNIX ? connect_unix(&d, k->s.h.fd, &a) : connect_ip(&d, k->s.h.fd, &a);
+  if (err != 0) {
+    push_sockaddr(L, a.scheme, &a.sa, a.len, NULL, 0);
+    return lipc_fail(L, err, "connect", lua_tostring(L, -1));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ipc.socketpair(type): two connected AF_UNIX sockets. */
+static int lsocket_socketpair(lua_State *L) {
+  static const char *const types[] = {"stream", "dgram", "seqpacket", NULL};
+  static const int tv[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET};
+  int type = tv[luaL_checkoption(L, 1, "stream", types)];
+  int scheme = scheme_of(AF_UNIX, type, 0);
+  lsock *a = new_sock(L, AF_UNIX, type, scheme);
+  lsock *b = new_sock(L, AF_UNIX, type, scheme);
+  int sv[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return lipc_error(L, errno, "socketpair", NULL);
+  snprintf(a->name, sizeof a->name, "socketpair:%s", types[type == SOCK_STREAM ? 0 : type == SOCK_DGRAM ? 1 : 2]);
+  memcpy(b->name, a->name, sizeof a->name);
+  sock_open(a, sv[0]);
+  sock_open(b, sv[1]);
+  return 2;
+}
+
+/* ipc.socket.raw(proto): a raw IP socket ("icmp", "icmp6" or a number). */
+static int lsocket_raw(lua_State *L) {
+  int family = AF_INET, proto;
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    static const char *const names[] = {"icmp", "icmp6", NULL};
+    int i = luaL_checkoption(L, 1, NULL, names);
+    proto = i == 0 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+    if (i == 1) family = AF_INET6;
+  } else {
+    proto = (int)lipc_checkrange(L, 1, 1, 255);
+  }
+  lsock *k = new_sock(L, family, SOCK_RAW, family == AF_INET6 ? S_IP6 : S_IP);
+  snprintf(k->name, sizeof k->name, "%s(proto %d)", family == AF_INET6 ? "ip6://" : "ip://", proto);
+  int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, proto);
+  if (fd < 0) return lipc_error(L, errno, "socket", family == AF_INET6 ? "raw ip6" : "raw ip");
+  sock_open(k, fd);
+  return 1;
+}
+
+/* ---- methods ------------------------------------------------------------ */
+
+/* The open lipc.socket at idx; raises otherwise. */
+static lsock *checksock(lua_State *L, int idx) {
+  return lipc_check(L, idx, &sock_class);
+}
+
+/* s:accept(timeout): the next connection as a new socket. */
+static int lsocket_accept(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lipc_deadline d;
+  lipc_deadline_init(L, 2, &d);
+  lsock *c = new_sock(L, k->family, k->type, k->scheme);
+  for (;;) {
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    int fd = accept4(k->s.h.fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      sock_open(c, fd);
+      set_name(L, c, &sa, sl);
+      if (c->name[0] == '\0' || strstr(c->name, "(unnamed)")) memcpy(c->name, k->name, sizeof c->name);
+      return 1;
+    }
+    int err = errno;
+    if (err == EINTR) {
+      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "accept", sock_name(k));
+      continue;
+    }
+    if (err == ECONNABORTED) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "accept", sock_name(k));
+    err = lipc_wait_fd(&d, k->s.h.fd, POLLIN);
+    if (err != 0) return lipc_fail(L, err, "accept", sock_name(k));
+  }
+}
+
+/* Wait for the descriptor to be ready after EAGAIN; 0 to retry, or an
+ * errno value (ETIMEDOUT with no time left, or at once on a nonblocking
+ * socket called without a timeout, as the pipe methods do). */
+static int wait_again(lipc_deadline *d, lsock *k, short events) {
+  if (k->s.nonblock && d->forever) return ETIMEDOUT;
+  return lipc_wait_fd(d, k->s.h.fd, events);
+}
+
+/* Send one buffer, retrying EINTR and waiting out EAGAIN against d.  For
+ * a stream socket in blocking mode it sends everything.  Returns bytes
+ * sent or -1 with *err set. */
+static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
+                        const struct sockaddr *to, socklen_t tolen, int *err) {
+  size_t done = 0;
+  int stream = k->type == SOCK_STREAM;
+  int flags = MSG_NOSIGNAL | (d->forever ? 0 : MSG_DONTWAIT);
+  for (;;) {
+    ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
+    if (n >= 0) {
+      done += (size_t)n;
+      if (!stream || done == len || k->s.nonblock) return (ssize_t)done;
+      continue;
+    }
+    int e = errno;
+    if (e == EINTR) {
+      if (lipc_interrupted(d)) { *err = EINTR; return -1; }
+      continue;
+    }
+    if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
+    e = wait_again(d, k, POLLOUT);
+    if (e != 0) {
+      if (done > 0) return (ssize_t)done;  /* a short send is reported as its count */
+      *err = e;
+      return -1;
+    }
+  }
+}
+
+/* s:send(data, timeout): bytes sent (all of them on a blocking stream). */
+static int lsocket_send(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  size_t len;
+  const char *buf = luaL_checklstring(L, 2, &len);
+  lipc_deadline d;
+  lipc_deadline_init(L, 3, &d);
+  int err = 0;
+  ssize_t n = send_all(&d, k, buf, len, NULL, 0, &err);
+  if (n < 0) return lipc_fail(L, err, "send", sock_name(k));
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* s:sendto(data, url, timeout): send one datagram to an address. */
+static int lsocket_sendto(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  size_t len;
+  const char *buf = luaL_checklstring(L, 2, &len);
+  addr a;
+  if (parse_url(L, 3, &a, 0, k->type == SOCK_RAW) < 0) return 3;
+  if (a.family != k->family)
+    return luaL_argerror(L, 3, lua_pushfstring(L, "address family does not match the socket (%s)",
+                                               scheme_prefix(k->scheme)));
+  lipc_deadline d;
+  lipc_deadline_init(L, 4, &d);
+  int err = 0;
+  ssize_t n = send_all(&d, k, buf, len, (struct sockaddr *)&a.sa, a.len, &err);
+  if (n < 0) {
+    push_sockaddr(L, a.scheme, &a.sa, a.len, NULL, 0);
+    return lipc_fail(L, err, "sendto", lua_tostring(L, -1));
+  }
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* Receive into b (prepared for n bytes) with recvmsg, waiting against d.
+ * Returns bytes (0 = end of stream / empty datagram) or -1 with *err. */
+static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
+                         socklen_t *fromlen, int *truncated, int *err) {
+  int flags = d->forever ? 0 : MSG_DONTWAIT;
+  for (;;) {
+    ssize_t r;
+    if (from == NULL && k->type == SOCK_STREAM) {
+      r = recv(k->s.h.fd, p, n, flags);
+    } else {
+      struct iovec iov = {p, n};
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      if (from) { m.msg_name = from; m.msg_namelen = sizeof *from; }
+      r = recvmsg(k->s.h.fd, &m, flags);
+      if (r >= 0) {
+        if (fromlen) *fromlen = m.msg_namelen;
+        *truncated = (m.msg_flags & MSG_TRUNC) != 0;
+      }
+    }
+    if (r >= 0) return r;
+    int e = errno;
+    if (e == EINTR) {
+      if (lipc_interrupted(d)) { *err = EINTR; return -1; }
+      continue;
+    }
+    if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
+    e = wait_again(d, k, POLLIN);
+    if (e != 0) { *err = e; return -1; }
+  }
+}
+
+/* The buffer size argument of recv/recvfrom. */
+static size_t recv_size(lua_State *L, int idx, lsock *k) {
+  size_t n = lua_isnoneornil(L, idx) ? DGRAM_DEFAULT : (size_t)lipc_checkrange(L, idx, 1, INT_MAX);
+  size_t cap = k->type == SOCK_STREAM ? STREAM_MAX : DGRAM_MAX;
+  return n > cap ? cap : n;
+}
+
+/* Reads of at most this many bytes use a buffer on the C stack. */
+#define STACK_RECV 8192
+
+/* Scratch space for a receive of n bytes: the stack buffer for small ones,
+ * else the stream's read-ahead buffer (empty at this point: its bytes are
+ * always served first), grown as needed.  NULL when out of memory. */
+static char *recv_space(lsock *k, size_t n, char *stackbuf) {
+  if (n <= STACK_RECV) return stackbuf;
+  lipc_stream *s = &k->s;
+  s->off = 0;
+  if (s->cap < n) {
+    char *nb = realloc(s->buf, n);
+    if (nb == NULL) return NULL;
+    s->buf = nb;
+    s->cap = n;
+  }
+  return s->buf;
+}
+
+/* s:recv(n, timeout): up to n bytes (stream: nil at end of stream;
+ * message sockets: one message, plus true when it was truncated). */
+static int lsocket_recv(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  size_t n = recv_size(L, 2, k);
+  lipc_deadline d;
+  lipc_deadline_init(L, 3, &d);
+  if (k->s.len > 0) {  /* bytes read ahead by lines() come first */
+    size_t take = n < k->s.len ? n : k->s.len;
+    lua_pushlstring(L, k->s.buf + k->s.off, take);
+    k->s.off += take;
+    k->s.len -= take;
+    return 1;
+  }
+  char stackbuf[STACK_RECV];
+  char *p = recv_space(k, n, stackbuf);
+  if (p == NULL) return luaL_error(L, "not enough memory");
+  int err = 0, trunc = 0;
+  ssize_t r = recv_wait(&d, k, p, n, NULL, NULL, &trunc, &err);
+  if (r < 0) return lipc_fail(L, err, "recv", sock_name(k));
+  if (r == 0 && k->type != SOCK_DGRAM && k->type != SOCK_RAW) {
+    lua_pushnil(L);  /* end of stream */
+    return 1;
+  }
+  lua_pushlstring(L, p, (size_t)r);
+  if (trunc) { lua_pushboolean(L, 1); return 2; }
+  return 1;
+}
+
+/* s:recvfrom(n, timeout): data, from (URL or nil when unnamed), and true
+ * as a third value when the datagram was longer than n (truncated). */
+static int lsocket_recvfrom(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  size_t n = recv_size(L, 2, k);
+  lipc_deadline d;
+  lipc_deadline_init(L, 3, &d);
+  struct sockaddr_storage from;
+  memset(&from, 0, sizeof from);
+  socklen_t fl = 0;
+  if (k->s.len > 0) {  /* bytes read ahead by lines(): no sender to report */
+    size_t take = n < k->s.len ? n : k->s.len;
+    lua_pushlstring(L, k->s.buf + k->s.off, take);
+    k->s.off += take;
+    k->s.len -= take;
+    return 1;
+  }
+  char stackbuf[STACK_RECV];
+  char *p = recv_space(k, n, stackbuf);
+  if (p == NULL) return luaL_error(L, "not enough memory");
+  int err = 0, trunc = 0;
+  ssize_t r = recv_wait(&d, k, p, n, &from, &fl, &trunc, &err);
+  if (r < 0) return lipc_fail(L, err, "recvfrom", sock_name(k));
+  if (r == 0 && k->type == SOCK_STREAM) { lua_pushnil(L); return 1; }
+  lua_pushlstring(L, p, (size_t)r);
+  if (fl == 0) lua_pushnil(L);
+  else push_sockaddr(L, k->scheme, &from, fl, NULL, 0);
+  if (trunc) { lua_pushboolean(L, 1); return 3; }
+  return 2;
+}
+
+/* s:shutdown(how): "r", "w" or "rw". */
+static int lsocket_shutdown(lua_State *L) {
+  static const char *const hows[] = {"r", "w", "rw", NULL};
+  static const int hv[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
+  lsock *k = checksock(L, 1);
+  int how = hv[luaL_checkoption(L, 2, "rw", hows)];
+  if (shutdown(k->s.h.fd, how) != 0) return lipc_error(L, errno, "shutdown", sock_name(k));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:address(): the local address as a URL (nil when unnamed). */
+static int lsocket_address(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  struct sockaddr_storage sa;
+  socklen_t sl = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(k->s.h.fd, (struct sockaddr *)&sa, &sl) != 0)
+    return lipc_error(L, errno, "getsockname", sock_name(k));
+  push_sockaddr(L, k->scheme, &sa, sl, NULL, 0);
+  return 1;
+}
+
+/* s:peer(): the peer's address as a URL (nil when unnamed). */
+static int lsocket_peer(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  struct sockaddr_storage sa;
+  socklen_t sl = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getpeername(k->s.h.fd, (struct sockaddr *)&sa, &sl) != 0)
+    return lipc_error(L, errno, "getpeername", sock_name(k));
+  push_sockaddr(L, k->scheme, &sa, sl, NULL, 0);
+  return 1;
+}
+
+/* Socket options by name. */
+enum { OPT_BOOL, OPT_INT, OPT_LINGER };
+static const struct sockopt {
+  const char *name;
+  int level, opt, kind;
+} OPTS[] = {
+  {"nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL},
+  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL},
+  {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL},
+  {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL},
+  {"broadcast", SOL_SOCKET, SO_BROADCAST, OPT_BOOL},
+  {"rcvbuf", SOL_SOCKET, SO_RCVBUF, OPT_INT},
+  {"sndbuf", SOL_SOCKET, SO_SNDBUF, OPT_INT},
+  {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER},
+  {NULL, 0, 0, 0}
+};
+
+/* The option named at idx; raises for an unknown name. */
+static const struct sockopt *checkopt(lua_State *L, int idx) {
+  const char *name = luaL_checkstring(L, idx);
+  for (const struct sockopt *o = OPTS; o->name; o++)
+    if (strcmp(o->name, name) == 0) return o;
+  luaL_argerror(L, idx, lua_pushfstring(L, "unknown socket option '%s' (nodelay, reuseaddr, "
+                                           "reuseport, keepalive, broadcast, rcvbuf, sndbuf, linger)", name));
+  return NULL;
+}
+
+/* s:setoption(name, value): true. linger takes seconds or false. */
+static int lsocket_setoption(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  const struct sockopt *o = checkopt(L, 2);
+  int rc;
+  if (o->kind == OPT_BOOL) {
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    rc = setbool(k->s.h.fd, o->level, o->opt, lua_toboolean(L, 3));
+  } else if (o->kind == OPT_INT) {
+    int v = (int)lipc_checkrange(L, 3, 0, INT_MAX);
+    rc = setsockopt(k->s.h.fd, o->level, o->opt, &v, sizeof v);
+  } else {
+    struct linger lg = {0, 0};
+    if (lua_type(L, 3) == LUA_TBOOLEAN) {
+      luaL_argcheck(L, !lua_toboolean(L, 3), 3, "linger takes seconds or false");
+    } else {
+      lg.l_onoff = 1;
+      lg.l_linger = (int)lipc_checkrange(L, 3, 0, INT_MAX);
+    }
+    rc = setsockopt(k->s.h.fd, o->level, o->opt, &lg, sizeof lg);
+  }
+  if (rc != 0) return lipc_error(L, errno, "setsockopt", o->name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:getoption(name): the current value (boolean, integer, or seconds/false). */
+static int lsocket_getoption(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  const struct sockopt *o = checkopt(L, 2);
+  if (o->kind == OPT_LINGER) {
+    struct linger lg;
+    socklen_t l = sizeof lg;
+    if (getsockopt(k->s.h.fd, o->level, o->opt, &lg, &l) != 0) return lipc_error(L, errno, "getsockopt", o->name);
+    if (lg.l_onoff) lua_pushinteger(L, lg.l_linger);
+    else lua_pushboolean(L, 0);
+    return 1;
+  }
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (getsockopt(k->s.h.fd, o->level, o->opt, &v, &l) != 0) return lipc_error(L, errno, "getsockopt", o->name);
+  if (o->kind == OPT_BOOL) lua_pushboolean(L, v != 0);
+  else lua_pushinteger(L, v);
+  return 1;
+}
+
+/* s:peercred(): { pid=, uid=, gid= } of the peer (SO_PEERCRED). */
+static int lsocket_peercred(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  struct ucred cr;
+  socklen_t l = sizeof cr;
+  if (getsockopt(k->s.h.fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) != 0)
+    return lipc_error(L, errno, "getsockopt SO_PEERCRED", sock_name(k));
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, cr.pid);
+  lua_setfield(L, -2, "pid");
+  lua_pushinteger(L, cr.uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, cr.gid);
+  lua_setfield(L, -2, "gid");
+  return 1;
+}
+
+/* s:sendfd(obj_or_fd, data, timeout): pass a descriptor (SCM_RIGHTS) with
+ * data (default one byte).  Returns the bytes of data sent. */
+static int lsocket_sendfd(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  int fd = lipc_checkfd(L, 2);
+  size_t len = 1;
+  const char *data = lua_isnoneornil(L, 3) ? "" : luaL_checklstring(L, 3, &len);  /* "" + its NUL: one byte */
+  luaL_argcheck(L, len > 0, 3, "data must not be empty (it carries the descriptor)");
+  lipc_deadline d;
+  lipc_deadline_init(L, 4, &d);
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+  memset(&u, 0, sizeof u);
+  struct iovec iov = {(void *)data, len};
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = sizeof u.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  int flags = MSG_NOSIGNAL | (d.forever ? 0 : MSG_DONTWAIT);
+  for (;;) {
+    ssize_t n = sendmsg(k->s.h.fd, &m, flags);
+    if (n >= 0) {
+      lua_pushinteger(L, (lua_Integer)n);
+      return 1;
+    }
+    int err = errno;
+    if (err == EINTR) {
+      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "sendmsg", sock_name(k));
+      continue;
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "sendmsg", sock_name(k));
+    err = wait_again(&d, k, POLLOUT);
+    if (err != 0) return lipc_fail(L, err, "sendmsg", sock_name(k));
+  }
+}
+
+/* Close every descriptor carried by the control messages of m, except keep
+ * (-1: none).  Returns how many descriptors arrived. */
+static int scan_fds(struct msghdr *m, int *first, int close_all) {
+  int count = 0;
+  *first = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (count == 0 && !close_all) *first = fd;
+      else close(fd);
+      count++;
+    }
+  }
+  return count;
+}
+
+/* s:recvfd(timeout): obj, data - the descriptor passed by the peer as a new
+ * lipc.fd, and the data that came with it; nil at end of stream. */
+static int lsocket_recvfd(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lipc_deadline d;
+  lipc_deadline_init(L, 2, &d);
+  /* the object exists before recvmsg: if anything raises later, GC closes the fd */
+  lipc_stream *o = lipc_new(L, &fd_class, 0);
+  o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, 4096);
+  union { char buf[CMSG_SPACE(sizeof(int) * 16)]; struct cmsghdr align; } u;
+  struct iovec iov = {p, 4096};
+  struct msghdr m;
+  int flags = MSG_CMSG_CLOEXEC | (d.forever ? 0 : MSG_DONTWAIT);
+  ssize_t n;
+  for (;;) {
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    n = recvmsg(k->s.h.fd, &m, flags);
+    if (n >= 0) break;
+    int err = errno;
+    if (err == EINTR) {
+      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "recvmsg", sock_name(k));
+      continue;
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "recvmsg", sock_name(k));
+    err = wait_again(&d, k, POLLIN);
+    if (err != 0) return lipc_fail(L, err, "recvmsg", sock_name(k));
+  }
+  int fd;
+  int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
+  int count = scan_fds(&m, &fd, ctrunc);
+  if (ctrunc) {
+    return lipc_error(L, EMSGSIZE, "recvfd: control data truncated, the descriptors that arrived were closed",
+                      NULL);
+  }
+  if (count == 0) {
+    if (n == 0) { lua_pushnil(L); return 1; }  /* end of stream */
+    return lipc_error(L, EBADMSG, "recvfd", "message carried no descriptor");
+  }
+  if (count > 1) {
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
+    lua_pushinteger(L, EBADMSG);
+    return 3;
+  }
+  struct stat st;
+  o->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+  o->h.fd = fd;
+  o->h.open = 1;
+  luaL_pushresultsize(&b, (size_t)n);
+  return 2;
+}
+
+static const luaL_Reg sock_methods[] = {
+  {"accept", lsocket_accept},
+  {"connect", lsocket_mconnect},
+  {"send", lsocket_send},
+  {"recv", lsocket_recv},
+  {"sendto", lsocket_sendto},
+  {"recvfrom", lsocket_recvfrom},
+  {"shutdown", lsocket_shutdown},
+  {"address", lsocket_address},
+  {"peer", lsocket_peer},
+  {"setoption", lsocket_setoption},
+  {"getoption", lsocket_getoption},
+  {"peercred", lsocket_peercred},
+  {"sendfd", lsocket_sendfd},
+  {"recvfd", lsocket_recvfd},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"listen", lsocket_listen},
+  {"connect", lsocket_connect},
+  {"socketpair", lsocket_socketpair},
+  {NULL, NULL}
+};
+
+/* Register a class whose methods are the stream methods plus extra. */
+static void register_stream_class(lua_State *L, const lipc_class *cls, const luaL_Reg *extra) {
+  size_t n1 = 0, n2 = 0;
+  while (lipc_stream_methods[n1].name) n1++;
+  while (extra && extra[n2].name) n2++;
+  luaL_Reg all[64];
+  size_t n = 0;
+  for (size_t i = 0; i < n1 && n < 63; i++) all[n++] = lipc_stream_methods[i];
+  for (size_t i = 0; i < n2 && n < 63; i++) all[n++] = extra[i];
+  all[n].name = NULL;
+  all[n].func = NULL;
+  lipc_register(L, cls, all);
+}
+
+/* Register lipc.socket and lipc.fd; ipc.listen/connect/socketpair and ipc.socket.*. */
 void lipc_open_socket(lua_State *L) {
-  (void)L;
+  register_stream_class(L, &sock_class, sock_methods);
+  register_stream_class(L, &fd_class, NULL);
+  luaL_setfuncs(L, funcs, 0);
+  lipc_subtable(L, -1, "socket");
+  luaL_setfuncs(L, funcs, 0);
+  lua_pushcfunction(L, lsocket_raw);
+  lua_setfield(L, -2, "raw");
+  lua_pop(L, 1);
 }
