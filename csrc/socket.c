@@ -699,8 +699,11 @@ static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct s
   int flags = d->forever ? 0 : MSG_DONTWAIT;
   for (;;) {
     ssize_t r;
-    if (from == NULL && k->type == SOCK_STREAM) {
-      r = recv(k->s.h.fd, p, n, flags);
+    if (from == NULL) {
+      /* message sockets: MSG_TRUNC makes recv return the real length */
+      int stream = k->type == SOCK_STREAM;
+      r = recv(k->s.h.fd, p, n, flags | (stream ? 0 : MSG_TRUNC));
+      if (r > (ssize_t)n) { *truncated = 1; r = (ssize_t)n; }
     } else {
       struct iovec iov = {p, n};
       struct msghdr m;

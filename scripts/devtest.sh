@@ -26,7 +26,7 @@ gcc -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Wsha
 [ $# -eq 0 ] && exit 0
 export LIPC_SPEC_TMP="$(mktemp -d /tmp/lipcspec.XXXXXX)"
 trap 'rm -rf "$LIPC_SPEC_TMP"' EXIT
-exec unshare --ipc --mount --propagation private sh -c '
+unshare --ipc --mount --propagation private sh -c '
   mount -t tmpfs -o size=1g tmpfs /dev/shm
   mkdir -p /dev/mqueue; mount -t mqueue none /dev/mqueue
   exec lua5.4 /usr/bin/busted --cpath="'"$out"'/?.so" -o utfTerminal "$@"' sh "$@"
