@@ -655,6 +655,13 @@ static void close_ios(exec_io *io, int dirfd) {
   if (dirfd >= 0) close(dirfd);
 }
 
+/* A failed exec: close the temporaries and the parent's pipe ends. */
+static void exec_cleanup(exec_io *io, int dirfd, lipc_stream *ends[3]) {
+  close_ios(io, dirfd);
+  for (int i = 0; i < 3; i++)
+    if (ends[i]) (void)lipc_release(&ends[i]->h);
+}
+
 /* ipc.exec{prog, args..., stdin=, stdout=, stderr=, env=, cwd=} -> lipc.process */
 static int lproc_exec(lua_State *L) {
   int argc = check_exec_table(L);
@@ -698,7 +705,7 @@ static int lproc_exec(lua_State *L) {
       int fds[2];
       if (pipe2(fds, O_CLOEXEC) != 0) {
         err = errno;
-        close_ios(io, dirfd);
+        exec_cleanup(io, dirfd, ends);
         return lipc_error(L, err, "pipe", NULL);
       }
       int mine = i == 0 ? fds[1] : fds[0];
@@ -711,7 +718,7 @@ static int lproc_exec(lua_State *L) {
         io[i].child_end = fd;
         if (fd < 0) {
           close(mine);
-          close_ios(io, dirfd);
+          exec_cleanup(io, dirfd, ends);
           return lipc_error(L, e2, "dup", NULL);
         }
       }
@@ -721,7 +728,7 @@ static int lproc_exec(lua_State *L) {
       int fd = fcntl(io[i].fd, F_DUPFD_CLOEXEC, 3);
       if (fd < 0) {
         err = errno;
-        close_ios(io, dirfd);
+        exec_cleanup(io, dirfd, ends);
         return lipc_error(L, err, "dup", STDIO_KEYS[i]);
       }
       io[i].fd = fd;
@@ -739,12 +746,11 @@ static int lproc_exec(lua_State *L) {
   }
   pid_t pid = -1;
   err = run_plan(&plan, &pid);
-  close_ios(io, dirfd);
   if (err) {
-    for (int i = 0; i < 3; i++)
-      if (ends[i]) lipc_release(&ends[i]->h);
+    exec_cleanup(io, dirfd, ends);
     return lipc_error(L, err, "exec", argv[0]);
   }
+  close_ios(io, dirfd);
   process_start(L, pidx, p, pid);
   lua_getiuservalue(L, pidx, 1);
   for (int i = 0; i < 3; i++) {
