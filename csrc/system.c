@@ -135,6 +135,7 @@ static int l_sweep(lua_State *L) {
   sweep_dir(L, "/dev/shm", "sem.", "", "sem");
   sweep_dir(L, "/dev/mqueue", "", "", "mq");
   sweep_dir(L, lipc_tmpdir(), "", ".sock", "unix");
+  sweep_dir(L, lipc_tmpdir(), "", ".fifo", "fifo");
   return 1;
 }
 
