@@ -105,12 +105,16 @@ static int reserve(lmsg *m, size_t need) {
 /* Sleep one backoff step, capped by the deadline.  0 to try again,
  * ETIMEDOUT once the deadline has passed, EINTR on Ctrl-C. */
 static int backoff(lipc_deadline *d, long *step) {
+  /* a SIGINT that landed between sleeps (during a try) interrupted no
+   * system call: notice it here, or it would be lost */
+  if (lipc_interrupted(d)) return EINTR;
   struct timespec left;
   lipc_deadline_left(d, &left);
   if (left.tv_sec == 0 && left.tv_nsec == 0) return ETIMEDOUT;
   struct timespec nap = {0, *step};
   if (left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap.tv_nsec = left.tv_nsec;
-  if (nanosleep(&nap, NULL) != 0 && errno == EINTR && lipc_interrupted(d)) return EINTR;
+  (void)nanosleep(&nap, NULL);
+  if (lipc_interrupted(d)) return EINTR;
   *step = *step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *step * 2;
   return 0;
 }
@@ -188,6 +192,19 @@ static int lmsg_get(lua_State *L) {
   return 1;
 }
 
+/* When len can never fit the queue (more than its qbytes), push nil, a
+ * message, EMSGSIZE and return 1: msgsnd would wait forever.  0 otherwise
+ * (also when IPC_STAT is not allowed). */
+static int never_fits(lua_State *L, lmsg *m, size_t len) {
+  struct msqid_ds ds;
+  if (msgctl(m->id, IPC_STAT, &ds) != 0 || len <= (size_t)ds.msg_qbytes) return 0;
+  lua_pushnil(L);
+  lua_pushfstring(L, "msgsnd id=%d: message too long (%I > the queue's qbytes %I)", m->id,
+                  (lua_Integer)len, (lua_Integer)ds.msg_qbytes);
+  lua_pushinteger(L, EMSGSIZE);
+  return 1;
+}
+
 /* m:send(mtype, data, timeout): true; nil, "timeout" while the queue is full. */
 static int lmsg_send(lua_State *L) {
   lmsg *m = lipc_check(L, 1, &MSG_CLASS);
@@ -209,12 +226,19 @@ static int lmsg_send(lua_State *L) {
   m->buf->mtype = mtype;
   memcpy(m->buf->mtext, data, len);
   long step = BACKOFF_FIRST_NS;
+  int checked = 0;
   for (;;) {
-    if (msgsnd(m->id, m->buf, len, d.forever ? 0 : IPC_NOWAIT) == 0) break;
+    /* the first try never blocks: a full queue is then checked once */
+    if (msgsnd(m->id, m->buf, len, (d.forever && checked) ? 0 : IPC_NOWAIT) == 0) break;
     err = errno;
     if (err == EINTR) {
       if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "msgsnd", idstr(m, what, sizeof what));
       continue;
+    }
+    if (err == EAGAIN && !checked) {
+      checked = 1;
+      if (never_fits(L, m, len)) return 3;
+      if (d.forever) continue;
     }
     if (err != EAGAIN || d.forever) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
     err = backoff(&d, &step);
