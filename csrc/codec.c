@@ -429,6 +429,7 @@ static int lcodec_decode(lua_State *L) {
   return 1;
 }
 
+/* Add ipc.encode (with its buffer box as upvalue) and ipc.decode. */
 void lipc_open_codec(lua_State *L) {
   cbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);

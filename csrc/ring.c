@@ -1,7 +1,8 @@
 /*
  * ring.c - ipc.ring: a bounded shared-memory ring of length-prefixed
- * messages between one producer process and one consumer process, with
- * futex wake-ups (design and layout: doc/ring.md).
+ * messages between processes, with futex wake-ups (design and layout:
+ * doc/ring.md).  Producers serialize on one process-shared lock word,
+ * consumers on another, so any number of each is safe.
  *
  * The mapping is MAP_SHARED|MAP_ANONYMOUS (shared with forked children) or
  * a POSIX shm segment (ipc.ring.open from unrelated processes).  The fast
@@ -151,6 +152,13 @@ static int ring_release(lipc_handle *h, int remove_name) {
     ring_unregister(hd->consumers, &r->cons_slot, &r->cons_pid, me);
     if (was_prod) ring_kick(&hd->tail_seq);
     if (was_cons) ring_kick(&hd->head_seq);
+    /* a lock left behind by a call that raised (out of memory) */
+    uint32_t mine = (uint32_t)me;
+    if (atomic_compare_exchange_strong(&hd->send_lock, &mine, 0))
+      futex(&hd->send_lock, FUTEX_WAKE, 1, NULL);
+    mine = (uint32_t)me;
+    if (atomic_compare_exchange_strong(&hd->recv_lock, &mine, 0))
+      futex(&hd->recv_lock, FUTEX_WAKE, 1, NULL);
     if (munmap(r->hdr, r->maplen) != 0) err = errno;
     r->hdr = NULL;
     r->data = NULL;
@@ -236,8 +244,11 @@ static int lring_create(lua_State *L) {
   if (r->name[0]) {
     int fd = shm_open(r->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return lipc_error(L, errno, "shm_open", r->name);
-    if (ftruncate(fd, (off_t)(RING_HDR + cap)) != 0) {
-      err = errno;
+    /* allocate the pages now: a sparse segment on a full /dev/shm would
+     * raise SIGBUS on the first write instead of an error here */
+    err = ftruncate(fd, (off_t)(RING_HDR + cap)) != 0 ? errno
+        : posix_fallocate(fd, 0, (off_t)(RING_HDR + cap));
+    if (err) {
       close(fd);
       shm_unlink(r->name);
       return lipc_error(L, err, "ftruncate", r->name);
@@ -342,9 +353,10 @@ static int ring_sleep(lipc_deadline *d, _Atomic uint32_t *w, uint32_t seen) {
   if (lipc_deadline_left(d, &left) == 0 &&
       (left.tv_sec == 0 && left.tv_nsec < SLICE_NS)) ts = left;
   if (ts.tv_sec == 0 && ts.tv_nsec == 0) return ETIMEDOUT;
-  if (futex(w, FUTEX_WAIT, seen, &ts) == 0) return 0;
-  int err = errno;
-  if (err == EINTR) return lipc_interrupted(d) ? EINTR : 0;
+  long rc = futex(w, FUTEX_WAIT, seen, &ts);
+  int err = rc == 0 ? 0 : errno;
+  /* a restarted wait may hide the signal: look at the hook every time */
+  if (lipc_interrupted(d)) return EINTR;
   return err == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
@@ -544,7 +556,7 @@ static int lring_len(lua_State *L) {
   return 1;
 }
 
-/* ring:capacity() -> bytes; ring:maxmsg() is capacity - 8. */
+/* ring:capacity() -> bytes (the largest message is capacity - 8). */
 static int lring_capacity(lua_State *L) {
   return lring_len(L);
 }
@@ -600,6 +612,7 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
+/* Register lipc.ring and fill ipc.ring. */
 void lipc_open_ring(lua_State *L) {
   if (pid_cache == NULL) {
     /* one private page that a forked child sees zeroed (Linux >= 4.14);

@@ -1,0 +1,139 @@
+/*
+ * ring_pingpong.c - raw C baseline for bench/ring_pingpong.lua: round trip
+ * of a 64-byte message between a parent and its forked child over two
+ * minimal single-producer/single-consumer shared-memory rings with futex
+ * wake-ups (FUTEX_WAKE only when the reader counted itself as sleeping,
+ * the same fast path as lipc.ring, without its locks and checks).
+ *   BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+#define CAP 4096
+
+/* One SPSC ring: counters on their own cache lines, then the bytes. */
+typedef struct ring {
+  _Atomic uint64_t tail;
+  _Atomic uint32_t seq, waiters;
+  char pad[48];
+  _Atomic uint64_t head;
+  char pad2[56];
+  unsigned char data[CAP];
+} ring;
+
+/* Monotonic time in nanoseconds. */
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* qsort comparator for long long. */
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return (x > y) - (x < y);
+}
+
+/* An integer from the environment, or def. */
+static int env_int(const char *name, int def) {
+  const char *s = getenv(name);
+  return s && *s ? atoi(s) : def;
+}
+
+/* Shared futex call. */
+static long futex(_Atomic uint32_t *w, int op, uint32_t v) {
+  return syscall(SYS_futex, (uint32_t *)w, op, v, NULL, NULL, 0);
+}
+
+/* Copy n bytes into the ring at offset off, wrapping at the end. */
+static void wr(ring *r, size_t off, const void *src, size_t n) {
+  size_t first = CAP - off < n ? CAP - off : n;
+  memcpy(r->data + off, src, first);
+  memcpy(r->data, (const char *)src + first, n - first);
+}
+
+/* Copy n bytes out of the ring at offset off, wrapping at the end. */
+static void rd(ring *r, size_t off, void *dst, size_t n) {
+  size_t first = CAP - off < n ? CAP - off : n;
+  memcpy(dst, r->data + off, first);
+  memcpy((char *)dst + first, r->data, n - first);
+}
+
+/* Append a length-prefixed message (the ring never fills in a ping-pong). */
+static void put(ring *r, const void *m, uint32_t n) {
+  uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  size_t off = t % CAP, rec = 8 + ((n + 7u) & ~7u);
+  memcpy(r->data + off, &n, 4);
+  wr(r, (off + 8) % CAP, m, n);
+  atomic_store_explicit(&r->tail, t + rec, memory_order_release);
+  atomic_fetch_add(&r->seq, 1);
+  if (atomic_load(&r->waiters)) futex(&r->seq, FUTEX_WAKE, INT_MAX);
+}
+
+/* Take the next message into buf, sleeping while the ring is empty. */
+static uint32_t get(ring *r, void *buf) {
+  uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+  while (atomic_load_explicit(&r->tail, memory_order_acquire) == h) {
+    uint32_t seen = atomic_load(&r->seq);
+    atomic_fetch_add(&r->waiters, 1);
+    if (atomic_load(&r->tail) == h) futex(&r->seq, FUTEX_WAIT, seen);
+    atomic_fetch_sub(&r->waiters, 1);
+  }
+  uint32_t n;
+  size_t off = h % CAP;
+  memcpy(&n, r->data + off, 4);
+  rd(r, (off + 8) % CAP, buf, n);
+  atomic_store_explicit(&r->head, h + 8 + ((n + 7u) & ~7u), memory_order_release);
+  return n;
+}
+
+int main(void) {
+  int iters = env_int("BENCH_ITERS", 20000), warm = env_int("BENCH_WARMUP", 2000);
+  ring *rings = mmap(NULL, 2 * sizeof(ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (rings == MAP_FAILED) { perror("mmap"); return 1; }
+  ring *to_child = &rings[0], *to_parent = &rings[1];
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) { perror("fork"); return 1; }
+  char buf[MSG];
+  if (pid == 0) {
+    for (;;) {
+      uint32_t n = get(to_child, buf);
+      if (n == 0) _exit(0);
+      put(to_parent, buf, n);
+    }
+  }
+  long long *rtt = malloc(sizeof *rtt * (size_t)iters);
+  if (!rtt) return 1;
+  char msg[MSG];
+  memset(msg, 'x', MSG);
+  for (int i = 0; i < warm + iters; i++) {
+    long long t0 = now_ns();
+    put(to_child, msg, MSG);
+    if (get(to_parent, buf) != MSG) { fprintf(stderr, "bad echo\n"); return 1; }
+    long long t1 = now_ns();
+    if (i >= warm) rtt[i - warm] = t1 - t0;
+  }
+  put(to_child, msg, 0);   /* an empty message ends the child */
+  int status;
+  if (waitpid(pid, &status, 0) != pid || status != 0) { fprintf(stderr, "child failed\n"); return 1; }
+  qsort(rtt, (size_t)iters, sizeof *rtt, cmp_ll);
+  printf("metric ring_rtt_median %.3f us lower\n", rtt[iters / 2] / 1e3);
+  printf("metric ring_rtt_p99 %.3f us lower\n", rtt[(int)ceil(iters * 0.99) - 1] / 1e3);
+  printf("target ring_rtt_median <=1.5\n");
+  free(rtt);
+  return 0;
+}

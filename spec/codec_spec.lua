@@ -1,0 +1,262 @@
+--- ipc.encode / ipc.decode: round trips, encode errors, hostile input.
+local ipc = require "lipc"
+local helper = require "spec.helper"
+
+--- Deep equality that tells integers from floats and handles NaN.
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then return false end
+    if a ~= a then return b ~= b end
+    if a == 0 and b == 0 then return 1 / a == 1 / b end
+    return a == b
+  end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+local function rt(v)
+  local s = ipc.encode(v)
+  assert.is_string(s)
+  local back, err = ipc.decode(s)
+  assert.is_nil(err)
+  return back, s
+end
+
+describe("ipc.encode/ipc.decode", function()
+  describe("round trips", function()
+    it("keeps nil, booleans and the number subtypes", function()
+      for _, v in ipairs { true, false, 0, -1, 1, 127, 128, -128, 1.5, -2.25, 1e308, 5e-324,
+                           math.mininteger, math.maxinteger, math.huge, -math.huge, 1.0, 0.0 } do
+        local back = rt(v)
+        assert.is_true(same(v, back), tostring(v))
+        assert.equal(math.type(v), math.type(back))
+      end
+      local back = rt(nil)
+      assert.is_nil(back)
+      assert.equal(1, select("#", ipc.decode(ipc.encode(nil))))
+    end)
+
+    it("keeps -0.0, NaN and integer/float apart", function()
+      local z = rt(-0.0)
+      assert.equal(-math.huge, 1 / z)
+      local n = rt(0 / 0)
+      assert.is_true(n ~= n)
+      assert.equal("integer", math.type(rt(1)))
+      assert.equal("float", math.type(rt(1.0)))
+      assert.equal(math.mininteger, rt(math.mininteger))
+      assert.equal(math.maxinteger, rt(math.maxinteger))
+    end)
+
+    it("keeps strings with any bytes", function()
+      local all = {}
+      for i = 0, 255 do all[#all + 1] = string.char(i) end
+      all = table.concat(all)
+      for _, s in ipairs { "", "a", "\0", "a\0b\0", all, all:rep(3), ("x"):rep(63), ("x"):rep(64) } do
+        assert.equal(s, (rt(s)))
+      end
+      local big = ("0123456789abcdef"):rep(65536)   -- 1 MiB
+      local back, enc = rt(big)
+      assert.equal(big, back)
+      assert.is_true(#enc < #big + 16)
+    end)
+
+    it("keeps tables: empty, arrays, sparse, mixed, float and boolean keys", function()
+      local cases = {
+        {}, { 1, 2, 3 }, { [1] = 1, [1000] = 2 }, { 1, 2, nil, 4 },
+        { "a", x = 1, y = { z = "deep" }, [2.5] = "float key", [true] = false, [false] = true },
+        { [-1] = "neg", [0] = "zero", [math.mininteger] = 1, [math.maxinteger] = 2 },
+        { [0.1] = 1, [-0.5] = 2, [math.huge] = 3, [-math.huge] = 4 },
+        { { {} }, { {}, {} } },
+      }
+      for i, t in ipairs(cases) do
+        assert.is_true(same(t, (rt(t))), "case " .. i)
+      end
+    end)
+
+    it("keeps a table nested 100 levels", function()
+      local t = { v = 0 }
+      local cur = t
+      for i = 1, 99 do cur.next = { v = i }; cur = cur.next end
+      local back = rt(t)
+      local n = 0
+      while back.next do back = back.next; n = n + 1 end
+      assert.equal(99, n)
+      assert.equal(99, back.v)
+    end)
+
+    it("encodes a shared subtable (a DAG) twice", function()
+      local shared = { 1, 2 }
+      local back = rt { a = shared, b = shared }
+      assert.is_true(same(back.a, shared) and same(back.b, shared))
+      assert.are_not.equal(back.a, back.b)
+    end)
+
+    it("is compact: small integers take one byte, short strings one byte of header", function()
+      assert.equal(2, #ipc.encode(5))
+      assert.equal(2, #ipc.encode(true))
+      assert.equal(5, #ipc.encode("abc"))
+      assert.equal(10, #ipc.encode(1.5))
+      assert.equal(4, #ipc.encode {})
+      assert.equal(string.char(0xB1), ipc.encode(nil):sub(1, 1))
+    end)
+
+    it("ignores metatables (raw access only)", function()
+      local t = setmetatable({ 1 }, { __index = function() return "x" end, __pairs = error })
+      assert.is_true(same({ 1 }, (rt(t))))
+    end)
+  end)
+
+  describe("encode errors", function()
+    it("raises on a cycle, naming the path", function()
+      local t = { a = { b = {} } }
+      t.a.b.c = t
+      assert.has_error(function() ipc.encode(t) end,
+        "ipc.encode: cycle (a table contains itself) at value.a.b.c")
+      local s = {}
+      s[1] = s
+      assert.has_error(function() ipc.encode(s) end, "ipc.encode: cycle (a table contains itself) at value[1]")
+    end)
+
+    it("raises on functions, coroutines, userdata and files", function()
+      local cases = {
+        { print, "function" }, { coroutine.create(print), "thread" }, { io.stdout, "userdata" },
+        { { x = { print } }, "function" }, { { [print] = 1 }, "function key" }, { { [{}] = 1 }, "table key" },
+      }
+      for _, c in ipairs(cases) do
+        local ok, err = pcall(ipc.encode, c[1])
+        assert.is_false(ok)
+        assert.matches("cannot encode a " .. c[2], err, 1, true)
+      end
+      local ok, err = pcall(ipc.encode, { x = { print } })
+      assert.is_false(ok)
+      assert.matches("at value.x[1]", err, 1, true)
+    end)
+
+    it("raises on nesting deeper than 200 levels (10000 tried)", function()
+      local t = {}
+      local cur = t
+      for _ = 1, 10000 do cur[1] = {}; cur = cur[1] end
+      local ok, err = pcall(ipc.encode, t)
+      assert.is_false(ok)
+      assert.matches("nested deeper than 200 levels", err, 1, true)
+      local ok2 = pcall(ipc.encode, t)   -- the reusable buffer survived the error
+      assert.is_false(ok2)
+      assert.equal("x", ipc.decode(ipc.encode("x")))
+    end)
+
+    it("still works after an error mid-way (buffer reused)", function()
+      pcall(ipc.encode, { ("x"):rep(100000), print })
+      assert.equal(("y"):rep(1000), ipc.decode(ipc.encode(("y"):rep(1000))))
+    end)
+  end)
+
+  describe("hostile decode", function()
+    it("returns nil, message for malformed bytes", function()
+      local cases = {
+        "", "x", "\xB1", "\xB2\x80", "\xB1\x80\x80", "\xB1\x05", "\xB1\x05\x05ab", "\xB1\x04\1\2\3",
+        "\xB1\x06\x01", "\xB1\x06\x00\x01\x00\x80", "\xB1\x06\x00\x01\x04\0\0\0\0\0\0\xF8\x7F\x80",
+        "\xB1\x06\x00\x01\x06\x00\x00\x80", "\xB1\x07", "\xB1\x3F", "\xB1\x03\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x7F",
+      }
+      for i, s in ipairs(cases) do
+        local v, err = ipc.decode(s)
+        assert.is_nil(v, "case " .. i)
+        assert.is_string(err, "case " .. i)
+        assert.matches("^ipc.decode: ", err)
+      end
+    end)
+
+    it("reports trailing garbage and a wrong version", function()
+      local v, err = ipc.decode(ipc.encode(1) .. "x")
+      assert.is_nil(v)
+      assert.matches("trailing", err)
+      v, err = ipc.decode("\xB2\x80")
+      assert.is_nil(v)
+      assert.matches("version", err)
+    end)
+
+    it("refuses a length of 2^40 bytes quickly, without allocating", function()
+      local t0 = os.clock()
+      local huge = "\xB1\x05\x80\x80\x80\x80\x80\x20"   -- varint 2^40
+      local v, err = ipc.decode(huge)
+      assert.is_nil(v)
+      assert.matches("larger than the input", err)
+      v, err = ipc.decode("\xB1\x06\x80\x80\x80\x80\x80\x20\x00")   -- array count 2^40
+      assert.is_nil(v)
+      assert.matches("larger than the input", err)
+      assert.is_true(os.clock() - t0 < 0.5)
+    end)
+
+    it("refuses depth bombs", function()
+      local v, err = ipc.decode("\xB1" .. ("\x06\x01"):rep(5000) .. "\x80" .. ("\x00"):rep(5000))
+      assert.is_nil(v)
+      assert.matches("too deep", err)
+    end)
+
+    it("refuses nested counts the whole input cannot justify", function()
+      -- each level claims as many pairs as there are bytes left: the budget stops it
+      local parts = {}
+      for _ = 1, 150 do parts[#parts + 1] = "\x06\x00\xC0\x01" end
+      local v, err = ipc.decode("\xB1" .. table.concat(parts) .. ("\x80"):rep(400))
+      assert.is_nil(v)
+      assert.is_string(err)
+    end)
+
+    it("survives random bytes, truncations and mutations (in a subprocess)", function()
+      local ok, code, out = helper.run_lua([[
+        local ipc = require "lipc"
+        math.randomseed(12345)
+        local sample = { 1, -5, 2.5, "str", ("long"):rep(40), true, false, { a = { b = { 1, 2, 3 } } },
+                         [0.5] = "f", [true] = 1, big = math.maxinteger, nan = 0/0 }
+        local encs = { ipc.encode(sample), ipc.encode("x"), ipc.encode({}), ipc.encode(-1.25),
+                       ipc.encode({ { { { {} } } } }) }
+        local n = 0
+        local function try(s)
+          local r = table.pack(ipc.decode(s))
+          if r.n == 2 then assert(r[1] == nil and type(r[2]) == "string")
+          else assert(r.n == 1) end
+          n = n + 1
+        end
+        for _, e in ipairs(encs) do
+          for len = 0, #e do try(e:sub(1, len)) end
+          for i = 1, #e do
+            for _, b in ipairs { 0, 1, 0x06, 0x05, 0x7F, 0x80, 0xFF, 0xB1 } do
+              try(e:sub(1, i - 1) .. string.char(b) .. e:sub(i + 1))
+            end
+          end
+        end
+        local bytes = {}
+        for _ = 1, 5000 do
+          local len = math.random(0, 64)
+          for j = 1, len do bytes[j] = string.char(math.random(0, 255)) end
+          local s = table.concat(bytes, "", 1, len)
+          try(s)
+          try("\xB1" .. s)
+        end
+        print("decoded", n)
+      ]])
+      assert.is_true(ok, "subprocess failed (" .. tostring(code) .. "): " .. out)
+      assert.matches("decoded%s%d+", out)
+    end)
+  end)
+
+  describe("bad input", function()
+    it("decode raises on a non-string argument", function()
+      for _, v in ipairs { 1, true, {}, print } do
+        assert.has_error(function() ipc.decode(v) end)
+      end
+      assert.has_error(function() ipc.decode() end)
+      assert.has_error(function() ipc.decode(nil) end)
+    end)
+
+    it("encode needs an argument", function()
+      assert.has_error(function() ipc.encode() end)
+    end)
+  end)
+end)
