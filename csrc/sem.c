@@ -19,7 +19,6 @@
 /* A name for sem_open: glibc adds "sem." in /dev/shm, so 4 bytes less. */
 #define SEM_NAME_MAX (NAME_MAX - 4 + 1)
 /* Longest single wait before looking at Ctrl-C (futex waits restart). */
-#define SLICE_NS 200000000L
 
 typedef struct lsem {
   lipc_handle h;
@@ -62,6 +61,9 @@ static void sem_audit(lua_State *L, lipc_handle *h) {
   if (!s->region) {
     lua_pushstring(L, s->name);
     lua_setfield(L, -2, "name");
+  } else {
+    lua_pushinteger(L, (lua_Integer)((unsigned char *)s->sem - s->region->addr));
+    lua_setfield(L, -2, "offset");
   }
 }
 
@@ -141,30 +143,35 @@ static int lsem_attach(lua_State *L) {
   return place(L, 0);
 }
 
+/* The open lipc.sem at 1 for the hot methods (wait, trywait, post): their
+ * upvalue 1 is the metatable, so the check is a pointer comparison. */
+static lsem *fast_sem(lua_State *L) {
+  lsem *s = lua_touserdata(L, 1);
+  if (s != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same && s->h.open) return s;
+  }
+  return lipc_check(L, 1, &sem_class);
+}
+
 /* Wait on sem until the deadline: 0, ETIMEDOUT, EINTR (Ctrl-C) or errno.
- * Blocking waits run in slices so a Ctrl-C hook is seen (the kernel
- * restarts futex waits after the interpreter's SA_RESTART handler). */
+ * sem_wait/sem_clockwait fail with EINTR when a handler installed without
+ * SA_RESTART runs (lua5.4's SIGINT handler is one), so one untimed wait is
+ * enough to notice Ctrl-C: no slices, no timer armed on the hot path. */
 static int sem_wait_until(sem_t *sem, lipc_deadline *d) {
   for (;;) {
-    struct timespec now, abs;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    abs = now;
-    abs.tv_nsec += SLICE_NS;
-    if (abs.tv_nsec >= 1000000000L) { abs.tv_sec++; abs.tv_nsec -= 1000000000L; }
-    if (!d->forever && (d->end.tv_sec < abs.tv_sec ||
-                        (d->end.tv_sec == abs.tv_sec && d->end.tv_nsec < abs.tv_nsec)))
-      abs = d->end;
-    if (sem_clockwait(sem, CLOCK_MONOTONIC, &abs) == 0) return 0;
+    int rc = d->forever ? sem_wait(sem) : sem_clockwait(sem, CLOCK_MONOTONIC, &d->end);
+    if (rc == 0) return 0;
     int err = errno;
-    if (err != ETIMEDOUT && err != EINTR) return err;
+    if (err != EINTR) return err;
     if (lipc_interrupted(d)) return EINTR;
-    if (lipc_deadline_expired(d)) return ETIMEDOUT;
   }
 }
 
 /* s:wait([timeout]): true | nil, "timeout", ETIMEDOUT. */
 static int lsem_wait(lua_State *L) {
-  lsem *s = lipc_check(L, 1, &sem_class);
+  lsem *s = fast_sem(L);
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
   if (sem_trywait(s->sem) == 0) { lua_pushboolean(L, 1); return 1; }
@@ -180,7 +187,7 @@ static int lsem_wait(lua_State *L) {
 
 /* s:trywait(): true | false. */
 static int lsem_trywait(lua_State *L) {
-  lsem *s = lipc_check(L, 1, &sem_class);
+  lsem *s = fast_sem(L);
   if (sem_trywait(s->sem) == 0) { lua_pushboolean(L, 1); return 1; }
   if (errno == EAGAIN) { lua_pushboolean(L, 0); return 1; }
   return lipc_error(L, errno, "sem_trywait", s->region ? NULL : s->name);
@@ -188,7 +195,7 @@ static int lsem_trywait(lua_State *L) {
 
 /* s:post(): true. */
 static int lsem_post(lua_State *L) {
-  lsem *s = lipc_check(L, 1, &sem_class);
+  lsem *s = fast_sem(L);
   if (sem_post(s->sem) != 0) return lipc_error(L, errno, "sem_post", s->region ? NULL : s->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -232,10 +239,15 @@ static int lsem_name(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg sem_methods[] = {
+/* Hot methods: closures over the metatable (see fast_sem). */
+static const luaL_Reg sem_hot[] = {
   {"wait", lsem_wait},
   {"trywait", lsem_trywait},
   {"post", lsem_post},
+  {NULL, NULL}
+};
+
+static const luaL_Reg sem_methods[] = {
   {"value", lsem_value},
   {"unlink", lsem_unlink},
   {"destroy", lsem_destroy},
@@ -291,7 +303,8 @@ static const char *const SET_OPTS[] = { "create", "excl", "mode", "persist", "va
 
 /* ipc.semset.get(key, nsems, opts): semget (+ SETALL of values when created). */
 static int lsemset_get(lua_State *L) {
-  key_t key = (key_t)lipc_checkrange(L, 1, INT32_MIN, INT32_MAX);
+  /* a key is 32 bits: signed (as ftok and ipcs -m show it) or unsigned (0xdeadbeef) */
+  key_t key = (key_t)(int32_t)(uint32_t)lipc_checkrange(L, 1, INT32_MIN, UINT32_MAX);
   int nsems = (int)lipc_optrange(L, 2, 0, 0, 65535);
   lipc_checkoptions(L, 3, SET_OPTS);
   int create = lipc_optbool(L, 3, "create", key == IPC_PRIVATE);
@@ -341,6 +354,7 @@ static int lsemset_get(lua_State *L) {
   arg.buf = &ds;
   if (semctl(id, 0, IPC_STAT, arg) != 0) {
     int err = errno;
+    s->h.persist = 0;  /* a set we created half-way never stays behind */
     (void)lipc_release(&s->h);
     return lipc_error(L, err, "semctl IPC_STAT", what);
   }
@@ -349,6 +363,7 @@ static int lsemset_get(lua_State *L) {
     arg.array = vals;
     if (semctl(id, 0, SETALL, arg) != 0) {
       int err = errno;
+      s->h.persist = 0;
       (void)lipc_release(&s->h);
       return lipc_error(L, err, "semctl SETALL", what);
     }
@@ -511,6 +526,11 @@ static const luaL_Reg set_methods[] = {
 void lipc_open_sem(lua_State *L) {
   lipc_register(L, &sem_class, sem_methods);
   lipc_register(L, &semset_class, set_methods);
+  luaL_getmetatable(L, sem_class.name);
+  lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, sem_hot, 1);
+  lua_pop(L, 2);
   luaL_getmetatable(L, semset_class.name);
   lua_pushcfunction(L, lsemset_len);
   lua_setfield(L, -2, "__len");

@@ -142,12 +142,28 @@ static size_t span(lua_State *L, lipc_region *r, int oidx, int lidx, size_t *len
   return (size_t)off;
 }
 
+/* The open region at 1, by the hot-path methods: their upvalue 1 is the
+ * region metatable, so the check is one pointer comparison (the generic
+ * luaL_checkudata looks the metatable up by name); raises otherwise. */
+static lipc_region *fast_region(lua_State *L) {
+  lipc_region *r = lua_touserdata(L, 1);
+  if (r != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same && r->h.open) return r;
+  }
+  return lipc_region_check(L, 1);
+}
+
 /* The 8-aligned int64 at the offset in argument 2. */
 static int64_t *atomic_at(lua_State *L, int write) {
-  lipc_region *r;
-  void *p = lipc_region_at(L, 1, 2, 8, 8, &r);
+  lipc_region *r = fast_region(L);
+  int isnum;
+  lua_Integer off = lua_tointegerx(L, 2, &isnum);
+  if (!isnum || off < 0 || (off & 7) != 0 || (size_t)off > r->size - 8 || r->size < 8)
+    return lipc_region_at(L, 1, 2, 8, 8, NULL);  /* raises with the precise message */
   if (write && !r->writable) luaL_error(L, "lipc.region is mapped read-only");
-  return p;
+  return (int64_t *)(r->addr + off);
 }
 
 /* The common option keys of segment constructors. */
@@ -168,6 +184,7 @@ static long long shm_free(void) {
  * the error triple for err. */
 static int fail(lua_State *L, lipc_region *r, int err, const char *call, const char *what) {
   r->h.open = 1;
+  r->h.persist = 0;  /* a half-made segment we created never stays behind */
   (void)lipc_release(&r->h);
   return lipc_error(L, err, call, what);
 }
@@ -270,7 +287,8 @@ static int lshm_anonymous(lua_State *L) {
 
 /* ipc.shm.sysv(key, size, opts): shmget + shmat. */
 static int lshm_sysv(lua_State *L) {
-  key_t key = (key_t)lipc_checkrange(L, 1, INT32_MIN, INT32_MAX);
+  /* a key is 32 bits: signed (as ftok and ipcs -m show it) or unsigned (0xdeadbeef) */
+  key_t key = (key_t)(int32_t)(uint32_t)lipc_checkrange(L, 1, INT32_MIN, UINT32_MAX);
   size_t size = (size_t)lipc_optrange(L, 2, 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
   lipc_checkoptions(L, 3, SYSV_OPTS);
   int create = lipc_optbool(L, 3, "create", key == IPC_PRIVATE);
@@ -371,7 +389,7 @@ static int lshm_len(lua_State *L) {
 
 /* r:read([offset [, len]]): bytes as a string (default: to the end). */
 static int lshm_read(lua_State *L) {
-  lipc_region *r = lipc_region_check(L, 1);
+  lipc_region *r = fast_region(L);
   size_t len;
   size_t off = span(L, r, 2, 3, &len);
   lua_pushlstring(L, (const char *)r->addr + off, len);
@@ -380,7 +398,7 @@ static int lshm_read(lua_State *L) {
 
 /* r:write(offset, str): copy str in; returns the offset after it. */
 static int lshm_write(lua_State *L) {
-  lipc_region *r = lipc_region_check(L, 1);
+  lipc_region *r = fast_region(L);
   lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
   size_t len;
   const char *s = luaL_checklstring(L, 3, &len);
@@ -572,14 +590,19 @@ static int lshm_kind(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {
+/* Hot methods: closures over the region metatable (see fast_region). */
+static const luaL_Reg hot_methods[] = {
   {"read", lshm_read},
   {"write", lshm_write},
-  {"fill", lshm_fill},
   {"add", lshm_add},
   {"load", lshm_load},
   {"store", lshm_store},
   {"cas", lshm_cas},
+  {NULL, NULL}
+};
+
+static const luaL_Reg methods[] = {
+  {"fill", lshm_fill},
   {"sync", lshm_sync},
   {"unlink", lshm_runlink},
   {"remove", lshm_remove},
@@ -613,6 +636,8 @@ void lipc_open_shm(lua_State *L) {
   lua_pushcfunction(L, lshm_len);
   lua_setfield(L, -2, "__len");
   lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, hot_methods, 1);
   push_stringlib(L, "pack");
   lua_pushcclosure(L, lshm_pack, 1);
   lua_setfield(L, -2, "pack");

@@ -64,17 +64,25 @@ static void cond_describe(lipc_handle *h, luaL_Buffer *b) {
   luaL_addstring(b, tmp);
 }
 
-/* ipc.audit(): no name, no descriptor. */
-static void placed_audit(lua_State *L, lipc_handle *h) {
-  (void)L;
-  (void)h;
+/* ipc.audit(): the offset inside the region (no name, no descriptor). */
+static void mutex_audit(lua_State *L, lipc_handle *h) {
+  lmutex *m = (lmutex *)h;
+  lua_pushinteger(L, (lua_Integer)((unsigned char *)m->mu - m->region->addr));
+  lua_setfield(L, -2, "offset");
+}
+
+/* ipc.audit() for a condition variable. */
+static void cond_audit(lua_State *L, lipc_handle *h) {
+  lcond *c = (lcond *)h;
+  lua_pushinteger(L, (lua_Integer)((unsigned char *)c->cv - c->region->addr));
+  lua_setfield(L, -2, "offset");
 }
 
 static const lipc_class mutex_class = {
-  "lipc.mutex", "mutex", sizeof(lmutex), mutex_release, mutex_describe, placed_audit, 0
+  "lipc.mutex", "mutex", sizeof(lmutex), mutex_release, mutex_describe, mutex_audit, 0
 };
 static const lipc_class cond_class = {
-  "lipc.cond", "cond", sizeof(lcond), cond_release, cond_describe, placed_audit, 0
+  "lipc.cond", "cond", sizeof(lcond), cond_release, cond_describe, cond_audit, 0
 };
 
 static const char *const MUTEX_OPTS[] = { "robust", "recursive", NULL };

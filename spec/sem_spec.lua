@@ -1,0 +1,415 @@
+--- Specs for ipc.sem.* (POSIX semaphores) and ipc.semset.* (System V sets).
+local ipc = require "lipc"
+local helper = require "spec.helper"
+
+local PY = "/usr/bin/python3"
+
+local function join(pid)
+  local how, code = ipc.wait(pid, 30)
+  assert.equal("exited", how)
+  assert.equal(0, code)
+end
+
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function semid_exists(id)
+  for line in io.lines("/proc/sysvipc/sem") do
+    local sid = line:match("^%s*%-?%d+%s+(%d+)")
+    if tonumber(sid) == id then return true end
+  end
+  return false
+end
+
+local function now()
+  local p = io.open("/proc/uptime")
+  local t = tonumber(p:read("n"))
+  p:close()
+  return t
+end
+
+-- An outside python3 program, run with the given source; returns output, ok.
+local function python(src)
+  local script = helper.path(".py")
+  local f = assert(io.open(script, "w"))
+  f:write(src)
+  f:close()
+  local out, ok = helper.sh(PY .. " " .. script .. " 2>&1")
+  os.remove(script)
+  return out, ok
+end
+
+local key_counter = 0
+local function newkey()
+  key_counter = key_counter + 1
+  return 0x4d000000 + (ipc.getpid() % 65536) * 64 + key_counter
+end
+
+describe("ipc.sem", function()
+  describe("open (named)", function()
+    it("is shared by name with a child; the owner's close removes it", function()
+      local name = helper.name()
+      local s = assert(ipc.sem.open(name, { create = true, value = 0 }))
+      assert.equal("lipc.sem(" .. name .. ")", tostring(s))
+      assert.equal(name, s:name())
+      assert.is_true(exists("/dev/shm/sem." .. name:sub(2)))
+      assert.equal("600", helper.sh("stat -c %a /dev/shm/sem." .. name:sub(2)):match("%d+"))
+      local pid = helper.fork(function()
+        local c = assert(ipc.sem.open(name))
+        assert(c:post())
+        c:close()
+      end)
+      assert.is_true(s:wait(20))
+      join(pid)
+      assert.is_true(exists("/dev/shm/sem." .. name:sub(2)), "the child's close never removes")
+      s:close()
+      assert.is_false(exists("/dev/shm/sem." .. name:sub(2)))
+    end)
+
+    it("excl, missing names, generated names, persist and unlink", function()
+      local name = helper.name()
+      local s <close> = assert(ipc.sem.open(name, { create = true, value = 3 })) -- luacheck: ignore
+      local o <close> = assert(ipc.sem.open(name, { create = true, value = 9 }))
+      assert.equal(3, o:value(), "opening an existing one keeps its value")
+      local x, _, err = ipc.sem.open(name, { create = true, excl = true })
+      assert.is_nil(x)
+      assert.equal(ipc.errno.EEXIST, err)
+      local y, msg, err2 = ipc.sem.open(helper.name())
+      assert.is_nil(y)
+      assert.equal(ipc.errno.ENOENT, err2)
+      assert.matches("sem_open", msg)
+      local g = assert(ipc.sem.open { value = 1 })
+      local gname = g:name()
+      assert.matches("^/lipc%." .. ipc.getpid() .. "%.%d+$", gname)
+      g:close()
+      assert.is_false(exists("/dev/shm/sem." .. gname:sub(2)))
+      local pname = helper.name()
+      local p = assert(ipc.sem.open(pname, { create = true, persist = true }))
+      p:close()
+      assert.is_true(exists("/dev/shm/sem." .. pname:sub(2)))
+      assert.is_true(ipc.sem.unlink(pname))
+      assert.is_false(exists("/dev/shm/sem." .. pname:sub(2)))
+      local fname = helper.name()
+      local fs <close> = assert(ipc.sem.open(fname, { create = true }))
+      join(helper.fork(function() fs:close(); collectgarbage() end))
+      assert.is_true(exists("/dev/shm/sem." .. fname:sub(2)), "a forked child never removes")
+      local q <close> = assert(ipc.sem.open(helper.name(), { create = true }))
+      assert.is_true(q:unlink())
+      assert.is_true(q:post())
+    end)
+
+    it("interoperates with a Python peer using sem_open through ctypes", function()
+      local name = helper.name()
+      local s <close> = assert(ipc.sem.open(name, { create = true, value = 1 }))
+      local out, ok = python(([[
+import ctypes, ctypes.util
+libc = ctypes.CDLL(ctypes.util.find_library("pthread") or "libc.so.6", use_errno=True)
+libc.sem_open.restype = ctypes.c_void_p
+libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+sem = libc.sem_open(b"%s", 0)
+assert sem and sem != ctypes.c_void_p(-1).value, ctypes.get_errno()
+assert libc.sem_trywait(ctypes.c_void_p(sem)) == 0
+for _ in range(3):
+    libc.sem_post(ctypes.c_void_p(sem))
+v = ctypes.c_int()
+libc.sem_getvalue(ctypes.c_void_p(sem), ctypes.byref(v))
+print(v.value)
+]]):format(name))
+      assert.is_true(ok, out)
+      assert.equal("3\n", out)
+      assert.equal(3, s:value())
+    end)
+
+    it("a sweep removes a generated semaphore left by a SIGKILLed child", function()
+      local board <close> = assert(ipc.shm.anonymous(4096))
+      local ready <close> = assert(ipc.sem.new(board, 0, 0))
+      local pid = assert(ipc.fork())
+      if pid == 0 then
+        local ok = pcall(function()
+          local s = assert(ipc.sem.open { value = 0 })
+          board:pack(64, "s2", s:name())
+          ready:post()
+          s:wait()
+        end)
+        ipc.exit(ok and 0 or 1)
+      end
+      assert.is_true(ready:wait(20))
+      local name = board:unpack(64, "s2")
+      local file = "/dev/shm/sem." .. name:sub(2)
+      assert.is_true(exists(file))
+      assert.is_true(os.execute("kill -KILL " .. pid))
+      assert.equal("signaled", (ipc.wait(pid, 20)))
+      local found = false
+      for _, item in ipairs(ipc.sweep()) do found = found or item == "sem:" .. name end
+      assert.is_true(found)
+      assert.is_false(exists(file))
+    end)
+  end)
+
+  describe("new / attach (unnamed, in a region)", function()
+    it("wakes a forked child and times out when nothing is posted", function()
+      local r <close> = assert(ipc.shm.anonymous(4096))
+      local s <close> = assert(ipc.sem.new(r, 32, 0))
+      assert.equal("lipc.sem(unnamed, offset 32)", tostring(s))
+      assert.is_nil(s:name())
+      assert.is_false(s:trywait())
+      local ok, msg, err = s:wait(0)
+      assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { ok, msg, err })
+      local t0 = now()
+      ok, msg, err = s:wait(0.3)
+      assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { ok, msg, err })
+      assert.is_true(now() - t0 >= 0.25)
+      local back <close> = assert(ipc.sem.new(r, 64, 0))
+      local pid = helper.fork(function()
+        assert(s:wait(20))
+        assert(back:post())
+      end)
+      assert.is_true(s:post())
+      assert.is_true(back:wait(20))
+      join(pid)
+    end)
+
+    it("attaches in an unrelated process mapping the same POSIX segment", function()
+      local name = helper.name()
+      local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
+      local s <close> = assert(ipc.sem.new(r, 128, 0))
+      local ok, code, out = helper.run_lua(([[
+local ipc = require "lipc"
+local r = assert(ipc.shm.open(%q))
+local s = assert(ipc.sem.attach(r, 128))
+assert(s:post()); assert(s:post())
+print(s:value())
+]]):format(name))
+      assert.is_true(ok, out)
+      assert.equal(0, code)
+      assert.equal("2\n", out)
+      assert.is_true(s:wait(5))
+      assert.is_true(s:trywait())
+      assert.is_false(s:trywait())
+    end)
+
+    it("guards a read-modify-write counter of 4 processes x 10000 exactly", function()
+      local r <close> = assert(ipc.shm.anonymous(4096))
+      local s <close> = assert(ipc.sem.new(r, 64, 1))
+      local function run(guarded)
+        r:store(0, 0)
+        local pids = {}
+        for i = 1, 4 do
+          pids[i] = helper.fork(function()
+            for _ = 1, 10000 do
+              if guarded then assert(s:wait()) end
+              r:store(0, r:load(0) + 1)
+              if guarded then s:post() end
+            end
+          end)
+        end
+        for i = 1, 4 do join(pids[i]) end
+        return r:load(0)
+      end
+      local racy = run(false)
+      assert.is_true(racy <= 40000)
+      print(("\n  without the semaphore: %d of 40000 (%d updates lost)"):format(racy, 40000 - racy))
+      assert.equal(40000, run(true))
+      assert.equal(1, s:value())
+    end)
+
+    it("keeps the region mapped; destroy ends it explicitly", function()
+      local r = assert(ipc.shm.anonymous(4096))
+      local s = assert(ipc.sem.new(r, 0, 2))
+      r:close()
+      assert.is_true(s:wait(1))
+      assert.equal(1, s:value())
+      assert.is_true(s:destroy())
+      assert.has_error(function() s:value() end, "attempt to use a closed lipc.sem")
+      assert.is_true(s:close())
+    end)
+  end)
+
+  describe("bad input", function()
+    it("rejects wrong types, ranges, misalignment, hostile names and closed objects", function()
+      assert.has_error(function() ipc.sem.open("x", { create = true }) end)
+      assert.has_error(function() ipc.sem.open("/a/b", { create = true }) end)
+      assert.has_error(function() ipc.sem.open("/a\0", { create = true }) end)
+      assert.has_error(function() ipc.sem.open("/" .. string.rep("s", 260), { create = true }) end)
+      assert.has_error(function() ipc.sem.open(1) end)
+      assert.has_error(function() ipc.sem.open("/x", { create = true, value = -1 }) end)
+      assert.has_error(function() ipc.sem.open("/x", { create = true, value = ipc.sem.VALUE_MAX + 1 }) end)
+      assert.has_error(function() ipc.sem.open("/x", { create = true, valeu = 1 }) end,
+        "bad argument #2 to 'open' (unknown option 'valeu')")
+      assert.has_error(function() ipc.sem.open("/x", { mode = {} }) end)
+      assert.has_error(function() ipc.sem.unlink("nope") end)
+      local r <close> = assert(ipc.shm.anonymous(64))
+      assert.has_error(function() ipc.sem.new(r, 4, 0) end)
+      assert.has_error(function() ipc.sem.new(r, 48, 0) end)
+      assert.has_error(function() ipc.sem.new(r, -8, 0) end)
+      assert.has_error(function() ipc.sem.new(r, 0, -1) end)
+      assert.has_error(function() ipc.sem.new(r, 0, "one") end)
+      assert.has_error(function() ipc.sem.new({}, 0, 0) end)
+      assert.has_error(function() ipc.sem.new(nil, 0, 0) end)
+      assert.has_error(function() ipc.sem.attach(r, 0, 5) end)
+      local s = assert(ipc.sem.new(r, 0, 0))
+      assert.has_error(function() s:wait(-1) end)
+      assert.has_error(function() s:wait(0 / 0) end)
+      assert.has_error(function() s:wait("1") end)
+      assert.has_error(function() s:unlink() end)
+      s:close()
+      assert.equal("lipc.sem(closed)", tostring(s))
+      for _, m in ipairs { "wait", "trywait", "post", "value", "unlink", "destroy", "name" } do
+        assert.has_error(function() s[m](s) end, "attempt to use a closed lipc.sem")
+      end
+      local closed = assert(ipc.shm.anonymous(64))
+      closed:close()
+      assert.has_error(function() ipc.sem.new(closed, 0, 0) end, "attempt to use a closed lipc.region")
+    end)
+  end)
+end)
+
+describe("ipc.semset", function()
+  it("creates with values, operates atomically, gets and sets", function()
+    local set = assert(ipc.semset.get(ipc.IPC_PRIVATE or 0, 3, { values = { 1, 2, 3 } }))
+    local id = set:id()
+    assert.equal(3, #set)
+    assert.equal("lipc.semset(semid=" .. id .. ", 3 semaphores)", tostring(set))
+    assert.same({ 1, 2, 3 }, set:values())
+    assert.is_true(set:op { { 0, -1 }, { 1, -2 }, { 2, 1 } })
+    assert.same({ 0, 0, 4 }, set:values())
+    -- all or nothing: the second op cannot proceed, so the first is not done
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { set:op({ { 2, -1 }, { 0, -1 } }, 0) })
+    assert.equal(4, set:get(2))
+    assert.is_true(set:set(0, 7))
+    assert.equal(7, set:get(0))
+    assert.equal(ipc.getpid(), set:pid(2))
+    assert.equal(0, set:waiting(0))
+    assert.equal(0, set:zwaiting(0))
+    set:close()
+    assert.is_false(semid_exists(id))
+  end)
+
+  it("times out with semtimedop and blocks until another process posts", function()
+    local set <close> = assert(ipc.semset.get(ipc.IPC_PRIVATE or 0, 2))
+    local t0 = now()
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { set:op({ { 0, -1 } }, 0.3) })
+    assert.is_true(now() - t0 >= 0.25)
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { set:op({ { 0, -1, nowait = true } }) })
+    local pid = helper.fork(function()
+      assert(set:op { { 0, -1 } })
+      assert(set:op { { 1, 1 } })
+    end)
+    assert.is_true(set:op { { 0, 1 } })
+    assert.is_true(set:op({ { 1, -1 } }, 20))
+    join(pid)
+  end)
+
+  it("retries EINTR: a blocked op survives SIGSTOP/SIGCONT (which interrupts semop)", function()
+    for _, timeout in ipairs { false, 20 } do
+      local set <close> = assert(ipc.semset.get(ipc.IPC_PRIVATE or 0, 2))
+      local pid = helper.fork(function()
+        local ok = set:op({ { 0, -1 } }, timeout or nil)
+        return ok == true
+      end)
+      -- wait until the child sleeps in semop (GETNCNT), napping on the never-posted sem 1
+      local t0 = now()
+      while set:waiting(0) == 0 and now() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
+      assert.equal(1, set:waiting(0))
+      assert.is_true(os.execute("kill -STOP " .. pid .. " && kill -CONT " .. pid))
+      -- after the continue the child is waiting again (retried), not failed
+      t0 = now()
+      while set:waiting(0) == 0 and now() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
+      assert.is_true(set:op { { 0, 1 } })
+      join(pid)
+    end
+  end)
+
+  it("undoes a SEM_UNDO operation of a child that exits without releasing", function()
+    local set <close> = assert(ipc.semset.get(ipc.IPC_PRIVATE or 0, 1, { values = { 1 } }))
+    join(helper.fork(function() assert(set:op { { 0, -1, undo = true } }) end))
+    assert.equal(1, set:get(0), "undone at exit")
+    join(helper.fork(function() assert(set:op { { 0, -1 } }) end))
+    assert.equal(0, set:get(0), "without undo it stays taken")
+  end)
+
+  it("keyed: opener finds the set; ownership, persist and the forked child", function()
+    local key = newkey()
+    local set = assert(ipc.semset.get(key, 2, { create = true, excl = true, values = { 5, 6 } }))
+    local o = assert(ipc.semset.get(key))
+    assert.equal(2, #o)
+    assert.same({ 5, 6 }, o:values())
+    local x, _, err = ipc.semset.get(key, 2, { create = true, excl = true })
+    assert.is_nil(x)
+    assert.equal(ipc.errno.EEXIST, err)
+    join(helper.fork(function() set:close() end))
+    assert.is_true(semid_exists(set:id()))
+    o:close()
+    assert.is_true(semid_exists(set:id()))
+    local id = set:id()
+    set:close()
+    assert.is_false(semid_exists(id))
+    local y, _, err2 = ipc.semset.get(key)
+    assert.is_nil(y)
+    assert.equal(ipc.errno.ENOENT, err2)
+    local p = assert(ipc.semset.get(key, 1, { create = true, persist = true }))
+    local pid = p:id()
+    p:close()
+    assert.is_true(semid_exists(pid))
+    local again = assert(ipc.semset.get(key))
+    assert.is_true(again:remove())
+    again:close()
+    assert.is_false(semid_exists(pid))
+  end)
+
+  it("interoperates with Python sysv_ipc.Semaphore", function()
+    local key = newkey()
+    local set <close> = assert(ipc.semset.get(key, 1, { create = true, values = { 0 } }))
+    local out, ok = python(([[
+import sysv_ipc
+s = sysv_ipc.Semaphore(%d)
+s.release(); s.release()
+print(s.value)
+]]):format(key))
+    assert.is_true(ok, out)
+    assert.equal("2\n", out)
+    assert.is_true(set:op({ { 0, -2 } }, 5))
+    assert.is_true(set:op { { 0, 1 } })
+    out, ok = python(("import sysv_ipc\ns = sysv_ipc.Semaphore(%d)\ns.acquire(5)\nprint(s.value)\n"):format(key))
+    assert.is_true(ok, out)
+    assert.equal("0\n", out)
+  end)
+
+  describe("bad input", function()
+    it("rejects wrong types, ranges, bad operations and closed sets", function()
+      assert.has_error(function() ipc.semset.get("k", 1) end)
+      assert.has_error(function() ipc.semset.get(2 ^ 33, 1) end)
+      assert.has_error(function() ipc.semset.get(0, 0) end)
+      assert.has_error(function() ipc.semset.get(0, -1) end)
+      assert.has_error(function() ipc.semset.get(0, 1, { create = false }) end)
+      assert.has_error(function() ipc.semset.get(0, 2, { values = { 1 } }) end)
+      assert.has_error(function() ipc.semset.get(0, 1, { values = { 40000 } }) end)
+      assert.has_error(function() ipc.semset.get(0, 1, { values = { "x" } }) end)
+      assert.has_error(function() ipc.semset.get(0, 1, { values = 3 }) end)
+      assert.has_error(function() ipc.semset.get(0, 1, { vals = {} }) end)
+      local set = assert(ipc.semset.get(0, 2))
+      assert.has_error(function() set:op() end)
+      assert.has_error(function() set:op {} end)
+      assert.has_error(function() set:op { 1 } end)
+      assert.has_error(function() set:op { { 2, 1 } } end)
+      assert.has_error(function() set:op { { -1, 1 } } end)
+      assert.has_error(function() set:op { { 0, 40000 } } end)
+      assert.has_error(function() set:op { { 0, 1.5 } } end)
+      assert.has_error(function() set:op { { 0, 1, undo = 1 } } end)
+      assert.has_error(function() set:op { { 0, 1, udno = true } } end)
+      assert.has_error(function() set:op({ { 0, 1 } }, -1) end)
+      assert.has_error(function() set:get(2) end)
+      assert.has_error(function() set:get({}) end)
+      assert.has_error(function() set:set(0, -1) end)
+      assert.has_error(function() set:set(0, 32768) end)
+      set:close()
+      assert.equal("lipc.semset(closed)", tostring(set))
+      for _, m in ipairs { "op", "get", "set", "values", "remove", "id", "pid" } do
+        assert.has_error(function() set[m](set, 0, 0) end, "attempt to use a closed lipc.semset")
+      end
+    end)
+  end)
+end)

@@ -1,0 +1,296 @@
+--- Specs for ipc.mutex.* and ipc.cond.* (process-shared pthread objects in a region).
+local ipc = require "lipc"
+local helper = require "spec.helper"
+
+local function join(pid)
+  local how, code = ipc.wait(pid, 30)
+  assert.equal("exited", how)
+  assert.equal(0, code)
+end
+
+local function now()
+  local p = io.open("/proc/uptime")
+  local t = tonumber(p:read("n"))
+  p:close()
+  return t
+end
+
+-- Layout of the test region.
+local MU, CV, SEM, STATE = 0, 64, 128, 256
+
+describe("ipc.mutex", function()
+  it("locks, unlocks, reports relock and foreign unlock as errors", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    assert.equal("lipc.mutex(offset 0)", tostring(mu))
+    assert.is_true(mu:lock())
+    local ok, _, err = mu:lock(1)
+    assert.is_nil(ok)
+    assert.equal(ipc.errno.EDEADLK, err)
+    assert.is_true(mu:unlock())
+    ok, _, err = mu:unlock()
+    assert.is_nil(ok)
+    assert.equal(ipc.errno.EPERM, err)
+    assert.is_true(mu:trylock())
+    assert.is_true(mu:unlock())
+  end)
+
+  it("is recursive on request", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU, { recursive = true }))
+    assert.is_true(mu:lock())
+    assert.is_true(mu:lock(0))
+    assert.is_true(mu:trylock())
+    for _ = 1, 3 do assert.is_true(mu:unlock()) end
+    assert.is_nil((mu:unlock()))
+  end)
+
+  it("excludes another process; trylock and timed lock time out", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local held <close> = assert(ipc.sem.new(r, SEM, 0))
+    local go <close> = assert(ipc.sem.new(r, SEM + 64, 0))
+    local pid = helper.fork(function()
+      assert(mu:lock())
+      held:post()
+      assert(go:wait(30))
+      assert(mu:unlock())
+    end)
+    assert.is_true(held:wait(20))
+    assert.is_false(mu:trylock())
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { mu:lock(0) })
+    local t0 = now()
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { mu:lock(0.3) })
+    assert.is_true(now() - t0 >= 0.25)
+    go:post()
+    assert.is_true(mu:lock(20))
+    assert.is_true(mu:unlock())
+    join(pid)
+  end)
+
+  it("is robust: the next lock after the holder is SIGKILLed returns true, 'owner died'", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local held <close> = assert(ipc.sem.new(r, SEM, 0))
+    local never <close> = assert(ipc.sem.new(r, SEM + 64, 0))
+    local pid = assert(ipc.fork())
+    if pid == 0 then
+      mu:lock()
+      held:post()
+      never:wait(60)
+      ipc.exit(1)
+    end
+    assert.is_true(held:wait(20))
+    assert.is_true(os.execute("kill -KILL " .. pid))
+    assert.equal("signaled", (ipc.wait(pid, 20)))
+    local ok, note = mu:lock(10)
+    assert.is_true(ok)
+    assert.equal("owner died", note)
+    assert.is_true(mu:unlock())
+    ok, note = mu:lock(10)
+    assert.is_true(ok)
+    assert.is_nil(note, "made consistent")
+    assert.is_true(mu:unlock())
+  end)
+
+  it("attaches in an unrelated process mapping the same POSIX segment", function()
+    local name = helper.name()
+    local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    assert.is_true(mu:lock())
+    local ok, code, out = helper.run_lua(([[
+local ipc = require "lipc"
+local r = assert(ipc.shm.open(%q))
+local mu = assert(ipc.mutex.attach(r, 0))
+assert(mu:trylock() == false)
+local ok, msg = mu:lock(0.1)
+print(ok, msg)
+]]):format(name))
+    assert.is_true(ok, out)
+    assert.equal(0, code)
+    assert.equal("nil\ttimeout\n", out)
+    assert.is_true(mu:unlock())
+  end)
+end)
+
+describe("ipc.cond", function()
+  it("hands a value back and forth between processes", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local cv <close> = assert(ipc.cond.new(r, CV))
+    assert.equal("lipc.cond(offset 64)", tostring(cv))
+    r:store(STATE, 0)
+    local pid = helper.fork(function()
+      for round = 1, 100 do
+        assert(mu:lock())
+        while r:load(STATE) ~= 2 * round - 1 do assert(cv:wait(mu, 20)) end
+        r:store(STATE, 2 * round)
+        assert(cv:broadcast())
+        assert(mu:unlock())
+      end
+    end)
+    for round = 1, 100 do
+      assert.is_true(mu:lock())
+      r:store(STATE, 2 * round - 1)
+      assert.is_true(cv:signal())
+      while r:load(STATE) ~= 2 * round do assert.is_true(cv:wait(mu, 20)) end
+      assert.is_true(mu:unlock())
+    end
+    join(pid)
+    assert.equal(200, r:load(STATE))
+  end)
+
+  it("times out and returns with the mutex held again", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local cv <close> = assert(ipc.cond.new(r, CV))
+    assert.is_true(mu:lock())
+    local t0 = now()
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0.3) })
+    assert.is_true(now() - t0 >= 0.25)
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0) })
+    assert.is_true(mu:unlock())
+    local ok, _, err = cv:wait(mu, 0.1)
+    assert.is_nil(ok)
+    assert.equal(ipc.errno.EPERM, err)
+  end)
+
+  it("interoperates with a C program using the same segment (mutex, cond, sem)", function()
+    local src = helper.path(".c")
+    local exe = helper.path(".bin")
+    local f = assert(io.open(src, "w"))
+    f:write([[
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int fd = shm_open(argv[1], O_RDWR, 0);
+  if (fd < 0) return 2;
+  unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 3;
+  pthread_mutex_t *mu = (pthread_mutex_t *)(p + 0);
+  pthread_cond_t *cv = (pthread_cond_t *)(p + 64);
+  sem_t *sem = (sem_t *)(p + 128);
+  if (pthread_mutex_lock(mu) != 0) return 4;
+  __atomic_store_n((int64_t *)(p + 256), 42, __ATOMIC_SEQ_CST);
+  pthread_cond_signal(cv);
+  pthread_mutex_unlock(mu);
+  if (sem_wait(sem) != 0) return 5;
+  printf("%lld\n", (long long)__atomic_load_n((int64_t *)(p + 264), __ATOMIC_SEQ_CST));
+  return 0;
+}
+]])
+    f:close()
+    local _, built = helper.sh("gcc -O1 -o " .. exe .. " " .. src .. " -lpthread -lrt 2>&1")
+    os.remove(src)
+    assert.is_true(built)
+    local name = helper.name()
+    local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local cv <close> = assert(ipc.cond.new(r, CV))
+    local sem <close> = assert(ipc.sem.new(r, SEM, 0))
+    assert.is_true(mu:lock())
+    local out = helper.path(".out")
+    local pid = helper.fork(function()
+      local ok = os.execute(exe .. " " .. name .. " > " .. out)
+      return ok == true
+    end)
+    while r:load(STATE) ~= 42 do assert.is_true(cv:wait(mu, 20)) end
+    assert.is_true(mu:unlock())
+    r:store(STATE + 8, 4711)
+    assert.is_true(sem:post())
+    join(pid)
+    local rf = assert(io.open(out))
+    assert.equal("4711\n", rf:read("a"))
+    rf:close()
+    os.remove(out)
+    os.remove(exe)
+  end)
+end)
+
+describe("Ctrl-C", function()
+  local cases = {
+    { "mutex lock", "local mu = ipc.mutex.new(r, 0); local held = ipc.sem.new(r, 128, 0); " ..
+      "local never = ipc.sem.new(r, 192, 0); " ..
+      "if ipc.fork() == 0 then mu:lock(); held:post(); never:wait(5); ipc.exit(0) end; " ..
+      "assert(held:wait(10)); print('ready'); io.stdout:flush(); mu:lock()" },
+    { "cond wait", "local mu = ipc.mutex.new(r, 0); local cv = ipc.cond.new(r, 64); assert(mu:lock()); " ..
+      "print('ready'); io.stdout:flush(); while true do cv:wait(mu) end" },
+    { "sem wait", "local s = ipc.sem.new(r, 128, 0); print('ready'); io.stdout:flush(); s:wait()" },
+    { "semset op", "local set <close> = assert(ipc.semset.get(0, 1)); print('ready'); io.stdout:flush(); " ..
+      "set:op{{0, -1}}" },
+  }
+  for _, case in ipairs(cases) do
+    it("interrupts a blocking " .. case[1], function()
+      local script = helper.path(".lua")
+      local out = helper.path(".out")
+      local f = assert(io.open(script, "w"))
+      f:write("local ipc = require 'lipc'; local r = ipc.shm.anonymous(4096); ", case[2], "\n")
+      f:close()
+      -- the shell waits for "ready", then sends SIGINT to the lua process alone
+      local cmd = ("%s %s > %s 2>&1 & pid=$!; i=0; until grep -qs ready %s; do sleep 0.02; i=$((i+1)); " ..
+                   "[ $i -gt 500 ] && break; done; kill -INT $pid; wait $pid; echo status=$?")
+        :format(helper.lua_cmd(), script, out, out)
+      local res = helper.sh(cmd)
+      local rf = assert(io.open(out))
+      local text = rf:read("a")
+      rf:close()
+      os.remove(script)
+      os.remove(out)
+      assert.matches("interrupted!", text)
+      assert.matches("status=1", res)
+    end)
+  end
+end)
+
+describe("ipc.mutex / ipc.cond bad input", function()
+  it("rejects wrong types, offsets, options and closed objects", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    assert.has_error(function() ipc.mutex.new(r, 4) end)
+    assert.has_error(function() ipc.mutex.new(r, 4096 - 8) end)
+    assert.has_error(function() ipc.mutex.new(r, -8) end)
+    assert.has_error(function() ipc.mutex.new(r, 0, { robust = "yes" }) end)
+    assert.has_error(function() ipc.mutex.new(r, 0, { robst = true }) end,
+      "bad argument #3 to 'new' (unknown option 'robst')")
+    assert.has_error(function() ipc.mutex.new({}, 0) end)
+    assert.has_error(function() ipc.mutex.attach(r, 0, {}) end)
+    assert.has_error(function() ipc.cond.new(r, 4) end)
+    assert.has_error(function() ipc.cond.new(r, 8192) end)
+    assert.has_error(function() ipc.cond.new(r, 0, 1) end)
+    assert.has_error(function() ipc.cond.new("r", 0) end)
+    local mu = assert(ipc.mutex.new(r, 0))
+    local cv = assert(ipc.cond.new(r, 64))
+    assert.has_error(function() mu:lock(-1) end)
+    assert.has_error(function() mu:lock("x") end)
+    assert.has_error(function() cv:wait() end)
+    assert.has_error(function() cv:wait(cv) end)
+    assert.has_error(function() cv:wait(mu, -2) end)
+    mu:close()
+    cv:close()
+    assert.equal("lipc.mutex(closed)", tostring(mu))
+    for _, m in ipairs { "lock", "unlock", "trylock", "destroy" } do
+      assert.has_error(function() mu[m](mu) end, "attempt to use a closed lipc.mutex")
+    end
+    for _, m in ipairs { "signal", "broadcast", "destroy" } do
+      assert.has_error(function() cv[m](cv) end, "attempt to use a closed lipc.cond")
+    end
+    local cv2 <close> = assert(ipc.cond.new(r, 64))
+    assert.has_error(function() cv2:wait(mu) end, "attempt to use a closed lipc.mutex")
+    local ro = helper.path(".ro")
+    local fw = assert(io.open(ro, "w"))
+    fw:write(string.rep("\0", 4096))
+    fw:close()
+    local m <close> = assert(ipc.mmap(ro))
+    assert.has_error(function() ipc.mutex.new(m, 0) end)
+    assert.has_error(function() ipc.cond.attach(m, 0) end)
+    os.remove(ro)
+    local d1 <close> = assert(ipc.mutex.new(r, 512))
+    assert.is_true(d1:destroy())
+    local d2 <close> = assert(ipc.cond.new(r, 576))
+    assert.is_true(d2:destroy())
+  end)
+end)
