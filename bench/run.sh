@@ -126,7 +126,9 @@ while [ $p -le "$passes" ]; do
 done
 
 "$lua" bench/lib/report.lua "$results" "$out" || exit 1
-if command -v gnuplot >/dev/null 2>&1; then
+if ! grep -q rtt "$results"; then
+  echo "bench: no round-trip metric in this run: no chart"
+elif command -v gnuplot >/dev/null 2>&1; then
   gnuplot "$out/rtt.gp" || echo "bench: gnuplot failed" >&2
 else
   echo "bench: gnuplot missing (apt-get install gnuplot-nox): no chart" >&2
