@@ -34,5 +34,6 @@ build = {
     ["lipc"] = "lua/lipc/init.lua",
     ["lipc.proc"] = "lua/lipc/proc.lua",
     ["lipc.channel"] = "lua/lipc/channel.lua",
+    ["lipc.topology"] = "lua/lipc/topology.lua",
   },
 }

@@ -1,4 +1,609 @@
---- Channels: Lua values over any lipc transport.
+--- Channels: Lua values across processes over any lipc transport.
+--
+-- A channel sends and receives whole Lua values (nil, booleans, numbers,
+-- strings and nested tables, as `ipc.encode` accepts) over a transport that
+-- already exists:
+--
+-- * byte streams (pipe and FIFO ends, stream sockets, received `lipc.fd`
+--   descriptors): each value is one frame, a 4-byte big-endian length and
+--   the `ipc.encode` bytes;
+-- * message transports (POSIX `lipc.mq`, System V `lipc.msg`, datagram and
+--   seqpacket sockets, `lipc.ring`): each value is one message.
+--
+-- `ch:recv()` returns the value, or `nil, "closed"` at the end of the
+-- stream, so `local v, err = ch:recv()` tells an encoded `nil` (err is nil)
+-- from the end (err == "closed") and from a failure (nil, message, errno).
 -- @module lipc.channel
-return function(ipc) -- luacheck: no unused args
+-- @usage
+-- local a, b = ipc.channel.pair()
+-- local p = ipc.spawn(function() a:close(); b:send(b:recv() * 2) end)
+-- b:close(); a:send(21); print(a:recv())   --> 42
+
+return function(ipc)
+  local spack, sunpack = string.pack, string.unpack
+
+  local STREAM_KINDS = { ["lipc.pipe"] = true, ["lipc.fd"] = true }
+  local MESSAGE_KINDS = { ["lipc.mq"] = true, ["lipc.msg"] = true, ["lipc.ring"] = true }
+  local READ_CHUNK = 65536
+  local DEFAULT_STREAM_MAX = 0x7fffffff      -- largest frame accepted from a stream
+  local DEFAULT_DGRAM_MAX = 65536            -- default largest datagram/seqpacket value
+
+  local function errno(name, fallback)
+    return ipc.errno and ipc.errno[name] or fallback
+  end
+
+  -- The metatable name of a lipc object (lipc.pipe, ...), or nil.
+  local function kindof(obj)
+    if type(obj) ~= "userdata" then return nil end
+    local mt = getmetatable(obj)
+    local name = type(mt) == "table" and rawget(mt, "__name")
+    if type(name) == "string" and name:sub(1, 5) == "lipc." then return name end
+    return nil
+  end
+
+  -- "stream", "dgram" or "seqpacket" for a lipc.socket.
+  local function socket_type(s)
+    for _, m in ipairs { "type", "socktype" } do
+      local f = s[m]
+      if type(f) == "function" then
+        local ok, t = pcall(f, s)
+        if ok and type(t) == "string" then return t end
+      end
+    end
+    -- tostring names the address scheme after the descriptor: "fd=5, socketpair:dgram",
+    -- "fd=6, unixgram:/path", "fd=7, udp://...", "fd=8, seqpacket:/path"
+    local scheme = tostring(s):match("fd=%-?%d+, ([%w]+:%a*)") or ""
+    if scheme:find("seqpacket", 1, true) then return "seqpacket" end
+    if scheme == "socketpair:dgram" or scheme:match("^unixgram:") or scheme:match("^udp6?:") then
+      return "dgram"
+    end
+    return "stream"
+  end
+
+  -- A monotonic clock in seconds (ipc.clock when the core has one).
+  local now
+  do
+    local ok, sys
+    if type(ipc.clock) == "function" then now = ipc.clock
+    elseif type(ipc.monotonic) == "function" then now = ipc.monotonic
+    else ok, sys = pcall(require, "system") end      -- luasystem, when installed
+    if now then -- luacheck: ignore 542
+    elseif ok and type(sys) == "table" and sys.monotime then now = sys.monotime
+    else
+      now = function()
+        local f = io.open("/proc/uptime")
+        local t = f and tonumber(f:read("n"))
+        if f then f:close() end
+        return t or os.time()
+      end
+    end
+  end
+
+  local function check_timeout(t, argn, fname)
+    if t == nil then return nil end
+    if math.type(t) == nil then
+      error(("bad argument #%d to '%s' (timeout: number expected, got %s)"):format(argn, fname, type(t)), 3)
+    end
+    if t ~= t or t < 0 then
+      error(("bad argument #%d to '%s' (timeout must be >= 0 and not NaN)"):format(argn, fname), 3)
+    end
+    return t
+  end
+
+  local encode = ipc.encode or function()
+    error("ipc.encode is not available in this build of lipc", 3)
+  end
+  local raw_decode = ipc.decode
+
+  local function malformed(err)
+    return nil, "channel: malformed value (" .. tostring(err) .. ")", errno("EBADMSG", 74)
+  end
+
+  -- Decode one message; nil, message, EBADMSG when malformed.
+  local function decode(bytes)
+    local v, err = raw_decode(bytes)
+    if v == nil and err ~= nil then return malformed(err) end
+    return v
+  end
+
+  local Channel = {}
+  Channel.__index = Channel
+  Channel.__name = "lipc.channel"
+
+  local function closed_error()
+    error("attempt to use a closed lipc.channel", 3)
+  end
+
+  -- ---- byte streams: 4-byte length frames --------------------------------
+
+  -- Write all of s to the stream w before the deadline.
+  local function write_all(self, s, timeout)
+    local w = self.wr
+    local deadline = timeout and timeout > 0 and now() + timeout
+    local off = 1
+    while true do
+      local chunk = off == 1 and s or s:sub(off)
+      local n, err, code = w:write(chunk, timeout)
+      if not n then
+        if off > 1 then self.broken = true end
+        return nil, err, code
+      end
+      off = off + n
+      if off > #s then return true end
+      if deadline then
+        timeout = deadline - now()
+        if timeout <= 0 then
+          self.broken = true
+          return nil, "timeout", errno("ETIMEDOUT", 110)
+        end
+      end
+    end
+  end
+
+  local function stream_send(self, v, timeout)
+    local bytes = encode(v)
+    if #bytes > self.maxsize then
+      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(#bytes, self.maxsize),
+        errno("EMSGSIZE", 90)
+    end
+    if self.broken then
+      return nil, "channel send: stream broken by an earlier partial write", errno("EPIPE", 32)
+    end
+    local frame = spack(">s4", bytes)
+    local put = self.wr:write(frame, timeout)
+    if put == #frame then return true end
+    return write_all(self, frame, timeout)    -- an error, or a short write to finish
+  end
+
+  local function stream_recv(self, timeout)
+    if self.eof then return nil, "closed" end
+    local deadline
+    while true do
+      local buf, pos = self.buf, self.pos
+      local avail = #buf - pos + 1
+      local need = 4
+      if avail >= 4 then
+        local n = sunpack(">I4", buf, pos)
+        if n > self.maxsize then
+          self.eof = true
+          return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(n, self.maxsize),
+            errno("EMSGSIZE", 90)
+        end
+        need = 4 + n
+        if avail >= need then
+          local bytes = buf:sub(pos + 4, pos + need - 1)
+          pos = pos + need
+          if pos > #buf then self.buf, self.pos = "", 1 else self.pos = pos end
+          return decode(bytes)
+        end
+      end
+      local t = timeout
+      if timeout and timeout > 0 then
+        if deadline then
+          t = deadline - now()
+          if t <= 0 then return nil, "timeout", errno("ETIMEDOUT", 110) end
+        else
+          deadline = now() + timeout
+        end
+      end
+      local want = need - avail
+      local data, err, code = self.rd:read(want > READ_CHUNK and want or READ_CHUNK, t)
+      if data == nil then
+        if err ~= nil then return nil, err, code end
+        self.eof = true
+        if avail > 0 then
+          return nil, "channel recv: end of stream inside a frame", errno("EPROTO", 71)
+        end
+        return nil, "closed"
+      end
+      if avail == 0 then self.buf, self.pos = data, 1
+      else self.buf, self.pos = buf:sub(pos) .. data, 1 end
+    end
+  end
+
+  -- ---- message transports: one value per message -----------------------
+
+  local function too_big(self, n)
+    return nil, ("channel send: value of %d bytes exceeds the %s message limit %d"):format(
+      n, self.kind, self.maxsize), errno("EMSGSIZE", 90)
+  end
+
+  local function msg_limit(self)
+    if self.maxsize then return self.maxsize end
+    local k, t, lim = self.kind, self.wr, nil
+    if k == "lipc.mq" then
+      local a = t:attr()
+      lim = a and a.msgsize
+    elseif k == "lipc.msg" then
+      local l = ipc.limits and ipc.limits()
+      lim = l and l.msgmax
+      local st = t.stat and t:stat()
+      if st and st.qbytes and (not lim or st.qbytes < lim) then lim = st.qbytes end
+    elseif k == "lipc.ring" then
+      if type(t.maxmsg) == "function" then lim = t:maxmsg()
+      else lim = t:capacity() - 8 end        -- one 8-byte record header per message
+    end
+    self.maxsize = lim or math.maxinteger
+    return self.maxsize
+  end
+
+  -- Send one raw message (the empty string is the end-of-stream marker).
+  local function raw_send(self, bytes, timeout)
+    local k, t = self.kind, self.wr
+    local ok, err, code
+    if k == "lipc.mq" then ok, err, code = t:send(bytes, self.priority, timeout)
+    elseif k == "lipc.msg" then ok, err, code = t:send(self.send_type, bytes, timeout)
+    else ok, err, code = t:send(bytes, timeout) end   -- lipc.socket (dgram, seqpacket), lipc.ring
+    if not ok then return nil, err, code end
+    return true
+  end
+
+  local function message_send(self, v, timeout)
+    local bytes = encode(v)
+    if #bytes > (self.maxsize or msg_limit(self)) then return too_big(self, #bytes) end
+    self.sent = true
+    return raw_send(self, bytes, timeout)
+  end
+
+  -- The ring's send already returns true or nil, message, errno.
+  local function ring_send(self, v, timeout)
+    local bytes = encode(v)
+    if #bytes > (self.maxsize or msg_limit(self)) then return too_big(self, #bytes) end
+    self.sent = true
+    return self.wr:send(bytes, timeout)
+  end
+
+  -- What a message recv got: a value, the end of the stream or an error.
+  local function got_message(self, data, err, code)
+    if data == nil then
+      if err ~= nil and type(err) == "string" then return nil, err, code end
+      self.eof = true          -- a seqpacket or ring peer closed
+      return nil, "closed"
+    end
+    if data == "" then
+      self.eof = true          -- the sender's end-of-stream marker
+      return nil, "closed"
+    end
+    if self.kind == "lipc.socket" and #data > self.maxsize then
+      return nil, ("channel recv: datagram longer than the limit %d"):format(self.maxsize), errno("EMSGSIZE", 90)
+    end
+    local v, derr = raw_decode(data)
+    if v == nil and derr ~= nil then return malformed(derr) end
+    return v
+  end
+
+  local function message_recv(self, timeout)
+    if self.eof then return nil, "closed" end
+    local k, t = self.kind, self.rd
+    if k == "lipc.mq" then return got_message(self, t:receive(timeout))
+    elseif k == "lipc.msg" then return got_message(self, t:receive(self.recv_type, timeout))
+    elseif k == "lipc.ring" then return got_message(self, t:recv(timeout)) end
+    return got_message(self, t:recv(self.maxsize + 1, timeout))
+  end
+
+  -- The ring's fast path: one C call and the decoder.
+  local function ring_recv(self, timeout)
+    if self.eof then return nil, "closed" end
+    local data, err, code = self.rd:recv(timeout)
+    if data and data ~= "" then
+      local v, derr = raw_decode(data)
+      if v == nil and derr ~= nil then return malformed(derr) end
+      return v
+    end
+    return got_message(self, data, err, code)
+  end
+
+  -- ---- the channel object -------------------------------------------------
+
+  --- Send one value.
+  -- @param value any value `ipc.encode` accepts
+  -- @tparam[opt] number timeout seconds (nil blocks)
+  -- @treturn boolean true, or nil, message, errno (EPIPE when the peer is gone,
+  -- ETIMEDOUT, EMSGSIZE when the value is too big for the transport)
+  function Channel:send(value, timeout)
+    if timeout ~= nil then check_timeout(timeout, 2, "send") end
+    local f = self._send                  -- nil once closed, or without a write side
+    if not f then
+      if self.closed then closed_error() end
+      error("this lipc.channel has no write side", 2)
+    end
+    return f(self, value, timeout)
+  end
+
+  --- Receive one value.
+  -- @tparam[opt] number timeout seconds (nil blocks)
+  -- @return the value (nil for an encoded nil), or nil, "closed" at the end of
+  -- the stream, or nil, message, errno ("timeout" and ETIMEDOUT on timeout)
+  function Channel:recv(timeout)
+    if timeout ~= nil then check_timeout(timeout, 1, "recv") end
+    local f = self._recv                  -- nil once closed, or without a read side
+    if not f then
+      if self.closed then closed_error() end
+      error("this lipc.channel has no read side", 2)
+    end
+    return f(self, timeout)
+  end
+
+  --- Iterate over received values until the end of the stream.
+  -- Raises on a failure or timeout; stops at "closed". A nil value ends a
+  -- generic `for` loop, so send sentinels other than nil through it.
+  -- @tparam[opt] number timeout per value
+  function Channel:values(timeout)
+    return function()
+      local v, err, code = self:recv(timeout)
+      if v == nil and err and err ~= "closed" then
+        error(("channel recv: %s (%s)"):format(err, tostring(code)), 2)
+      end
+      return v
+    end
+  end
+
+  --- Tell the peer no more values come: closes the write side of a stream
+  -- (shutdown("w") on a socket), sends the end-of-stream marker (an empty
+  -- message) on a message transport.
+  -- @tparam[opt] number timeout
+  -- @treturn boolean true or nil, message, errno
+  function Channel:finish(timeout)
+    if self.closed then closed_error() end
+    check_timeout(timeout, 1, "finish")
+    if self.finished or not self.wr then return true end
+    self.finished = true
+    if self.framing == "stream" then
+      if self.wr == self.rd then
+        if self.wr.shutdown then return self.wr:shutdown("w") end
+        return true
+      end
+      return self.wr:close()
+    end
+    return raw_send(self, "", timeout)
+  end
+
+  --- The descriptor to poll for readability (of the read side).
+  -- Note: frames already buffered by recv are not seen by poll; see `buffered`.
+  function Channel:fileno()
+    if self.closed then closed_error() end
+    return self.rd:fileno()
+  end
+
+  --- True when a complete value waits in the channel's own read buffer.
+  function Channel:buffered()
+    if self.framing ~= "stream" then return false end
+    local avail = #self.buf - self.pos + 1
+    return avail >= 4 and avail >= 4 + sunpack(">I4", self.buf, self.pos)
+  end
+
+  --- The underlying transports: read side, write side.
+  function Channel:transport()
+    return self.rd, self.wr
+  end
+
+  --- Whether close() will send the end-of-stream marker (message transports).
+  function Channel:owes_eof()
+    if self.closed or self.finished or self.framing ~= "message" or not self.wr then return false end
+    local eof = self.eof_on_close
+    if eof == nil then eof = self.sent end
+    return eof and true or false
+  end
+
+  --- Close the channel (idempotent). A message channel that sent a value
+  -- (or was made with `eof = true`) first sends the end-of-stream marker,
+  -- waiting at most `linger` seconds (default 1) for room. The transports are closed when the channel owns them (the
+  -- default; `own = false` leaves them open).
+  -- @treturn boolean true
+  function Channel:close()
+    if self.closed then return true end
+    if self:owes_eof() then
+      self.finished = true
+      pcall(raw_send, self, "", self.linger)
+    end
+    self.closed = true
+    self._send, self._recv = nil, nil
+    local group = self.group
+    if group then
+      group.n = group.n - 1           -- a pair sharing its transports: the last close closes them
+      if group.n > 0 then self.buf = ""; return true end
+    end
+    if self.own then
+      if self.rd then pcall(self.rd.close, self.rd) end
+      if self.wr and self.wr ~= self.rd then pcall(self.wr.close, self.wr) end
+    end
+    self.buf = ""
+    return true
+  end
+  Channel.__close = Channel.close
+
+  function Channel:__tostring()
+    if self.closed then return "lipc.channel(closed)" end
+    return ("lipc.channel(%s over %s)"):format(self.framing, self.kind)
+  end
+
+  local OPTIONS = { read = true, write = true, own = true, maxsize = true, priority = true,
+                    send_type = true, recv_type = true, type = true, eof = true, linger = true }
+
+  local function checkint(v, what, lo, hi)
+    if math.type(v) ~= "integer" or v < lo or v > hi then
+      error(("bad option '%s' (integer in %d..%d expected, got %s)"):format(what, lo, hi, tostring(v)), 4)
+    end
+    return v
+  end
+
+  -- Build a channel from a read transport, a write transport and options.
+  local function new(rd, wr, opts)
+    opts = opts or {}
+    for k in pairs(opts) do
+      if not OPTIONS[k] then error(("bad option '%s' for ipc.channel"):format(tostring(k)), 3) end
+    end
+    local objs = {}
+    if rd ~= nil then objs[#objs + 1] = rd end
+    if wr ~= nil and wr ~= rd then objs[#objs + 1] = wr end
+    if #objs == 0 then error("bad argument #1 to 'channel' (lipc transport expected, got no value)", 3) end
+    local framing, kind
+    for i, o in ipairs(objs) do
+      local k = kindof(o)
+      if not k then
+        error(("bad argument #%d to 'channel' (lipc transport expected, got %s)"):format(i,
+          kindof(o) or type(o)), 3)
+      end
+      local f
+      if STREAM_KINDS[k] then f = "stream"
+      elseif MESSAGE_KINDS[k] then f = "message"
+      elseif k == "lipc.socket" then f = socket_type(o) == "stream" and "stream" or "message"
+      else
+        error(("bad argument #%d to 'channel' (%s cannot carry a channel)"):format(i, k), 3)
+      end
+      if framing and f ~= framing then
+        error("bad argument #2 to 'channel' (read and write sides must both be streams or both message transports)", 3)
+      end
+      framing, kind = f, k
+    end
+    if wr ~= nil and rd ~= nil and wr ~= rd and kindof(wr) ~= kindof(rd) and framing == "message" then
+      error("bad argument #2 to 'channel' (read and write sides must be the same kind of transport)", 3)
+    end
+    -- Check the objects are open (raises "attempt to use a closed ...").
+    for _, o in ipairs(objs) do
+      if kindof(o) ~= "lipc.msg" and kindof(o) ~= "lipc.ring" and o.fileno then o:fileno() end
+    end
+    local self = setmetatable({
+      rd = rd, wr = wr, kind = kind, framing = framing, own = opts.own ~= false,
+      buf = "", pos = 1, eof = false, sent = false, eof_on_close = opts.eof, linger = 1,
+    }, Channel)
+    if opts.linger ~= nil then
+      local l = opts.linger
+      if type(l) ~= "number" or l ~= l or l < 0 then error("bad option 'linger' (seconds >= 0 expected)", 3) end
+      self.linger = l
+    end
+    if opts.maxsize ~= nil then self.maxsize = checkint(opts.maxsize, "maxsize", 1, 0x7fffffff) end
+    if framing == "stream" then
+      self.maxsize = self.maxsize or DEFAULT_STREAM_MAX
+      self._send, self._recv = stream_send, stream_recv
+    else
+      if kind == "lipc.ring" then self._send, self._recv = ring_send, ring_recv
+      else self._send, self._recv = message_send, message_recv end
+      if kind == "lipc.socket" then self.maxsize = self.maxsize or DEFAULT_DGRAM_MAX end
+      self.priority = opts.priority ~= nil and checkint(opts.priority, "priority", 0, 32767) or 0
+      local t = opts.type ~= nil and checkint(opts.type, "type", 1, math.maxinteger) or nil
+      self.send_type = opts.send_type ~= nil and checkint(opts.send_type, "send_type", 1, math.maxinteger) or t or 1
+      self.recv_type = opts.recv_type ~= nil and checkint(opts.recv_type, "recv_type", 0, math.maxinteger) or t or 0
+    end
+    if wr == nil then self._send = nil end
+    if rd == nil then self._recv = nil end
+    return self
+  end
+
+  --- Make a channel.
+  -- `ipc.channel(t)` over one bidirectional transport (a socket, a FIFO opened
+  -- "rw", a queue, a ring), `ipc.channel(r, w)` over a read end and a write end,
+  -- `ipc.channel{read = r, write = w, ...}` with options:
+  -- `own` (default true: ch:close() closes the transports), `maxsize` (largest
+  -- encoded value, bytes), `priority` (mq send priority), `type`, `send_type`,
+  -- `recv_type` (SysV message types; default send 1, receive any), `eof`
+  -- (send the end-of-stream marker on close: default when something was sent),
+  -- `linger` (seconds close waits to send that marker; default 1).
+  -- A lone pipe end is read-only or write-only as its direction says.
+  -- @function ipc.channel
+  local function channel(_, a, b, c)
+    if type(a) == "table" and getmetatable(a) == nil then
+      local opts = {}
+      for k, v in pairs(a) do opts[k] = v end
+      local r, w = opts.read, opts.write
+      opts.read, opts.write = nil, nil
+      if r == nil and w == nil then
+        error("bad argument #1 to 'channel' (table needs a 'read' or 'write' transport)", 2)
+      end
+      return new(r, w, opts)
+    end
+    local opts
+    if type(b) == "table" and getmetatable(b) == nil then opts, b = b, nil
+    elseif c ~= nil then
+      if type(c) ~= "table" then error("bad argument #3 to 'channel' (options table expected)", 2) end
+      opts = c
+    end
+    if b == nil then
+      local k = kindof(a)
+      if k == "lipc.pipe" or k == "lipc.fd" then
+        -- a pipe end is one-way: find out which from its description
+        local text = tostring(a)
+        if text:find("write", 1, true) and not text:find("rw", 1, true) then return new(nil, a, opts) end
+        if text:find("read", 1, true) and not text:find("rw", 1, true) then return new(a, nil, opts) end
+      end
+      return new(a, a, opts)
+    end
+    return new(a, b, opts)
+  end
+
+  local pair_count = 0
+
+  -- Two channels over the same transports: closing one leaves them open
+  -- for the other; the second close (in the same process) closes them.
+  local function shared(a, b)
+    local group = { n = 2 }
+    a.group, b.group = group, group
+    return a, b
+  end
+
+  --- A connected pair of channels for a parent and its child: a, b.
+  -- After fork, each process closes the end it does not use.
+  -- @tparam[opt="stream"] string kind "stream" (socketpair), "dgram",
+  -- "seqpacket", "pipe" (two pipes), "ring" (two rings), "mq" (two
+  -- POSIX queues, unlinked at once), "msg" (one private SysV queue; call
+  -- a:close() / b:close() in the creating process to remove it... see doc)
+  -- @tparam[opt] table opts { size = ring bytes, maxmsg =, msgsize = (mq) }
+  -- @return channel a, channel b (or nil, message, errno)
+  local function pair(kind, opts)
+    if kind ~= nil and type(kind) ~= "string" then
+      error(("bad argument #1 to 'pair' (string expected, got %s)"):format(type(kind)), 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #2 to 'pair' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    opts = opts or {}
+    kind = kind or (ipc.socketpair and "stream" or "pipe")
+    if kind == "stream" or kind == "socketpair" or kind == "dgram" or kind == "seqpacket" then
+      if not ipc.socketpair then return nil, "channel.pair: sockets are not available", errno("ENOSYS", 38) end
+      local a, b, code = ipc.socketpair(kind == "socketpair" and "stream" or kind)
+      if not a then return nil, b, code end
+      return new(a, a), new(b, b)
+    elseif kind == "pipe" then
+      local r1, w1, c1 = ipc.pipe()
+      if not r1 then return nil, w1, c1 end
+      local r2, w2, c2 = ipc.pipe()
+      if not r2 then r1:close(); w1:close(); return nil, w2, c2 end
+      return new(r1, w2), new(r2, w1)
+    elseif kind == "ring" then
+      local size = opts.size or 65536
+      local r1, e1, c1 = ipc.ring.create(size)
+      if not r1 then return nil, e1, c1 end
+      local r2, e2, c2 = ipc.ring.create(size)
+      if not r2 then r1:close(); return nil, e2, c2 end
+      return shared(new(r2, r1), new(r1, r2))
+    elseif kind == "mq" then
+      local qs = {}
+      for i = 1, 2 do
+        local q, err, code
+        for _ = 1, 100 do
+          pair_count = pair_count + 1
+          local name = ("/lipc.%d.%d"):format(ipc.getpid(), 900000 + pair_count)
+          q, err, code = ipc.mq.open(name, { create = true, excl = true,
+            maxmsg = opts.maxmsg or 10, msgsize = opts.msgsize or 8192 })
+          if q or code ~= errno("EEXIST", 17) then break end
+        end
+        if not q then
+          if qs[1] then qs[1]:close() end
+          return nil, err, code
+        end
+        q:unlink()              -- nothing left behind: the descriptors stay valid
+        qs[i] = q
+      end
+      return shared(new(qs[2], qs[1]), new(qs[1], qs[2]))
+    elseif kind == "msg" then
+      local m, err, code = ipc.msg.get(ipc.IPC_PRIVATE, { create = true })
+      if not m then return nil, err, code end
+      return shared(new(m, m, { send_type = 1, recv_type = 2 }), new(m, m, { send_type = 2, recv_type = 1 }))
+    end
+    error(("bad argument #1 to 'pair' (unknown kind '%s')"):format(kind), 2)
+  end
+
+  ipc.channel = setmetatable({ pair = pair, new = function(r, w, o) return new(r, w, o) end,
+                               Channel = Channel, _kindof = kindof, _now = now },
+                             { __call = channel })
 end
