@@ -126,6 +126,8 @@ static ssize_t levent_nowait(int fd, uint64_t *v, int wr) {
 static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
   for (;;) {
     ssize_t r;
+    /* a Ctrl-C that came before the blocking call began is seen here */
+    if (lipc_interrupted(d)) return EINTR;
     if (d->forever) r = wr ? write(e->h.fd, v, sizeof *v) : read(e->h.fd, v, sizeof *v);
     else r = levent_nowait(e->h.fd, v, wr);
     if (r == (ssize_t)sizeof *v) return 0;

@@ -76,6 +76,7 @@ static int lpoll_poll(lua_State *L) {
   for (;;) {
     struct timespec ts;
     int forever = lipc_deadline_left(&d, &ts) < 0;
+    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "poll", NULL);  /* Ctrl-C came first */
     int r = ppoll(fds, (nfds_t)n, forever ? NULL : &ts, NULL);
     if (r >= 0) break;
     int err = errno;
@@ -390,6 +391,7 @@ static int lpoll_wait(lua_State *L) {
     if (forever) ms = -1;
     else if (ts.tv_sec >= INT_MAX / 1000 - 1) ms = INT_MAX;
     else ms = (int)(ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
+    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "epoll_wait", NULL);  /* Ctrl-C came first */
     int r = epoll_pwait(p->h.fd, p->ev, maxev, ms, NULL);
     if (r < 0) {
       int err = errno;

@@ -208,6 +208,7 @@ static int lsig_next(lua_State *L) {
       continue;
     }
     if (err != EAGAIN) return lipc_error(L, err, "signalfd read", NULL);
+    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "signalfd read", NULL);
     err = lipc_wait_fd(&d, w->h.fd, POLLIN);
     if (err != 0) return lipc_fail(L, err, "signalfd read", NULL);
   }

@@ -1,0 +1,117 @@
+--- poller_wakeup.lua - the lipc side of bench/poller_wakeup.c: a 64-byte
+-- ping-pong over two pipes with a forked echo child, the parent waiting for
+-- the answer in ipc.poller:wait on a set holding the answer pipe plus 10,
+-- then 1000, idle pipes.  The two medians should be about equal.  The same
+-- again with the active pair made of two eventfds (metrics poller_efd_*),
+-- which isolates the poller from the pipe layer.
+-- Run through bench/run.sh (it sets LUA_PATH/LUA_CPATH and builds benchclock).
+-- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
+local ipc = require "lipc"
+local clock = require "benchclock"
+
+local MSG = 64
+local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
+local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+
+--- One measurement with `idle` idle pipes registered.
+local function run(idle)
+  local p = ipc.poller()
+  local idle_ends = {}
+  for i = 1, idle do
+    local r, w = assert(ipc.pipe())
+    idle_ends[i] = { r, w }
+    assert(p:add(r, "r"))
+  end
+  local to_child_r, to_child_w = assert(ipc.pipe())
+  local to_parent_r, to_parent_w = assert(ipc.pipe())
+  assert(p:add(to_parent_r, "r"))
+  local pid = assert(ipc.fork())
+  if pid == 0 then
+    to_child_w:close(); to_parent_r:close()
+    local read, write = to_child_r.read, to_parent_w.write
+    while true do
+      local m = read(to_child_r, MSG)
+      if not m then ipc.exit(0) end
+      if not write(to_parent_w, m) then ipc.exit(1) end
+    end
+  end
+  to_child_r:close(); to_parent_w:close()
+
+  local ns = clock.ns
+  local msg = ("x"):rep(MSG)
+  local write, read, wait = to_child_w.write, to_parent_r.read, p.wait
+  local rtt = {}
+  for i = 1, warm + iters do
+    local t0 = ns()
+    write(to_child_w, msg)
+    local f, s = wait(p)
+    local obj = f(s)
+    local back = read(obj, MSG)
+    local t1 = ns()
+    assert(obj == to_parent_r and #back == MSG)
+    if i > warm then rtt[i - warm] = t1 - t0 end
+  end
+  to_child_w:close()
+  local how, code = ipc.wait(pid)
+  assert(how == "exited" and code == 0, "child failed")
+  to_parent_r:close()
+  for _, e in ipairs(idle_ends) do e[1]:close(); e[2]:close() end
+  p:close()
+  return rtt
+end
+
+--- The same with the active pair made of two eventfds.
+local function run_efd(idle)
+  local p = ipc.poller()
+  local idle_ends = {}
+  for i = 1, idle do
+    local r, w = assert(ipc.pipe())
+    idle_ends[i] = { r, w }
+    assert(p:add(r, "r"))
+  end
+  local to_child, to_parent = assert(ipc.eventfd(0)), assert(ipc.eventfd(0))
+  assert(p:add(to_parent, "r"))
+  local pid = assert(ipc.fork())
+  if pid == 0 then
+    local take, add = to_child.take, to_parent.add
+    for _ = 1, warm + iters do
+      if not take(to_child) or not add(to_parent, 1) then ipc.exit(1) end
+    end
+    ipc.exit(0)
+  end
+  local ns = clock.ns
+  local add, take, wait = to_child.add, to_parent.take, p.wait
+  local rtt = {}
+  for i = 1, warm + iters do
+    local t0 = ns()
+    add(to_child, 1)
+    local f, s = wait(p)
+    local obj = f(s)
+    local v = take(obj)
+    local t1 = ns()
+    assert(obj == to_parent and v == 1)
+    if i > warm then rtt[i - warm] = t1 - t0 end
+  end
+  local how, code = ipc.wait(pid)
+  assert(how == "exited" and code == 0, "child failed")
+  to_child:close(); to_parent:close()
+  for _, e in ipairs(idle_ends) do e[1]:close(); e[2]:close() end
+  p:close()
+  return rtt
+end
+
+--- Print the median and p99 of rtt under key.
+local function report(key, rtt)
+  table.sort(rtt)
+  print(("metric %s_rtt_median %.3f us lower"):format(key, rtt[iters // 2 + 1] / 1e3))
+  print(("metric %s_rtt_p99 %.3f us lower"):format(key, rtt[math.ceil(iters * 0.99)] / 1e3))
+end
+
+report("poller_idle10", run(10))
+report("poller_idle1000", run(1000))
+report("poller_efd_idle10", run_efd(10))
+report("poller_efd_idle1000", run_efd(1000))
+print("target poller_idle10_rtt_median <=1.15")
+print("target poller_idle1000_rtt_median <=1.15")
+print("target poller_efd_idle10_rtt_median <=1.15")
+print("target poller_efd_idle1000_rtt_median <=1.15")

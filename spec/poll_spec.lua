@@ -1,0 +1,489 @@
+local ipc = require "lipc"
+local helper = require "spec.helper"
+
+local ENOENT, EEXIST, EBADF, EINVAL = 2, 17, 9, 22
+
+--- Wait for a forked child and assert it exited with 0.
+local function reap(pid)
+  local how, code = ipc.wait(pid, 10)
+  assert.equal("exited", how)
+  assert.equal(0, code)
+end
+
+--- Seconds since boot from /proc/uptime (monotonic, 10 ms resolution).
+local function uptime()
+  local f = assert(io.open("/proc/uptime"))
+  local t = assert(tonumber(f:read("n")))
+  f:close()
+  return t
+end
+
+--- Seconds of wall-clock time taken by fn.
+local function timed(fn)
+  local t0 = uptime()
+  fn()
+  return uptime() - t0
+end
+
+--- The (obj, ev) pairs of one p:wait as a list of {obj, ev}.
+local function collect(p, timeout)
+  local got = {}
+  for obj, ev in p:wait(timeout) do got[#got + 1] = { obj, ev } end
+  return got
+end
+
+--- The state letter of process pid ("S", "R", "Z", ...), nil when gone.
+local function proc_state(pid)
+  local s = io.open("/proc/" .. pid .. "/stat")
+  local state = s and (s:read("l") or ""):match("%) (%a)")
+  if s then s:close() end
+  return state
+end
+
+--- true when process pid sleeps in a waiting system call (read, poll,
+-- ppoll, epoll_wait, epoll_pwait) - the call under test, not start-up.
+local function blocked_in_wait(pid)
+  local f = io.open("/proc/" .. pid .. "/syscall")
+  if not f then return false end
+  local nr = tonumber((f:read("l") or ""):match("^(%d+)"))
+  f:close()
+  return proc_state(pid) == "S" and (nr == 0 or nr == 7 or nr == 232 or nr == 271 or nr == 281)
+end
+
+--- Run code in a fresh lua5.4 that prints its pid first; once it sleeps in
+-- the call under test send it SIGINT (Ctrl-C); return its exit status and
+-- output.  A child that ignores Ctrl-C is killed after 10 s (the test fails).
+local function ctrl_c(code)
+  local file = helper.path(".lua")
+  local f = assert(io.open(file, "w"))
+  f:write('local ipc = require "lipc"\nio.stdout:write(ipc.getpid(), "\\n")\nio.stdout:flush()\n', code)
+  f:close()
+  local p = assert(io.popen(helper.lua_cmd() .. " " .. file .. " 2>&1"))
+  local pid = assert(math.tointeger(tonumber(p:read("l"))))
+  for _ = 1, 1000 do   -- up to 10 s for the child to reach the call
+    if blocked_in_wait(pid) then break end
+    ipc.poll({}, 0.01)
+  end
+  assert(ipc.signal.kill(pid, "INT"))
+  for _ = 1, 1000 do   -- up to 10 s for it to end
+    local state = proc_state(pid)
+    if state == nil or state == "Z" then break end
+    ipc.poll({}, 0.01)
+  end
+  local state = proc_state(pid)
+  local alive = state ~= nil and state ~= "Z"
+  if alive then ipc.signal.kill(pid, "KILL") end
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(file)
+  return ok and not alive, out
+end
+
+describe("ipc.poll", function()
+  it("Ctrl-C interrupts a blocked poll and a blocked poller wait", function()
+    for _, code in ipairs {
+      "local e = ipc.eventfd(0)\nipc.poll({ e })\nprint('not reached')",
+      "local e = ipc.eventfd(0)\nlocal p = ipc.poller()\np:add(e)\nfor _ in p:wait() do end\nprint('not reached')",
+    } do
+      local ok, out = ctrl_c(code)
+      assert.is_falsy(ok)
+      assert.matches("interrupted!", out)
+      assert.is_nil(out:find("not reached"))
+    end
+  end)
+
+  it("returns just the readable eventfd out of several", function()
+    local a <close> = ipc.eventfd(0)
+    local b <close> = ipc.eventfd(0)
+    local c <close> = ipc.eventfd(0)
+    local pid = helper.fork(function() assert(b:add(1)) end)
+    local ready = ipc.poll({ a, b, c }, 10)
+    assert.equal(1, #ready)
+    assert.equal(b, ready[1])
+    reap(pid)
+  end)
+
+  it("returns several in list order, and plain descriptors as given", function()
+    local a <close> = ipc.eventfd(1)
+    local b <close> = ipc.eventfd(0)
+    local c <close> = ipc.eventfd(1)
+    local ready = ipc.poll({ c:fileno(), b, a }, 0)
+    assert.same({ c:fileno(), a }, ready)
+  end)
+
+  it("returns {} promptly on timeout", function()
+    local a <close> = ipc.eventfd(0)
+    local ready
+    local secs = timed(function() ready = ipc.poll({ a }, 0.2) end)
+    assert.same({}, ready)
+    assert.is_true(secs >= 0.18 and secs <= 2, "took " .. secs)
+    assert.same({}, ipc.poll({ a }, 0))
+    assert.same({}, ipc.poll({}, 0))
+  end)
+
+  it("sees a pending signal on a watch", function()
+    local w <close> = ipc.signal.watch { "USR1" }
+    local e <close> = ipc.eventfd(0)
+    local pid = helper.fork(function() assert(ipc.signal.kill(ipc.getppid(), "USR1")) end)
+    local ready = ipc.poll({ e, w }, 10)
+    assert.same({ w }, ready)
+    assert.equal("USR1", (w:next(0)))
+    reap(pid)
+  end)
+
+  describe("with pipes", function()
+    it("returns the one readable pipe, then end of stream as readable", function()
+      if not ipc.pipe then
+        pending("ipc.pipe is not in this build")
+        return
+      end
+      local r1, w1 = ipc.pipe()
+      local r2, w2 = ipc.pipe()
+      local r3, w3 = ipc.pipe()
+      finally(function()
+        for _, x in ipairs { r1, w1, r2, w2, r3, w3 } do x:close() end
+      end)
+      local pid = helper.fork(function()
+        assert(w2:write("hello"))
+      end)
+      assert.same({ r2 }, ipc.poll({ r1, r2, r3 }, 10))
+      assert.equal("hello", r2:read(5, 5))
+      reap(pid)
+      w3:close()
+      assert.same({ r3 }, ipc.poll({ r1, r2, r3 }, 10))   -- EOF counts as readable
+      assert.is_nil(r3:read(1, 0))
+    end)
+  end)
+end)
+
+describe("ipc.poller", function()
+  it("registers objects and returns the same objects from wait", function()
+    local p <close> = ipc.poller()
+    local a <close> = ipc.eventfd(0)
+    local b <close> = ipc.eventfd(0)
+    assert.is_true(p:add(a, "r"))
+    assert.is_true(p:add(b))   -- "r" by default
+    assert.equal(2, #p)
+    assert.equal(2, p:count())
+    assert(b:add(3))
+    local got = collect(p, 5)
+    assert.equal(1, #got)
+    assert.is_true(rawequal(b, got[1][1]))
+    assert.equal("r", got[1][2])
+    assert.equal(3, b:take(0))
+    assert.same({}, collect(p, 0))
+  end)
+
+  it("reports w, rw after modify, and nothing after remove", function()
+    local p <close> = ipc.poller()
+    local a <close> = ipc.eventfd(0)
+    assert(p:add(a, "w"))
+    assert.same({ { a, "w" } }, collect(p, 1))   -- an eventfd is writable below its maximum
+    assert(a:add(1))
+    assert(p:modify(a, "rw"))
+    assert.same({ { a, "rw" } }, collect(p, 1))
+    assert(p:modify(a, "r"))
+    assert.same({ { a, "r" } }, collect(p, 1))
+    assert.is_true(p:remove(a))
+    assert.equal(0, #p)
+    assert.same({}, collect(p, 0))
+  end)
+
+  it("yields nothing on timeout, after about the timeout", function()
+    local p <close> = ipc.poller()
+    local a <close> = ipc.eventfd(0)
+    assert(p:add(a))
+    local got
+    local secs = timed(function() got = collect(p, 0.2) end)
+    assert.same({}, got)
+    assert.is_true(secs >= 0.18 and secs <= 2, "took " .. secs)
+  end)
+
+  it("works with signal watches and plain descriptors", function()
+    local p <close> = ipc.poller()
+    local w <close> = ipc.signal.watch { "USR2" }
+    local e <close> = ipc.eventfd(1)
+    assert(p:add(w))
+    assert(p:add(e:fileno(), "r"))
+    assert(ipc.signal.kill(ipc.getpid(), "USR2"))
+    local seen = {}
+    for obj, ev in p:wait(5) do seen[obj] = ev end
+    assert.equal("r", seen[w])
+    assert.equal("r", seen[e:fileno()])
+    assert.equal("USR2", (w:next(0)))
+    assert(p:remove(e:fileno()))
+  end)
+
+  it("serves 50 clients (eventfds written by 50 children)", function()
+    local n = 50
+    local p <close> = ipc.poller()
+    local fds, want, got, pids = {}, {}, {}, {}
+    finally(function() for _, e in ipairs(fds) do e:close() end end)
+    for i = 1, n do
+      fds[i] = ipc.eventfd(0)
+      assert(p:add(fds[i], "r"))
+      want[fds[i]], got[fds[i]] = 3 * i, 0
+    end
+    for i = 1, n do
+      pids[i] = helper.fork(function()
+        for _ = 1, 3 do assert(fds[i]:add(i)) end
+      end)
+    end
+    local remaining = n
+    while remaining > 0 do
+      local any = false
+      for e, ev in p:wait(10) do
+        any = true
+        assert.equal("r", ev)
+        got[e] = got[e] + assert(e:take(0))
+        if got[e] == want[e] then
+          assert(p:remove(e))
+          remaining = remaining - 1
+        end
+      end
+      assert.is_true(any, "poller timed out with " .. remaining .. " clients left")
+    end
+    assert.equal(0, #p)
+    for _, pid in ipairs(pids) do reap(pid) end
+  end)
+
+  it("serves 50 pipe clients to end of stream", function()
+    if not ipc.pipe then
+      pending("ipc.pipe is not in this build")
+      return
+    end
+    local n = 50
+    local p <close> = ipc.poller()
+    local readers, pids, data = {}, {}, {}
+    finally(function() for _, r in ipairs(readers) do r:close() end end)
+    for i = 1, n do
+      local r, w = ipc.pipe()
+      readers[i] = r
+      data[r] = ""
+      pids[i] = helper.fork(function()
+        r:close()
+        for k = 1, 3 do assert(w:write(("client %d line %d\n"):format(i, k))) end
+        w:close()
+      end)
+      w:close()
+      assert(p:add(r, "r"))
+    end
+    local open = n
+    while open > 0 do
+      local any = false
+      for r, ev in p:wait(10) do
+        any = true
+        assert.is_true(ev == "r" or ev == "hup")
+        local chunk = r:read(4096, 0)
+        if chunk then
+          data[r] = data[r] .. chunk
+        else
+          assert(p:remove(r))
+          open = open - 1
+        end
+      end
+      assert.is_true(any, "poller timed out with " .. open .. " pipes open")
+    end
+    for i = 1, n do
+      assert.equal(("client %d line 1\nclient %d line 2\nclient %d line 3\n"):format(i, i, i), data[readers[i]])
+      reap(pids[i])
+    end
+  end)
+
+  it("reports hup for a pipe whose writer closed", function()
+    if not ipc.pipe then
+      pending("ipc.pipe is not in this build")
+      return
+    end
+    local r <close>, w = ipc.pipe()
+    local p <close> = ipc.poller()
+    assert(p:add(r, "r"))
+    w:close()
+    assert.same({ { r, "hup" } }, collect(p, 5))
+  end)
+
+  it("wakes up when a process handle's child exits (pidfd)", function()
+    if not ipc.spawn then
+      pending("ipc.spawn (process handles) is not in this build")
+      return
+    end
+    local go <close> = ipc.eventfd(0)
+    local proc = assert(ipc.spawn(function() assert(go:take(10)) return 7 end))
+    local ok = pcall(proc.fileno, proc)
+    if not ok then
+      proc:kill("KILL")
+      proc:wait(10)
+      pending("process handles have no descriptor in this build")
+      return
+    end
+    local p <close> = ipc.poller()
+    assert(p:add(proc, "r"))
+    assert.same({}, collect(p, 0))   -- still running
+    assert(go:add(1))
+    local got = collect(p, 10)
+    assert.equal(1, #got)
+    assert.is_true(rawequal(proc, got[1][1]))
+    local how, code = proc:wait(10)
+    assert.equal("exited", how)
+    assert.equal(7, code)
+    assert(p:remove(proc))
+    if proc.close then proc:close() end
+  end)
+
+  it("skips an object closed while registered, and reuses its number", function()
+    local p <close> = ipc.poller()
+    local a = ipc.eventfd(1)
+    local b <close> = ipc.eventfd(0)
+    assert(p:add(a))
+    assert(p:add(b))
+    local fd = a:fileno()
+    a:close()
+    assert.same({}, collect(p, 0))      -- a was readable, but is closed
+    assert.equal(1, #p)
+    assert.is_true(p:remove(a))         -- a closed object: never a hard failure
+    local c <close> = ipc.eventfd(1)    -- most likely reuses a's number
+    assert(p:add(c))
+    assert.same({ { c, "r" } }, collect(p, 5))
+    if c:fileno() == fd then assert.equal(2, #p) end
+  end)
+
+  it("drops an object closed during the iteration", function()
+    local p <close> = ipc.poller()
+    local a = ipc.eventfd(1)
+    local b = ipc.eventfd(1)
+    assert(p:add(a))
+    assert(p:add(b))
+    local seen = 0
+    for obj in p:wait(5) do
+      seen = seen + 1
+      -- close the other one: its event in this batch must not come out
+      if obj == a then b:close() else a:close() end
+    end
+    assert.equal(1, seen)
+    a:close()
+    b:close()
+    assert.equal(0, p:count())
+  end)
+
+  it("gives the remaining objects after maxevents in the next wait", function()
+    local p <close> = ipc.poller()
+    local es = {}
+    finally(function() for _, e in ipairs(es) do e:close() end end)
+    for i = 1, 5 do
+      es[i] = ipc.eventfd(1)
+      assert(p:add(es[i]))
+    end
+    local seen = {}
+    for _ = 1, 5 do
+      local got = {}
+      for obj in p:wait(1, 2) do got[#got + 1] = obj end
+      assert.is_true(#got <= 2)
+      for _, obj in ipairs(got) do
+        seen[obj] = true
+        assert(obj:take(0))
+      end
+    end
+    for i = 1, 5 do assert.is_true(seen[es[i]]) end
+  end)
+
+  it("keeps registered objects alive", function()
+    local p <close> = ipc.poller()
+    do assert(p:add(ipc.eventfd(1))) end
+    collectgarbage()
+    collectgarbage()
+    local got = collect(p, 1)
+    assert.equal(1, #got)
+    assert.equal("lipc.eventfd", getmetatable(got[1][1]).__name)
+    got[1][1]:close()
+  end)
+
+  describe("bad input", function()
+    it("ipc.poll rejects bad lists, items and timeouts", function()
+      local e <close> = ipc.eventfd(0)
+      local closed = ipc.eventfd(0)
+      closed:close()
+      assert.has_error(function() ipc.poll() end)
+      assert.has_error(function() ipc.poll("x") end)
+      assert.has_error(function() ipc.poll(e) end)
+      assert.has_error(function() ipc.poll({ "x" }) end,
+        "bad argument #1 to 'poll' (item 1: lipc object or descriptor expected, got string)")
+      assert.has_error(function() ipc.poll({ e, {} }) end)
+      assert.has_error(function() ipc.poll({ closed }) end,
+        "bad argument #1 to 'poll' (item 1: attempt to use a closed lipc.eventfd)")
+      assert.has_error(function() ipc.poll({ -1 }) end)
+      assert.has_error(function() ipc.poll({ 2 ^ 40 }) end)
+      assert.has_error(function() ipc.poll({ 1.5 }) end)
+      assert.has_error(function() ipc.poll({ e }, -1) end)
+      assert.has_error(function() ipc.poll({ e }, "x") end)
+      assert.has_error(function() ipc.poll({ e }, 0 / 0) end)
+      local v, msg, err = ipc.poll({ 999999 }, 0)   -- not an open descriptor
+      assert.is_nil(v)
+      assert.matches("poll item 1", msg)
+      assert.equal(EBADF, err)
+    end)
+
+    it("poller methods reject bad objects, events and sizes", function()
+      local p <close> = ipc.poller()
+      local e <close> = ipc.eventfd(0)
+      local closed = ipc.eventfd(0)
+      closed:close()
+      assert.has_error(function() p:add() end)
+      assert.has_error(function() p:add("x") end)
+      assert.has_error(function() p:add({}) end)
+      assert.has_error(function() p:add(-1) end)
+      assert.has_error(function() p:add(closed) end, "attempt to use a closed lipc.eventfd")
+      assert.has_error(function() p:add(e, "x") end)
+      assert.has_error(function() p:add(e, "") end)
+      assert.has_error(function() p:add(e, 5) end)
+      assert.has_error(function() p:add(e, "rwx") end)
+      assert.has_error(function() p:modify(e) end)
+      assert.has_error(function() p:modify(e, "bad") end)
+      assert.has_error(function() p:modify(closed, "r") end)
+      assert.has_error(function() p:wait(-1) end)
+      assert.has_error(function() p:wait("x") end)
+      assert.has_error(function() p:wait(0, 0) end)
+      assert.has_error(function() p:wait(0, 1e9) end)
+      assert.has_error(function() p:wait(0, 1.5) end)
+      assert.equal(0, #p)   -- nothing registered by the failures
+    end)
+
+    it("poller reports kernel refusals as errors", function()
+      local p <close> = ipc.poller()
+      local e <close> = ipc.eventfd(0)
+      assert(p:add(e))
+      local v, msg, err, _ = p:add(e)
+      assert.is_nil(v)
+      assert.matches("epoll_ctl ADD", msg)
+      assert.equal(EEXIST, err)
+      local other <close> = ipc.eventfd(0)
+      v, _, err = p:modify(other, "r")
+      assert.is_nil(v)
+      assert.equal(ENOENT, err)
+      v, _, err = p:remove(other)
+      assert.is_nil(v)
+      assert.equal(ENOENT, err)
+      v, _, err = p:add(p)   -- an epoll set cannot watch itself
+      assert.is_nil(v)
+      assert.equal(EINVAL, err)
+      v, _, err = p:add(999999)
+      assert.is_nil(v)
+      assert.equal(EBADF, err)
+      assert.equal(1, #p)
+    end)
+
+    it("a closed poller raises, and closes once", function()
+      local p = ipc.poller()
+      local e <close> = ipc.eventfd(1)
+      assert(p:add(e))
+      assert.is_true(p:close())
+      assert.is_true(p:close())
+      assert.equal("lipc.poller(closed)", tostring(p))
+      assert.has_error(function() p:add(e) end, "attempt to use a closed lipc.poller")
+      assert.has_error(function() p:wait(0) end, "attempt to use a closed lipc.poller")
+      assert.has_error(function() p:remove(e) end, "attempt to use a closed lipc.poller")
+      assert.has_error(function() p:modify(e, "r") end, "attempt to use a closed lipc.poller")
+      assert.has_error(function() return #p end, "attempt to use a closed lipc.poller")
+      assert.has_error(function() p.wait(e) end)
+    end)
+  end)
+end)
