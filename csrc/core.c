@@ -288,6 +288,7 @@ int lipc_wait_fd(lipc_deadline *d, int fd, short events) {
   struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
   for (;;) {
     struct timespec ts;
+    if (lipc_interrupted(d)) return EINTR;  /* a Ctrl-C that came before the wait */
     int forever = lipc_deadline_left(d, &ts) < 0;
     int n = ppoll(&p, 1, forever ? NULL : &ts, NULL);
     if (n > 0) {

@@ -193,7 +193,17 @@ static int l_children(lua_State *L) {
   return 1;
 }
 
+/* ipc.clock(): seconds on CLOCK_MONOTONIC, as a float (for measuring). */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 void lipc_open_system(lua_State *L) {
+  lua_pushcfunction(L, l_clock);
+  lua_setfield(L, -2, "clock");
   lua_pushcfunction(L, l_descriptors);
   lua_setfield(L, -2, "descriptors");
   lua_pushcfunction(L, l_children);

@@ -60,24 +60,8 @@ return function(ipc)
     return "stream"
   end
 
-  -- A monotonic clock in seconds (ipc.clock when the core has one).
-  local now
-  do
-    local ok, sys
-    if type(ipc.clock) == "function" then now = ipc.clock
-    elseif type(ipc.monotonic) == "function" then now = ipc.monotonic
-    else ok, sys = pcall(require, "system") end      -- luasystem, when installed
-    if now then -- luacheck: ignore 542
-    elseif ok and type(sys) == "table" and sys.monotime then now = sys.monotime
-    else
-      now = function()
-        local f = io.open("/proc/uptime")
-        local t = f and tonumber(f:read("n"))
-        if f then f:close() end
-        return t or os.time()
-      end
-    end
-  end
+  -- A monotonic clock in seconds.
+  local now = ipc.clock
 
   local function check_timeout(t, argn, fname)
     if t == nil then return nil end
