@@ -1,8 +1,0 @@
-/*
- * poll.c - not yet written.
- */
-#include "core.h"
-
-void lipc_open_poll(lua_State *L) {
-  (void)L;
-}

@@ -1,8 +1,0 @@
-/*
- * signal.c - not yet written.
- */
-#include "core.h"
-
-void lipc_open_signal(lua_State *L) {
-  (void)L;
-}
