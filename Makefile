@@ -45,4 +45,4 @@ bench: all
 	@sh bench/run.sh
 
 clean:
-	rm -rf build build-asan build-dev bench/out lipc lua_modules
+	rm -rf build build-asan build-dev bench/out lipc lua_modules csrc/*.o

@@ -22,6 +22,6 @@ if [ "$(id -u)" = 0 ]; then
   exit 0
 fi
 echo "lipc: missing Debian packages:$missing"
-echo "lipc: install them with:"
-echo "  sudo apt-get install -y$missing"
+echo "lipc: install them as root (or with sudo) with:"
+echo "  apt-get install -y$missing"
 exit 1

@@ -10,6 +10,9 @@ if [ ! -d /dev/mqueue ] || ! grep -qs ' /dev/mqueue mqueue ' /proc/mounts; then
   if [ "$(id -u)" = 0 ]; then
     mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue 2>/dev/null ||
       echo "lipc: note: could not mount /dev/mqueue; queue leak audit uses names only"
+  else
+    echo "lipc: note: /dev/mqueue is not mounted and mounting it needs root; the POSIX queue"
+    echo "lipc: note: tests expect it (as root: mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue)"
   fi
 fi
 
