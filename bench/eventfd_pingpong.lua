@@ -4,9 +4,9 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 local total = warm + iters
 
 local ping = assert(ipc.eventfd(0))
@@ -32,12 +32,8 @@ for i = 1, total do
   assert(v == 1)
   if i > warm then rtt[i - warm] = t1 - t0 end
 end
-local how, code = ipc.wait(pid)
-assert(how == "exited" and code == 0, "child failed")
+bench.reap(pid)
 ping:close()
 pong:close()
 
-table.sort(rtt)
-print(("metric eventfd_rtt_median %.3f us lower"):format(rtt[iters // 2 + 1] / 1e3))
-print(("metric eventfd_rtt_p99 %.3f us lower"):format(rtt[math.ceil(iters * 0.99)] / 1e3))
-print("target eventfd_rtt_median <=1.15")
+bench.report_rtt("eventfd", rtt, "<=1.15")

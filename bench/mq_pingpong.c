@@ -7,35 +7,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <math.h>
 #include <mqueue.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "pingpong.h"
 
 #define MSG 64
-
-/* Monotonic time in nanoseconds. */
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* qsort comparator for long long. */
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-/* An integer from the environment, or def. */
-static int env_int(const char *name, int def) {
-  const char *s = getenv(name);
-  return s && *s ? atoi(s) : def;
-}
 
 /* Create a queue of 10 x 64-byte messages under a unique name, unlinked
  * at once (the descriptor is inherited by the child). */
@@ -50,11 +27,9 @@ static mqd_t make_queue(int n) {
 }
 
 int main(void) {
-  int iters = env_int("BENCH_ITERS", 20000), warm = env_int("BENCH_WARMUP", 2000);
+  pp_rtt b = pp_rtt_init();
   mqd_t to_child = make_queue(1), to_parent = make_queue(2);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
+  pid_t pid = pp_fork();
   if (pid == 0) {  /* echo until an empty message */
     char buf[MSG];
     unsigned prio;
@@ -64,28 +39,18 @@ int main(void) {
       if (mq_send(to_parent, buf, (size_t)n, 0) != 0) _exit(1);
     }
   }
-  long long *rtt = malloc(sizeof *rtt * (size_t)iters);
-  if (!rtt) return 1;
   char msg[MSG], buf[MSG];
   memset(msg, 'x', MSG);
-  for (int i = 0; i < warm + iters; i++) {
-    long long t0 = now_ns();
+  for (int i = 0; i < b.total; i++) {
+    long long t0 = pp_now_ns();
     if (mq_send(to_child, msg, MSG, 0) != 0) { perror("mq_send"); return 1; }
     if (mq_receive(to_parent, buf, MSG, NULL) != MSG) { perror("mq_receive"); return 1; }
-    long long t1 = now_ns();
-    if (i >= warm) rtt[i - warm] = t1 - t0;
+    pp_rtt_record(&b, i, t0);
   }
-  int status;
-  if (mq_send(to_child, msg, 0, 0) != 0 || waitpid(pid, &status, 0) != pid || status != 0) {
-    fprintf(stderr, "child failed\n");
-    return 1;
-  }
+  if (mq_send(to_child, msg, 0, 0) != 0) { perror("mq_send"); return 1; }
+  if (pp_reap(pid, "child")) return 1;
   mq_close(to_child);
   mq_close(to_parent);
-  qsort(rtt, (size_t)iters, sizeof *rtt, cmp_ll);
-  printf("metric mq_rtt_median %.3f us lower\n", rtt[iters / 2] / 1e3);
-  printf("metric mq_rtt_p99 %.3f us lower\n", rtt[(int)ceil(iters * 0.99) - 1] / 1e3);
-  printf("target mq_rtt_median <=1.15\n");
-  free(rtt);
+  pp_rtt_report(&b, "mq", "<=1.15");
   return 0;
 }

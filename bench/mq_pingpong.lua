@@ -5,10 +5,10 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local MSG = 64
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 
 local to_child <close> = assert(ipc.mq.open(nil, { maxmsg = 10, msgsize = MSG }))
 local to_parent <close> = assert(ipc.mq.open(nil, { maxmsg = 10, msgsize = MSG }))
@@ -38,10 +38,6 @@ for i = 1, warm + iters do
   if i > warm then rtt[i - warm] = t1 - t0 end
 end
 assert(to_child:send(""))
-local how, code = ipc.wait(pid)
-assert(how == "exited" and code == 0, "child failed")
+bench.reap(pid)
 
-table.sort(rtt)
-print(("metric mq_rtt_median %.3f us lower"):format(rtt[iters // 2 + 1] / 1e3))
-print(("metric mq_rtt_p99 %.3f us lower"):format(rtt[math.ceil(iters * 0.99)] / 1e3))
-print("target mq_rtt_median <=1.15")
+bench.report_rtt("mq", rtt, "<=1.15")

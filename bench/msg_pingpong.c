@@ -6,46 +6,21 @@
  *   BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
  */
 #define _GNU_SOURCE
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "pingpong.h"
 
 #define MSG 64
 
 struct message { long mtype; char mtext[MSG]; };
 
-/* Monotonic time in nanoseconds. */
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* qsort comparator for long long. */
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-/* An integer from the environment, or def. */
-static int env_int(const char *name, int def) {
-  const char *s = getenv(name);
-  return s && *s ? atoi(s) : def;
-}
-
 int main(void) {
-  int iters = env_int("BENCH_ITERS", 20000), warm = env_int("BENCH_WARMUP", 2000);
+  pp_rtt b = pp_rtt_init();
   int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
   if (id < 0) { perror("msgget"); return 1; }
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
+  pid_t pid = pp_fork();
   if (pid == 0) {  /* echo type 1 as type 2 until an empty message */
     struct message m;
     for (;;) {
@@ -55,27 +30,17 @@ int main(void) {
       if (msgsnd(id, &m, (size_t)n, 0) != 0) _exit(1);
     }
   }
-  long long *rtt = malloc(sizeof *rtt * (size_t)iters);
-  if (!rtt) return 1;
   struct message out = { .mtype = 1 }, in;
   memset(out.mtext, 'x', MSG);
-  for (int i = 0; i < warm + iters; i++) {
-    long long t0 = now_ns();
+  for (int i = 0; i < b.total; i++) {
+    long long t0 = pp_now_ns();
     if (msgsnd(id, &out, MSG, 0) != 0) { perror("msgsnd"); return 1; }
     if (msgrcv(id, &in, MSG, 2, 0) != MSG) { perror("msgrcv"); return 1; }
-    long long t1 = now_ns();
-    if (i >= warm) rtt[i - warm] = t1 - t0;
+    pp_rtt_record(&b, i, t0);
   }
-  int status;
-  if (msgsnd(id, &out, 0, 0) != 0 || waitpid(pid, &status, 0) != pid || status != 0) {
-    fprintf(stderr, "child failed\n");
-    return 1;
-  }
+  if (msgsnd(id, &out, 0, 0) != 0) { perror("msgsnd"); return 1; }
+  if (pp_reap(pid, "child")) return 1;
   msgctl(id, IPC_RMID, NULL);
-  qsort(rtt, (size_t)iters, sizeof *rtt, cmp_ll);
-  printf("metric msg_rtt_median %.3f us lower\n", rtt[iters / 2] / 1e3);
-  printf("metric msg_rtt_p99 %.3f us lower\n", rtt[(int)ceil(iters * 0.99) - 1] / 1e3);
-  printf("target msg_rtt_median <=1.15\n");
-  free(rtt);
+  pp_rtt_report(&b, "msg", "<=1.15");
   return 0;
 }

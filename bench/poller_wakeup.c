@@ -12,45 +12,22 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "pingpong.h"
 
 #define MSG 64
 
-/* Monotonic time in nanoseconds. */
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* qsort comparator for long long. */
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-/* An integer from the environment, or def. */
-static int env_int(const char *name, int def) {
-  const char *s = getenv(name);
-  return s && *s ? atoi(s) : def;
-}
-
 /* One measurement with `idle` idle pipes in the set, the active pair made
  * of pipes or (efd) eventfds; 0 on success. */
-static int run(int idle, int efd, int iters, int warm) {
+static int run(int idle, int efd) {
+  pp_rtt b = pp_rtt_init();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int (*idle_fds)[2] = malloc(sizeof *idle_fds * (size_t)idle);
-  long long *rtt = malloc(sizeof *rtt * (size_t)iters);
-  if (ep < 0 || !idle_fds || !rtt) { perror("setup"); return 1; }
+  if (ep < 0 || !idle_fds) { perror("setup"); return 1; }
   struct epoll_event ev = { .events = EPOLLIN };
   for (int i = 0; i < idle; i++) {
     if (pipe2(idle_fds[i], O_CLOEXEC)) { perror("pipe"); return 1; }
@@ -69,14 +46,12 @@ static int run(int idle, int efd, int iters, int warm) {
   int len = efd ? 8 : MSG;   /* an eventfd moves one 8-byte counter */
   ev.data.fd = to_parent[0];
   if (epoll_ctl(ep, EPOLL_CTL_ADD, to_parent[0], &ev)) { perror("epoll_ctl"); return 1; }
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
+  pid_t pid = pp_fork();
   char buf[MSG];
   if (pid == 0) {
     if (efd) {
       uint64_t v;
-      for (int i = 0; i < warm + iters; i++)
+      for (int i = 0; i < b.total; i++)
         if (read(to_child[0], &v, 8) != 8 || write(to_parent[1], &v, 8) != 8) _exit(1);
       _exit(0);
     }
@@ -92,34 +67,29 @@ static int run(int idle, int efd, int iters, int warm) {
   memset(msg, 'x', MSG);
   if (efd) { uint64_t one = 1; memcpy(msg, &one, 8); }
   struct epoll_event got[64];
-  for (int i = 0; i < warm + iters; i++) {
-    long long t0 = now_ns();
+  for (int i = 0; i < b.total; i++) {
+    long long t0 = pp_now_ns();
     if (write(to_child[1], msg, (size_t)len) != len) { perror("write"); return 1; }
     int n = epoll_wait(ep, got, 64, -1);
     if (n != 1 || got[0].data.fd != to_parent[0]) { fprintf(stderr, "bad wake-up\n"); return 1; }
     if (read(to_parent[0], buf, (size_t)len) != len) { perror("read"); return 1; }
-    long long t1 = now_ns();
-    if (i >= warm) rtt[i - warm] = t1 - t0;
+    pp_rtt_record(&b, i, t0);
   }
   close(to_child[1]);
-  int status;
-  if (waitpid(pid, &status, 0) != pid || status != 0) { fprintf(stderr, "child failed\n"); return 1; }
+  if (pp_reap(pid, "child")) return 1;
   close(to_parent[0]);   /* (the same descriptor as to_parent[1] for eventfds) */
   for (int i = 0; i < idle; i++) { close(idle_fds[i][0]); close(idle_fds[i][1]); }
   close(ep);
-  qsort(rtt, (size_t)iters, sizeof *rtt, cmp_ll);
-  const char *kind = efd ? "efd_" : "";
-  printf("metric poller_%sidle%d_rtt_median %.3f us lower\n", kind, idle, rtt[iters / 2] / 1e3);
-  printf("metric poller_%sidle%d_rtt_p99 %.3f us lower\n", kind, idle, rtt[(int)ceil(iters * 0.99) - 1] / 1e3);
-  free(rtt);
+  char key[64];
+  snprintf(key, sizeof key, "poller_%sidle%d", efd ? "efd_" : "", idle);
+  pp_rtt_report(&b, key, NULL);
   free(idle_fds);
   return 0;
 }
 
 int main(void) {
-  int iters = env_int("BENCH_ITERS", 20000), warm = env_int("BENCH_WARMUP", 2000);
-  if (run(10, 0, iters, warm) || run(1000, 0, iters, warm)) return 1;
-  if (run(10, 1, iters, warm) || run(1000, 1, iters, warm)) return 1;
+  if (run(10, 0) || run(1000, 0)) return 1;
+  if (run(10, 1) || run(1000, 1)) return 1;
   printf("target poller_idle10_rtt_median <=1.15\n");
   printf("target poller_idle1000_rtt_median <=1.15\n");
   printf("target poller_efd_idle10_rtt_median <=1.15\n");

@@ -8,13 +8,13 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local MSG = 64
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 
---- One measurement with `idle` idle pipes registered.
-local function run(idle)
+--- A poller holding the read ends of `idle` idle pipes, and the pipes' ends.
+local function idle_poller(idle)
   local p = ipc.poller()
   local idle_ends = {}
   for i = 1, idle do
@@ -22,6 +22,12 @@ local function run(idle)
     idle_ends[i] = { r, w }
     assert(p:add(r, "r"))
   end
+  return p, idle_ends
+end
+
+--- One measurement with `idle` idle pipes registered.
+local function run(idle)
+  local p, idle_ends = idle_poller(idle)
   local to_child_r, to_child_w = assert(ipc.pipe())
   local to_parent_r, to_parent_w = assert(ipc.pipe())
   assert(p:add(to_parent_r, "r"))
@@ -52,8 +58,7 @@ local function run(idle)
     if i > warm then rtt[i - warm] = t1 - t0 end
   end
   to_child_w:close()
-  local how, code = ipc.wait(pid)
-  assert(how == "exited" and code == 0, "child failed")
+  bench.reap(pid)
   to_parent_r:close()
   for _, e in ipairs(idle_ends) do e[1]:close(); e[2]:close() end
   p:close()
@@ -62,13 +67,7 @@ end
 
 --- The same with the active pair made of two eventfds.
 local function run_efd(idle)
-  local p = ipc.poller()
-  local idle_ends = {}
-  for i = 1, idle do
-    local r, w = assert(ipc.pipe())
-    idle_ends[i] = { r, w }
-    assert(p:add(r, "r"))
-  end
+  local p, idle_ends = idle_poller(idle)
   local to_child, to_parent = assert(ipc.eventfd(0)), assert(ipc.eventfd(0))
   assert(p:add(to_parent, "r"))
   local pid = assert(ipc.fork())
@@ -92,21 +91,14 @@ local function run_efd(idle)
     assert(obj == to_parent and v == 1)
     if i > warm then rtt[i - warm] = t1 - t0 end
   end
-  local how, code = ipc.wait(pid)
-  assert(how == "exited" and code == 0, "child failed")
+  bench.reap(pid)
   to_child:close(); to_parent:close()
   for _, e in ipairs(idle_ends) do e[1]:close(); e[2]:close() end
   p:close()
   return rtt
 end
 
---- Print the median and p99 of rtt under key.
-local function report(key, rtt)
-  table.sort(rtt)
-  print(("metric %s_rtt_median %.3f us lower"):format(key, rtt[iters // 2 + 1] / 1e3))
-  print(("metric %s_rtt_p99 %.3f us lower"):format(key, rtt[math.ceil(iters * 0.99)] / 1e3))
-end
-
+local report = bench.report_rtt
 report("poller_idle10", run(10))
 report("poller_idle1000", run(1000))
 report("poller_efd_idle10", run_efd(10))

@@ -9,17 +9,13 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <linux/futex.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "pingpong.h"
 
 #define MSG 64
 #define CAP 4096
@@ -33,25 +29,6 @@ typedef struct ring {
   char pad2[56];
   unsigned char data[CAP];
 } ring;
-
-/* Monotonic time in nanoseconds. */
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* qsort comparator for long long. */
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-/* An integer from the environment, or def. */
-static int env_int(const char *name, int def) {
-  const char *s = getenv(name);
-  return s && *s ? atoi(s) : def;
-}
 
 /* Shared futex call. */
 static long futex(_Atomic uint32_t *w, int op, uint32_t v) {
@@ -101,13 +78,11 @@ static uint32_t get(ring *r, void *buf) {
 }
 
 int main(void) {
-  int iters = env_int("BENCH_ITERS", 20000), warm = env_int("BENCH_WARMUP", 2000);
+  pp_rtt b = pp_rtt_init();
   ring *rings = mmap(NULL, 2 * sizeof(ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (rings == MAP_FAILED) { perror("mmap"); return 1; }
   ring *to_child = &rings[0], *to_parent = &rings[1];
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
+  pid_t pid = pp_fork();
   char buf[MSG];
   if (pid == 0) {
     for (;;) {
@@ -116,24 +91,16 @@ int main(void) {
       put(to_parent, buf, n);
     }
   }
-  long long *rtt = malloc(sizeof *rtt * (size_t)iters);
-  if (!rtt) return 1;
   char msg[MSG];
   memset(msg, 'x', MSG);
-  for (int i = 0; i < warm + iters; i++) {
-    long long t0 = now_ns();
+  for (int i = 0; i < b.total; i++) {
+    long long t0 = pp_now_ns();
     put(to_child, msg, MSG);
     if (get(to_parent, buf) != MSG) { fprintf(stderr, "bad echo\n"); return 1; }
-    long long t1 = now_ns();
-    if (i >= warm) rtt[i - warm] = t1 - t0;
+    pp_rtt_record(&b, i, t0);
   }
   put(to_child, msg, 0);   /* an empty message ends the child */
-  int status;
-  if (waitpid(pid, &status, 0) != pid || status != 0) { fprintf(stderr, "child failed\n"); return 1; }
-  qsort(rtt, (size_t)iters, sizeof *rtt, cmp_ll);
-  printf("metric ring_rtt_median %.3f us lower\n", rtt[iters / 2] / 1e3);
-  printf("metric ring_rtt_p99 %.3f us lower\n", rtt[(int)ceil(iters * 0.99) - 1] / 1e3);
-  printf("target ring_rtt_median <=1.5\n");
-  free(rtt);
+  if (pp_reap(pid, "child")) return 1;
+  pp_rtt_report(&b, "ring", "<=1.5");
   return 0;
 }

@@ -6,10 +6,10 @@
 -- RING_SPIN (default 0) polls before sleeping.
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local MSG = 64
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 local spin = tonumber(os.getenv("RING_SPIN")) or 0
 
 local to_child = assert(ipc.ring.create(4096, { spin = spin }))
@@ -37,12 +37,8 @@ for i = 1, warm + iters do
   if i > warm then rtt[i - warm] = t1 - t0 end
 end
 assert(to_child:send(""))
-local how, code = ipc.wait(pid)
-assert(how == "exited" and code == 0, "child failed")
+bench.reap(pid)
 to_child:close()
 to_parent:close()
 
-table.sort(rtt)
-print(("metric ring_rtt_median %.3f us lower"):format(rtt[iters // 2 + 1] / 1e3))
-print(("metric ring_rtt_p99 %.3f us lower"):format(rtt[math.ceil(iters * 0.99)] / 1e3))
-print("target ring_rtt_median <=1.5")
+bench.report_rtt("ring", rtt, "<=1.5")

@@ -20,7 +20,7 @@ lua=${LUA:-lua5.4}
 py=/usr/bin/python3
 mkdir -p "$out"
 
-export LUA_PATH="lua/?.lua;lua/?/init.lua;;"
+export LUA_PATH="lua/?.lua;lua/?/init.lua;bench/lib/?.lua;;"
 export LUA_CPATH="$build/?.so;$out/?.so;;"
 
 if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null 2>&1; then
@@ -58,7 +58,9 @@ else
 fi
 [ -n "$names" ] || { echo "bench: nothing to run" >&2; exit 1; }
 
-# build the clock module for Lua and every C program
+# build the clock module for Lua and every C program (bench/lib/pingpong.h
+# holds what the C round-trip programs share; bench/lib/benchutil.lua the same
+# for the Lua side)
 cflags="-O2 -std=gnu11 -Wall -Wextra"
 gcc $cflags -fPIC -shared -I/usr/include/lua5.4 -o "$out/benchclock.so" bench/lib/benchclock.c \
   || { echo "bench: cannot build benchclock" >&2; exit 1; }
@@ -67,7 +69,7 @@ for n in $names; do
     echo "bench: no bench/$n.c, bench/$n.lua or bench/$n.py" >&2; exit 1
   fi
   if [ -f "bench/$n.c" ]; then
-    gcc $cflags -o "$out/$n" "bench/$n.c" -lrt -lpthread -lm \
+    gcc $cflags -Ibench/lib -o "$out/$n" "bench/$n.c" -lrt -lpthread -lm \
       || { echo "bench: cannot build bench/$n.c" >&2; exit 1; }
   fi
 done

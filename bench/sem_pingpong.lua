@@ -4,9 +4,9 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 local total = warm + iters
 
 local region <close> = assert(ipc.shm.anonymous(4096))
@@ -31,10 +31,6 @@ for i = 1, total do
   local t1 = ns()
   if i > warm then rtt[i - warm] = t1 - t0 end
 end
-local how, code = ipc.wait(pid)
-assert(how == "exited" and code == 0, "child failed")
+bench.reap(pid)
 
-table.sort(rtt)
-print(("metric sem_rtt_median %.3f us lower"):format(rtt[iters // 2 + 1] / 1e3))
-print(("metric sem_rtt_p99 %.3f us lower"):format(rtt[math.ceil(iters * 0.99)] / 1e3))
-print("target sem_rtt_median <=1.15")
+bench.report_rtt("sem", rtt, "<=1.15")

@@ -5,10 +5,10 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local MSG = 64
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 
 -- exactly n bytes from a stream socket (one datagram otherwise); nil at EOF
 local function recv_all(s, n, stream)
@@ -52,14 +52,9 @@ local function run(key, sock, child_sock, stream)
     if i > warm then rtt[i - warm] = t1 - t0 end
   end
   if stream then sock:shutdown("w") else sock:send("") end
-  local how, code = ipc.wait(pid)
-  assert(how == "exited" and code == 0, key .. ": child failed")
+  bench.reap(pid, key .. ": child")
   sock:close()
-  table.sort(rtt)
-  print(("metric %s_rtt_median %.3f us lower"):format(key, rtt[iters // 2 + 1] / 1e3))
-  print(("metric %s_rtt_p99 %.3f us lower"):format(key, rtt[math.ceil(iters * 0.99)] / 1e3))
-  print(("target %s_rtt_median <=1.15"):format(key))
-  io.stdout:flush()
+  bench.report_rtt(key, rtt, "<=1.15")
 end
 
 -- Unix stream socket on a (generated) path

@@ -9,9 +9,7 @@ local function find(list, pred)
   end
 end
 
-local function exists(path)
-  return os.execute("test -e " .. helper.shquote(path)) == true
-end
+local exists = helper.exists
 
 describe("ipc.audit", function()
   it("lists every live object with its kind, identity and ownership", function()

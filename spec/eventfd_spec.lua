@@ -3,73 +3,12 @@ local helper = require "spec.helper"
 
 local ETIMEDOUT = 110
 
---- The flags line of /proc/self/fdinfo/<fd> as a number (octal in the file).
-local function fdflags(fd)
-  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
-  local text = f:read("a")
-  f:close()
-  return tonumber(text:match("flags:%s*(%d+)"), 8), text
-end
-
+local fdflags = helper.fdinfo   -- (flags, text) of a descriptor
 local O_CLOEXEC, O_NONBLOCK = 0x80000, 0x800
-
---- Wait for a forked child and assert it exited with 0.
-local function reap(pid)
-  local how, code = ipc.wait(pid, 10)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
---- The state letter of process pid ("S", "R", "Z", ...), nil when gone.
-local function proc_state(pid)
-  local s = io.open("/proc/" .. pid .. "/stat")
-  local state = s and (s:read("l") or ""):match("%) (%a)")
-  if s then s:close() end
-  return state
-end
-
---- true when process pid sleeps in a waiting system call (read, poll,
--- ppoll, epoll_wait, epoll_pwait) - the call under test, not start-up.
-local function blocked_in_wait(pid)
-  local f = io.open("/proc/" .. pid .. "/syscall")
-  if not f then return false end
-  local nr = tonumber((f:read("l") or ""):match("^(%d+)"))
-  f:close()
-  return proc_state(pid) == "S" and (nr == 0 or nr == 7 or nr == 232 or nr == 271 or nr == 281)
-end
-
---- Run code in a fresh lua5.4 that prints its pid first; once it sleeps in
--- the call under test send it SIGINT (Ctrl-C); return its exit status and
--- output.  A child that ignores Ctrl-C is killed after 10 s (the test fails).
-local function ctrl_c(code)
-  local file = helper.path(".lua")
-  local f = assert(io.open(file, "w"))
-  f:write('local ipc = require "lipc"\nio.stdout:write(ipc.getpid(), "\\n")\nio.stdout:flush()\n', code)
-  f:close()
-  local p = assert(io.popen(helper.lua_cmd() .. " " .. file .. " 2>&1"))
-  local pid = assert(math.tointeger(tonumber(p:read("l"))))
-  for _ = 1, 1000 do   -- up to 10 s for the child to reach the call
-    if blocked_in_wait(pid) then break end
-    ipc.poll({}, 0.01)
-  end
-  assert(ipc.signal.kill(pid, "INT"))
-  for _ = 1, 1000 do   -- up to 10 s for it to end
-    local state = proc_state(pid)
-    if state == nil or state == "Z" then break end
-    ipc.poll({}, 0.01)
-  end
-  local state = proc_state(pid)
-  local alive = state ~= nil and state ~= "Z"
-  if alive then ipc.signal.kill(pid, "KILL") end
-  local out = p:read("a")
-  local ok = p:close()
-  os.remove(file)
-  return ok and not alive, out
-end
 
 describe("ipc.eventfd", function()
   it("Ctrl-C interrupts a blocked take", function()
-    local ok, out = ctrl_c("local e = ipc.eventfd(0)\ne:take()\nprint('not reached')")
+    local ok, out = helper.ctrl_c("local e = ipc.eventfd(0)\ne:take()\nprint('not reached')")
     assert.is_falsy(ok)
     assert.matches("interrupted!", out)
     assert.is_nil(out:find("not reached"))
@@ -125,7 +64,7 @@ describe("ipc.eventfd", function()
       total = total + assert(e:take(10))
     end
     assert.equal(55, total)
-    reap(pid)
+    helper.reap(pid)
     assert.is_nil((e:take(0)))
   end)
 
@@ -142,7 +81,7 @@ describe("ipc.eventfd", function()
     assert(work:add(4))
     local finished = 0
     while finished < 4 do finished = finished + assert(done:take(10)) end
-    for _, pid in ipairs(pids) do reap(pid) end
+    for _, pid in ipairs(pids) do helper.reap(pid) end
     assert.is_nil((work:take(0)))   -- every token was taken exactly once
   end)
 
@@ -160,7 +99,7 @@ describe("ipc.eventfd", function()
     end)
     assert(go:add(1))
     assert.is_true(e:add(1, 10))   -- unblocked by the child's take
-    reap(pid)
+    helper.reap(pid)
     assert.equal(1, e:take(0))
   end)
 
@@ -178,7 +117,7 @@ describe("ipc.eventfd", function()
       end)
     end
     assert(e:add(100))
-    for _, pid in ipairs(pids) do reap(pid) end
+    for _, pid in ipairs(pids) do helper.reap(pid) end
     assert.equal(3000 + 100, got:take(0))   -- every token taken once
   end)
 
@@ -191,25 +130,19 @@ describe("ipc.eventfd", function()
   end)
 
   it("times out add and take after about the given time, without spinning", function()
-    local function uptime()
-      local f = assert(io.open("/proc/uptime"))
-      local t = assert(tonumber(f:read("n")))
-      f:close()
-      return t
-    end
     local e <close> = ipc.eventfd(0)
-    local cpu0, t0 = os.clock(), uptime()
+    local cpu0, t0 = os.clock(), ipc.clock()
     local v, msg, err = e:take(0.2)
-    local secs = uptime() - t0
+    local secs = ipc.clock() - t0
     assert.is_nil(v)
     assert.equal("timeout", msg)
     assert.equal(ETIMEDOUT, err)
     assert.is_true(secs >= 0.18 and secs <= 2, "took " .. secs)
     assert.is_true(os.clock() - cpu0 < 0.1)   -- slept, did not spin
     assert(e:add(0xfffffffffffffffe))
-    t0 = uptime()
+    t0 = ipc.clock()
     v, msg = e:add(1, 0.2)
-    secs = uptime() - t0
+    secs = ipc.clock() - t0
     assert.is_nil(v)
     assert.equal("timeout", msg)
     assert.is_true(secs >= 0.18 and secs <= 2, "took " .. secs)

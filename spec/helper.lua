@@ -83,6 +83,197 @@ function M.fork(fn, ...)
   return pid
 end
 
+-- ---- waiting, processes and their system calls -----------------------------
+
+--- Wait (up to timeout seconds, default 30) for the forked child pid and
+-- assert that it exited with code 0.
+function M.reap(pid, timeout)
+  local la = require "luassert"
+  local how, code = ipc.wait(pid, timeout or 30)
+  la.equal("exited", how)
+  la.equal(0, code)
+end
+
+--- The state letter of process pid ("S", "R", "Z", ...), nil when it is gone.
+function M.proc_state(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  local state = f and (f:read("l") or ""):match("%) (%a)")
+  if f then f:close() end
+  return state
+end
+
+--- x86_64 numbers of the system calls a test waits to see a process blocked in.
+M.SYS = {
+  read = 0, poll = 7, connect = 42, recvfrom = 45, semop = 65, msgsnd = 69, msgrcv = 70, futex = 202, semtimedop = 220,
+  clock_nanosleep = 230, epoll_wait = 232, mq_timedsend = 242, mq_timedreceive = 243,
+  ppoll = 271, epoll_pwait = 281,
+}
+
+--- The system calls of lipc's waits on a descriptor (the default of blocked_in).
+M.WAIT_CALLS = { "read", "poll", "ppoll", "epoll_wait", "epoll_pwait" }
+
+--- true on x86_64, the machine M.SYS describes.
+M.is_x86_64 = M.sh("uname -m"):match("x86_64") ~= nil
+
+--- true when process pid sleeps (state S) in one of the system calls named in
+-- the list calls (keys of M.SYS; default M.WAIT_CALLS): the call under test,
+-- not start-up.
+function M.blocked_in(pid, calls)
+  local f = io.open("/proc/" .. pid .. "/syscall")
+  if not f then return false end
+  local nr = tonumber((f:read("l") or ""):match("^(%d+)"))
+  f:close()
+  if M.proc_state(pid) ~= "S" then return false end
+  for _, name in ipairs(calls or M.WAIT_CALLS) do
+    if nr == assert(M.SYS[name], name) then return true end
+  end
+  return false
+end
+
+--- Wait (up to 10 s) until process pid sleeps in one of the system calls
+-- named in calls (see blocked_in); true when it did.  Off x86_64 returns true
+-- at once: a test using it still holds, only less strictly.
+function M.wait_blocked(pid, calls)
+  if not M.is_x86_64 then return true end
+  for _ = 1, 1000 do
+    if M.blocked_in(pid, calls) then return true end
+    ipc.poll({}, 0.01)
+  end
+  return false
+end
+
+--- Run code in a fresh lua5.4 (with `ipc` already required) and send it SIGINT
+-- (Ctrl-C) once it sleeps in the call under test: one of opts.calls (names of
+-- M.SYS, default M.WAIT_CALLS), after it printed the line opts.ready when
+-- given.  A child that ignores Ctrl-C is killed after 10 s.  Its output goes
+-- to a file, so that a process it forks cannot keep the caller waiting.
+-- Returns true when it exited 0 (and ended by itself), its output (stdout
+-- and stderr) and its exit status.
+function M.ctrl_c(code, opts)
+  opts = opts or {}
+  local file = M.script('local ipc = require "lipc"\nio.stdout:write(ipc.getpid(), "\\n")\nio.stdout:flush()\n' ..
+                        code, ".lua")
+  local out = M.path(".out")
+  local p = assert(io.popen(("%s %s >%s 2>&1; echo $?"):format(M.lua_cmd(), file, out)))
+  local function output()
+    local f = io.open(out)
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    return text
+  end
+  local pid, alive
+  for _ = 1, 1000 do   -- up to 10 s for its pid (and the ready line)
+    local text = output()
+    pid = math.tointeger(tonumber(text:match("^(%d+)\n")))
+    if pid and (not opts.ready or text:find("\n" .. opts.ready .. "\n", 1, true)) then break end
+    ipc.poll({}, 0.01)
+  end
+  if pid then
+    for _ = 1, 1000 do   -- up to 10 s for the child to reach the call
+      if M.blocked_in(pid, opts.calls) then break end
+      ipc.poll({}, 0.01)
+    end
+    ipc.signal.kill(pid, "INT")
+    for _ = 1, 1000 do   -- up to 10 s for it to end
+      local state = M.proc_state(pid)
+      if state == nil or state == "Z" then break end
+      ipc.poll({}, 0.01)
+    end
+    local state = M.proc_state(pid)
+    alive = state ~= nil and state ~= "Z"
+    if alive then ipc.signal.kill(pid, "KILL") end
+  end
+  local status = math.tointeger(tonumber(p:read("a")))
+  p:close()
+  local text = output():gsub("^%d+\n", "", 1)
+  os.remove(file)
+  os.remove(out)
+  return status == 0 and not alive, text, status
+end
+
+--- Fork a child that calls make() (which creates an object under a generated
+-- name and returns it), sends the object's name back and then blocks until
+-- it is killed.  Returns the name (nil if the child failed) and the child's
+-- pid; the test kills and waits for the child.
+function M.fork_holding(make)
+  local r, w = assert(ipc.pipe())
+  local pid = M.fork(function()
+    local obj = make()
+    assert(w:write(obj:name() .. "\n"))
+    ipc.poll({}, 60)   -- sleeps until killed
+    return obj ~= nil
+  end)
+  w:close()
+  local name = r:read("l", 20)
+  r:close()
+  return name, pid
+end
+
+-- ---- the file system, descriptors and System V ids -------------------------
+
+--- true when something exists at path, of any type (sockets and FIFOs
+-- included: it is not opened, which would block on a FIFO).
+function M.exists(path)
+  return os.execute("test -e " .. M.shquote(path)) == true
+end
+
+--- The flags of descriptor fd of this process as a number (from the octal
+-- "flags:" line of /proc/self/fdinfo/<fd>), and the whole fdinfo text.
+function M.fdinfo(fd)
+  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
+  local text = f:read("a")
+  f:close()
+  return tonumber(text:match("flags:%s*(%d+)"), 8), text
+end
+
+--- true when the System V object id of kind ("msg", "sem" or "shm") is listed
+-- in /proc/sysvipc/<kind>.
+function M.sysv_exists(kind, id)
+  for line in io.lines("/proc/sysvipc/" .. kind) do
+    if tonumber(line:match("^%s*%-?%d+%s+(%d+)")) == id then return true end
+  end
+  return false
+end
+
+-- ---- outside peers: Python and C programs ----------------------------------
+
+--- The Python with python3-sysv-ipc (not the `python3` on PATH).
+M.PYTHON = "/usr/bin/python3"
+
+--- Write text to a new scratch file ending in suffix (default ".py") and
+-- return its path; the caller removes it.
+function M.script(text, suffix)
+  local path = M.path(suffix or ".py")
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+--- Run a Python program (its source text) with M.PYTHON; returns its output
+-- (stdout and stderr) and whether it exited 0.
+function M.python(src)
+  local file = M.script(src, ".py")
+  local out, ok = M.sh(M.PYTHON .. " " .. file .. " 2>&1")
+  os.remove(file)
+  return out, ok
+end
+
+--- Compile a C program (its source text) with gcc and the extra arguments
+-- flags (libraries: "-lrt") into a scratch executable.  Returns its path
+-- (the caller removes it), or nil and gcc's messages.
+function M.compile_c(src, flags)
+  local file = M.script(src, ".c")
+  local exe = M.path(".bin")
+  local out, ok = M.sh(("gcc -o %s %s %s 2>&1"):format(exe, file, flags or ""))
+  os.remove(file)
+  if not ok then
+    os.remove(exe)
+    return nil, out
+  end
+  return exe, out
+end
+
 -- ---- the leak audit --------------------------------------------------------
 
 local function listdir(dir)

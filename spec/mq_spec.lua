@@ -2,11 +2,7 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
-local function exists(name)
-  local f = io.open("/dev/mqueue" .. name)
-  if f then f:close() end
-  return f ~= nil
-end
+local function exists(name) return helper.exists("/dev/mqueue" .. name) end
 
 local function has_mqueue_fs()
   local f = io.open("/proc/mounts")
@@ -15,24 +11,11 @@ local function has_mqueue_fs()
   return text:find(" /dev/mqueue mqueue ", 1, true) ~= nil
 end
 
--- x86_64 numbers of the system call a process is blocked in (glibc's
--- mq_send/mq_receive are mq_timedsend/mq_timedreceive underneath).
-local SYS = { mq_timedsend = 242, mq_timedreceive = 243 }
-local is_x86_64 = helper.sh("uname -m"):match("x86_64") ~= nil
+-- (glibc's mq_send/mq_receive are the system calls mq_timedsend/mq_timedreceive)
+local is_x86_64 = helper.is_x86_64
 
---- Wait (up to 10 s) until pid sleeps in system call `name` (x86_64 only;
--- elsewhere returns at once: the test still holds, only less strictly).
-local function wait_in_syscall(pid, name)
-  if not is_x86_64 then return true end
-  for _ = 1, 1000 do
-    local f = io.open("/proc/" .. pid .. "/syscall")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and tonumber(line:match("^(%d+)")) == SYS[name] then return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+--- Wait (up to 10 s) until pid sleeps in system call `name` (see helper.wait_blocked).
+local function wait_in_syscall(pid, name) return helper.wait_blocked(pid, { name }) end
 
 local function has_cap_sys_resource()
   local f = io.open("/proc/self/status")
@@ -43,11 +26,7 @@ local function has_cap_sys_resource()
 end
 
 local function cloexec(fd)
-  local f = io.open("/proc/self/fdinfo/" .. fd)
-  local text = f:read("a")
-  f:close()
-  local flags = tonumber(text:match("flags:%s*(%d+)"), 8)
-  return flags & tonumber("2000000", 8) ~= 0
+  return helper.fdinfo(fd) & tonumber("2000000", 8) ~= 0
 end
 
 describe("ipc.mq", function()
@@ -287,20 +266,12 @@ describe("ipc.mq", function()
     it("Ctrl-C interrupts a blocking or timed receive in the lua5.4 interpreter", function()
       if not is_x86_64 then pending("needs x86_64 system call numbers to see the block") return end
       local q <close> = assert(ipc.mq.open())
-      local script = helper.path(".lua")
-      finally(function() os.remove(script) end)
       for _, timeout in ipairs { "nil", "60" } do
-        local f = assert(io.open(script, "w"))
-        f:write(([[local ipc = require "lipc"
+        local _, out, rc = helper.ctrl_c(([[
           local q = assert(ipc.mq.open(%q))
-          print(q:receive(%s))]]):format(q:name(), timeout))
-        f:close()
-        local out = helper.sh(helper.lua_cmd() .. " " .. script .. " 2>&1 & p=$!; " ..
-          "i=0; while [ $i -lt 500 ] && ! grep -q '^243 ' /proc/$p/syscall; do sleep 0.02; i=$((i+1)); done; " ..
-          "i=0; while [ $i -lt 100 ] && kill -INT $p 2>/dev/null; do sleep 0.05; i=$((i+1)); done; " ..
-          "wait $p; echo rc=$?")
+          print(q:receive(%s))]]):format(q:name(), timeout), { calls = { "mq_timedreceive" } })
         assert.matches("interrupted!", out, 1, true)
-        assert.matches("rc=1", out, 1, true)
+        assert.equal(1, rc)
       end
       assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { q:receive(0) })
     end)
@@ -383,12 +354,8 @@ describe("ipc.mq", function()
         return
       end
       local back <close> = assert(ipc.mq.open())
-      local pid = helper.fork(function()
-        local mine = assert(ipc.mq.open())
-        assert(back:send(mine:name()))
-        mine:receive()  -- blocks until killed
-      end)
-      local name = assert(back:receive(10))
+      local name, pid = helper.fork_holding(function() return assert(ipc.mq.open()) end)
+      assert.is_string(name)
       assert.is_true(exists(name))
       os.execute("kill -KILL " .. pid)
       assert.same({ "signaled", 9 }, { ipc.wait(pid, 10) })
@@ -419,10 +386,7 @@ describe("ipc.mq", function()
 
   describe("interop", function()
     it("exchanges messages with a C program using mq_open/mq_send/mq_receive", function()
-      local src = helper.path(".c")
-      local exe = helper.path(".bin")
-      local f = assert(io.open(src, "w"))
-      f:write([[
+      local exe, gcc_out = helper.compile_c([[
 #include <mqueue.h>
 #include <stdio.h>
 #include <string.h>
@@ -439,11 +403,9 @@ int main(int argc, char **argv) {
   mq_close(q);
   return 0;
 }
-]])
-      f:close()
-      finally(function() os.remove(src); os.remove(exe) end)
-      local _, ok = helper.sh("gcc -o " .. exe .. " " .. src .. " -lrt 2>&1")
-      assert.is_true(ok)
+]], "-lrt")
+      finally(function() if exe then os.remove(exe) end end)
+      assert.is_truthy(exe, gcc_out)
       local q <close> = assert(ipc.mq.open())
       assert(q:send("hello C", 4))
       local out, ran = helper.sh(exe .. " " .. q:name())

@@ -3,37 +3,13 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
---- The ids of /proc/sysvipc/msg as a set.
-local function sysv_ids()
-  local set = {}
-  local f = io.open("/proc/sysvipc/msg")
-  f:read("l")
-  for line in f:lines() do
-    local id = line:match("^%s*%-?%d+%s+(%d+)")
-    if id then set[tonumber(id)] = true end
-  end
-  f:close()
-  return set
-end
+--- Is the queue id listed in /proc/sysvipc/msg?
+local function alive(id) return helper.sysv_exists("msg", id) end
 
-local function alive(id) return sysv_ids()[id] == true end
+local is_x86_64 = helper.is_x86_64
 
--- x86_64 system call numbers, to see that a process is blocked in one.
-local SYS = { msgsnd = 69, msgrcv = 70 }
-local is_x86_64 = helper.sh("uname -m"):match("x86_64") ~= nil
-
---- Wait (up to 10 s) until pid sleeps in system call `name` (x86_64 only).
-local function wait_in_syscall(pid, name)
-  if not is_x86_64 then return true end
-  for _ = 1, 1000 do
-    local f = io.open("/proc/" .. pid .. "/syscall")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and tonumber(line:match("^(%d+)")) == SYS[name] then return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+--- Wait (up to 10 s) until pid sleeps in system call `name` (see helper.wait_blocked).
+local function wait_in_syscall(pid, name) return helper.wait_blocked(pid, { name }) end
 
 --- A scratch file and its key for proj_id.
 local function keyfile(proj)
@@ -170,8 +146,7 @@ describe("ipc.msg", function()
       local path, key = keyfile(67)
       finally(function() os.remove(path) end)
       local m <close> = assert(ipc.msg.get(key, { create = true }))
-      local out, ok = helper.sh("/usr/bin/python3 -c 'import sysv_ipc; sysv_ipc.MessageQueue(" .. key ..
-        ").max_size = 100' 2>&1")
+      local out, ok = helper.python("import sysv_ipc; sysv_ipc.MessageQueue(" .. key .. ").max_size = 100")
       assert.is_true(ok, out)
       assert.equal(100, m:stat().qbytes)
       local pid = helper.fork(function()
@@ -260,23 +235,15 @@ describe("ipc.msg", function()
     it("Ctrl-C interrupts a blocking receive in the lua5.4 interpreter", function()
       if not is_x86_64 then pending("needs x86_64 system call numbers to see the block") return end
       local path, key = keyfile(7)
-      local script = helper.path(".lua")
-      finally(function() os.remove(path); os.remove(script) end)  -- (busted keeps one finally)
+      finally(function() os.remove(path) end)
       local k <close> = assert(ipc.msg.get(key, { create = true }))
       for _, timeout in ipairs { "blocking", "timed" } do
-        local f = assert(io.open(script, "w"))
-        f:write(([[local ipc = require "lipc"
+        local _, out, rc = helper.ctrl_c(([[
           local m = assert(ipc.msg.get(%d))
-          print(m:receive(0, %s))]]):format(key, timeout == "timed" and "60" or "nil"))
-        f:close()
-        local sysno = timeout == "blocking" and "'^70 '" or "'^230 '"
-        local out = helper.sh(helper.lua_cmd() .. " " .. script .. " 2>&1 & p=$!; " ..
-          "i=0; while [ $i -lt 500 ] && ! grep -q " .. sysno .. " /proc/$p/syscall; " ..
-          "do sleep 0.02; i=$((i+1)); done; " ..
-          "i=0; while [ $i -lt 100 ] && kill -INT $p 2>/dev/null; do sleep 0.05; i=$((i+1)); done; " ..
-          "wait $p; echo rc=$?")
+          print(m:receive(0, %s))]]):format(key, timeout == "timed" and "60" or "nil"),
+          { calls = { timeout == "blocking" and "msgrcv" or "clock_nanosleep" } })
         assert.matches("interrupted!", out, 1, true)
-        assert.matches("rc=1", out, 1, true)
+        assert.equal(1, rc)
       end
       assert.equal(0, k:stat().qnum)
     end)
@@ -364,12 +331,11 @@ describe("ipc.msg", function()
       finally(function() os.remove(path) end)
       local m <close> = assert(ipc.msg.get(key, { create = true }))
       assert(m:send(3, "to python"))
-      local out, ok = helper.sh("/usr/bin/python3 -c '\n" ..
-        "import sysv_ipc\n" ..
+      local out, ok = helper.python("import sysv_ipc\n" ..
         "q = sysv_ipc.MessageQueue(" .. key .. ")\n" ..
         "data, t = q.receive(type=3)\n" ..
         "print(data.decode(), t)\n" ..
-        "q.send(b\"from python\", type=8)\n' 2>&1")
+        "q.send(b\"from python\", type=8)\n")
       assert.is_true(ok, out)
       assert.equal("to python 3\n", out)
       assert.same({ "from python", 8 }, { m:receive(8, 5) })

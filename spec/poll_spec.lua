@@ -3,26 +3,11 @@ local helper = require "spec.helper"
 
 local ENOENT, EEXIST, EBADF, EINVAL = 2, 17, 9, 22
 
---- Wait for a forked child and assert it exited with 0.
-local function reap(pid)
-  local how, code = ipc.wait(pid, 10)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
---- Seconds since boot from /proc/uptime (monotonic, 10 ms resolution).
-local function uptime()
-  local f = assert(io.open("/proc/uptime"))
-  local t = assert(tonumber(f:read("n")))
-  f:close()
-  return t
-end
-
 --- Seconds of wall-clock time taken by fn.
 local function timed(fn)
-  local t0 = uptime()
+  local t0 = ipc.clock()
   fn()
-  return uptime() - t0
+  return ipc.clock() - t0
 end
 
 --- The (obj, ev) pairs of one p:wait as a list of {obj, ev}.
@@ -32,60 +17,13 @@ local function collect(p, timeout)
   return got
 end
 
---- The state letter of process pid ("S", "R", "Z", ...), nil when gone.
-local function proc_state(pid)
-  local s = io.open("/proc/" .. pid .. "/stat")
-  local state = s and (s:read("l") or ""):match("%) (%a)")
-  if s then s:close() end
-  return state
-end
-
---- true when process pid sleeps in a waiting system call (read, poll,
--- ppoll, epoll_wait, epoll_pwait) - the call under test, not start-up.
-local function blocked_in_wait(pid)
-  local f = io.open("/proc/" .. pid .. "/syscall")
-  if not f then return false end
-  local nr = tonumber((f:read("l") or ""):match("^(%d+)"))
-  f:close()
-  return proc_state(pid) == "S" and (nr == 0 or nr == 7 or nr == 232 or nr == 271 or nr == 281)
-end
-
---- Run code in a fresh lua5.4 that prints its pid first; once it sleeps in
--- the call under test send it SIGINT (Ctrl-C); return its exit status and
--- output.  A child that ignores Ctrl-C is killed after 10 s (the test fails).
-local function ctrl_c(code)
-  local file = helper.path(".lua")
-  local f = assert(io.open(file, "w"))
-  f:write('local ipc = require "lipc"\nio.stdout:write(ipc.getpid(), "\\n")\nio.stdout:flush()\n', code)
-  f:close()
-  local p = assert(io.popen(helper.lua_cmd() .. " " .. file .. " 2>&1"))
-  local pid = assert(math.tointeger(tonumber(p:read("l"))))
-  for _ = 1, 1000 do   -- up to 10 s for the child to reach the call
-    if blocked_in_wait(pid) then break end
-    ipc.poll({}, 0.01)
-  end
-  assert(ipc.signal.kill(pid, "INT"))
-  for _ = 1, 1000 do   -- up to 10 s for it to end
-    local state = proc_state(pid)
-    if state == nil or state == "Z" then break end
-    ipc.poll({}, 0.01)
-  end
-  local state = proc_state(pid)
-  local alive = state ~= nil and state ~= "Z"
-  if alive then ipc.signal.kill(pid, "KILL") end
-  local out = p:read("a")
-  local ok = p:close()
-  os.remove(file)
-  return ok and not alive, out
-end
-
 describe("ipc.poll", function()
   it("Ctrl-C interrupts a blocked poll and a blocked poller wait", function()
     for _, code in ipairs {
       "local e = ipc.eventfd(0)\nipc.poll({ e })\nprint('not reached')",
       "local e = ipc.eventfd(0)\nlocal p = ipc.poller()\np:add(e)\nfor _ in p:wait() do end\nprint('not reached')",
     } do
-      local ok, out = ctrl_c(code)
+      local ok, out = helper.ctrl_c(code)
       assert.is_falsy(ok)
       assert.matches("interrupted!", out)
       assert.is_nil(out:find("not reached"))
@@ -100,7 +38,7 @@ describe("ipc.poll", function()
     local ready = ipc.poll({ a, b, c }, 10)
     assert.equal(1, #ready)
     assert.equal(b, ready[1])
-    reap(pid)
+    helper.reap(pid)
   end)
 
   it("returns several in list order, and plain descriptors as given", function()
@@ -128,7 +66,7 @@ describe("ipc.poll", function()
     local ready = ipc.poll({ e, w }, 10)
     assert.same({ w }, ready)
     assert.equal("USR1", (w:next(0)))
-    reap(pid)
+    helper.reap(pid)
   end)
 
   describe("with pipes", function()
@@ -148,7 +86,7 @@ describe("ipc.poll", function()
       end)
       assert.same({ r2 }, ipc.poll({ r1, r2, r3 }, 10))
       assert.equal("hello", r2:read(5, 5))
-      reap(pid)
+      helper.reap(pid)
       w3:close()
       assert.same({ r3 }, ipc.poll({ r1, r2, r3 }, 10))   -- EOF counts as readable
       assert.is_nil(r3:read(1, 0))
@@ -244,7 +182,7 @@ describe("ipc.poller", function()
       assert.is_true(any, "poller timed out with " .. remaining .. " clients left")
     end
     assert.equal(0, #p)
-    for _, pid in ipairs(pids) do reap(pid) end
+    for _, pid in ipairs(pids) do helper.reap(pid) end
   end)
 
   it("serves 50 pipe clients to end of stream", function()
@@ -286,7 +224,7 @@ describe("ipc.poller", function()
     end
     for i = 1, n do
       assert.equal(("client %d line 1\nclient %d line 2\nclient %d line 3\n"):format(i, i, i), data[readers[i]])
-      reap(pids[i])
+      helper.reap(pids[i])
     end
   end)
 

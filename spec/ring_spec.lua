@@ -19,12 +19,7 @@ local function check(m, i)
   return m ~= nil and #m >= 8 and m == message(i, #m)
 end
 
---- Wait for pid and assert that it exited with 0.
-local function reap(pid)
-  local how, code = ipc.wait(pid, 20)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
+local reap = helper.reap   -- wait for pid and assert that it exited with 0
 
 describe("ipc.ring", function()
   describe("create", function()

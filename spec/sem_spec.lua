@@ -2,45 +2,10 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
-local PY = "/usr/bin/python3"
+local join = helper.reap
+local exists = helper.exists
 
-local function join(pid)
-  local how, code = ipc.wait(pid, 30)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function semid_exists(id)
-  for line in io.lines("/proc/sysvipc/sem") do
-    local sid = line:match("^%s*%-?%d+%s+(%d+)")
-    if tonumber(sid) == id then return true end
-  end
-  return false
-end
-
-local function now()
-  local p = io.open("/proc/uptime")
-  local t = tonumber(p:read("n"))
-  p:close()
-  return t
-end
-
--- An outside python3 program, run with the given source; returns output, ok.
-local function python(src)
-  local script = helper.path(".py")
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local out, ok = helper.sh(PY .. " " .. script .. " 2>&1")
-  os.remove(script)
-  return out, ok
-end
+local function semid_exists(id) return helper.sysv_exists("sem", id) end
 
 local key_counter = 0
 local function newkey()
@@ -104,7 +69,7 @@ describe("ipc.sem", function()
     it("interoperates with a Python peer using sem_open through ctypes", function()
       local name = helper.name()
       local s <close> = assert(ipc.sem.open(name, { create = true, value = 1 }))
-      local out, ok = python(([[
+      local out, ok = helper.python(([[
 import ctypes, ctypes.util
 libc = ctypes.CDLL(ctypes.util.find_library("pthread") or "libc.so.6", use_errno=True)
 libc.sem_open.restype = ctypes.c_void_p
@@ -124,20 +89,8 @@ print(v.value)
     end)
 
     it("a sweep removes a generated semaphore left by a SIGKILLed child", function()
-      local board <close> = assert(ipc.shm.anonymous(4096))
-      local ready <close> = assert(ipc.sem.new(board, 0, 0))
-      local pid = assert(ipc.fork())
-      if pid == 0 then
-        local ok = pcall(function()
-          local s = assert(ipc.sem.open { value = 0 })
-          board:pack(64, "s2", s:name())
-          ready:post()
-          s:wait()
-        end)
-        ipc.exit(ok and 0 or 1)
-      end
-      assert.is_true(ready:wait(20))
-      local name = board:unpack(64, "s2")
+      local name, pid = helper.fork_holding(function() return assert(ipc.sem.open { value = 0 }) end)
+      assert.is_string(name)
       local file = "/dev/shm/sem." .. name:sub(2)
       assert.is_true(exists(file))
       assert.is_true(os.execute("kill -KILL " .. pid))
@@ -158,10 +111,10 @@ print(v.value)
       assert.is_false(s:trywait())
       local ok, msg, err = s:wait(0)
       assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { ok, msg, err })
-      local t0 = now()
+      local t0 = ipc.clock()
       ok, msg, err = s:wait(0.3)
       assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { ok, msg, err })
-      assert.is_true(now() - t0 >= 0.25)
+      assert.is_true(ipc.clock() - t0 >= 0.25)
       local back <close> = assert(ipc.sem.new(r, 64, 0))
       local pid = helper.fork(function()
         assert(s:wait(20))
@@ -290,9 +243,9 @@ describe("ipc.semset", function()
 
   it("times out with semtimedop and blocks until another process posts", function()
     local set <close> = assert(ipc.semset.get(ipc.IPC_PRIVATE or 0, 2))
-    local t0 = now()
+    local t0 = ipc.clock()
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { set:op({ { 0, -1 } }, 0.3) })
-    assert.is_true(now() - t0 >= 0.25)
+    assert.is_true(ipc.clock() - t0 >= 0.25)
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { set:op({ { 0, -1, nowait = true } }) })
     local pid = helper.fork(function()
       assert(set:op { { 0, -1 } })
@@ -311,13 +264,13 @@ describe("ipc.semset", function()
         return ok == true
       end)
       -- wait until the child sleeps in semop (GETNCNT), napping on the never-posted sem 1
-      local t0 = now()
-      while set:waiting(0) == 0 and now() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
+      local t0 = ipc.clock()
+      while set:waiting(0) == 0 and ipc.clock() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
       assert.equal(1, set:waiting(0))
       assert.is_true(os.execute("kill -STOP " .. pid .. " && kill -CONT " .. pid))
       -- after the continue the child is waiting again (retried), not failed
-      t0 = now()
-      while set:waiting(0) == 0 and now() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
+      t0 = ipc.clock()
+      while set:waiting(0) == 0 and ipc.clock() - t0 < 20 do set:op({ { 1, -1 } }, 0.01) end
       assert.is_true(set:op { { 0, 1 } })
       join(pid)
     end
@@ -363,7 +316,7 @@ describe("ipc.semset", function()
   it("interoperates with Python sysv_ipc.Semaphore", function()
     local key = newkey()
     local set <close> = assert(ipc.semset.get(key, 1, { create = true, values = { 0 } }))
-    local out, ok = python(([[
+    local out, ok = helper.python(([[
 import sysv_ipc
 s = sysv_ipc.Semaphore(%d)
 s.release(); s.release()
@@ -373,7 +326,7 @@ print(s.value)
     assert.equal("2\n", out)
     assert.is_true(set:op({ { 0, -2 } }, 5))
     assert.is_true(set:op { { 0, 1 } })
-    out, ok = python(("import sysv_ipc\ns = sysv_ipc.Semaphore(%d)\ns.acquire(5)\nprint(s.value)\n"):format(key))
+    out, ok = helper.python(("import sysv_ipc\ns = sysv_ipc.Semaphore(%d)\ns.acquire(5)\nprint(s.value)\n"):format(key))
     assert.is_true(ok, out)
     assert.equal("0\n", out)
   end)

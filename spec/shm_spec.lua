@@ -2,29 +2,11 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
-local PY = "/usr/bin/python3"
-
--- Wait for a forked child and assert it exited 0.
-local function join(pid)
-  local how, code = ipc.wait(pid, 30)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
+local join = helper.reap
+local exists = helper.exists
 
 -- Is the SysV shm id listed by the kernel?
-local function shmid_exists(id)
-  for line in io.lines("/proc/sysvipc/shm") do
-    local sid = line:match("^%s*%-?%d+%s+(%d+)")
-    if tonumber(sid) == id then return true end
-  end
-  return false
-end
+local function shmid_exists(id) return helper.sysv_exists("shm", id) end
 
 local function readfile(path)
   local f = assert(io.open(path, "rb"))
@@ -173,9 +155,7 @@ describe("ipc.shm", function()
       local name = helper.name()
       local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
       r:write(0, "lua says hi")
-      local script = helper.path(".py")
-      local f = assert(io.open(script, "w"))
-      f:write(([[
+      local out, ok = helper.python(([[
 import mmap, os
 fd = os.open("/dev/shm%s", os.O_RDWR)
 m = mmap.mmap(fd, 4096)
@@ -183,9 +163,6 @@ print(m[0:11].decode())
 m[100:115] = b"python says hi!"
 m.close(); os.close(fd)
 ]]):format(name))
-      f:close()
-      local out, ok = helper.sh(PY .. " " .. script)
-      os.remove(script)
       assert.is_true(ok)
       assert.equal("lua says hi\n", out)
       assert.equal("python says hi!", r:read(100, 15))
@@ -238,13 +215,13 @@ m.close(); os.close(fd)
       local key = 0x4c100000 + ipc.getpid() % 65536
       local r <close> = assert(ipc.shm.sysv(key, 4096, { create = true }))
       r:write(0, "hello python")
-      local out, ok = helper.sh(PY .. " -c " .. helper.shquote(([[
+      local out, ok = helper.python(([[
 import sysv_ipc
 m = sysv_ipc.SharedMemory(%d)
 print(m.read(12, 0).decode())
 m.write(b"hello lua", 200)
 m.detach()
-]]):format(key)))
+]]):format(key))
       assert.is_true(ok)
       assert.equal("hello python\n", out)
       assert.equal("hello lua", r:read(200, 9))
@@ -417,21 +394,8 @@ m.detach()
 
   describe("sweep", function()
     it("removes a generated segment left by a SIGKILLed child", function()
-      local board <close> = assert(ipc.shm.anonymous(4096))
-      local ready <close> = assert(ipc.sem.new(board, 0, 0))
-      local never <close> = assert(ipc.sem.new(board, 32, 0))
-      local pid = assert(ipc.fork())
-      if pid == 0 then
-        local ok = pcall(function()
-          local r = assert(ipc.shm.open { size = 4096 })
-          board:pack(64, "s2", r:name())
-          ready:post()
-          never:wait(60)
-        end)
-        ipc.exit(ok and 0 or 1)
-      end
-      assert.is_true(ready:wait(20))
-      local name = board:unpack(64, "s2")
+      local name, pid = helper.fork_holding(function() return assert(ipc.shm.open { size = 4096 }) end)
+      assert.is_string(name)
       assert.matches("^/lipc%." .. pid .. "%.", name)
       assert.is_true(exists("/dev/shm" .. name))
       assert.is_true(os.execute("kill -KILL " .. pid))

@@ -16,13 +16,6 @@ local function bit(s)
   return 1 << (s - 1)
 end
 
---- Wait for a forked child and assert it exited with 0.
-local function reap(pid)
-  local how, code = ipc.wait(pid, 10)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
 --- Run the shell's kill program against pid (through ipc.exec when it exists).
 local function shell_kill(sig, pid)
   if ipc.exec then
@@ -33,57 +26,10 @@ local function shell_kill(sig, pid)
   return os.execute(("kill -%s %d"):format(sig, pid)) == true
 end
 
---- The state letter of process pid ("S", "R", "Z", ...), nil when gone.
-local function proc_state(pid)
-  local s = io.open("/proc/" .. pid .. "/stat")
-  local state = s and (s:read("l") or ""):match("%) (%a)")
-  if s then s:close() end
-  return state
-end
-
---- true when process pid sleeps in a waiting system call (read, poll,
--- ppoll, epoll_wait, epoll_pwait) - the call under test, not start-up.
-local function blocked_in_wait(pid)
-  local f = io.open("/proc/" .. pid .. "/syscall")
-  if not f then return false end
-  local nr = tonumber((f:read("l") or ""):match("^(%d+)"))
-  f:close()
-  return proc_state(pid) == "S" and (nr == 0 or nr == 7 or nr == 232 or nr == 271 or nr == 281)
-end
-
---- Run code in a fresh lua5.4 that prints its pid first; once it sleeps in
--- the call under test send it SIGINT (Ctrl-C); return its exit status and
--- output.  A child that ignores Ctrl-C is killed after 10 s (the test fails).
-local function ctrl_c(code)
-  local file = helper.path(".lua")
-  local f = assert(io.open(file, "w"))
-  f:write('local ipc = require "lipc"\nio.stdout:write(ipc.getpid(), "\\n")\nio.stdout:flush()\n', code)
-  f:close()
-  local p = assert(io.popen(helper.lua_cmd() .. " " .. file .. " 2>&1"))
-  local pid = assert(math.tointeger(tonumber(p:read("l"))))
-  for _ = 1, 1000 do   -- up to 10 s for the child to reach the call
-    if blocked_in_wait(pid) then break end
-    ipc.poll({}, 0.01)
-  end
-  assert(ipc.signal.kill(pid, "INT"))
-  for _ = 1, 1000 do   -- up to 10 s for it to end
-    local state = proc_state(pid)
-    if state == nil or state == "Z" then break end
-    ipc.poll({}, 0.01)
-  end
-  local state = proc_state(pid)
-  local alive = state ~= nil and state ~= "Z"
-  if alive then ipc.signal.kill(pid, "KILL") end
-  local out = p:read("a")
-  local ok = p:close()
-  os.remove(file)
-  return ok and not alive, out
-end
-
 describe("ipc.signal", function()
   describe("watch", function()
     it("Ctrl-C interrupts a blocked next", function()
-      local ok, out = ctrl_c("local w = ipc.signal.watch { 'USR1' }\nw:next()\nprint('not reached')")
+      local ok, out = helper.ctrl_c("local w = ipc.signal.watch { 'USR1' }\nw:next()\nprint('not reached')")
       assert.is_falsy(ok)
       assert.matches("interrupted!", out)
       assert.is_nil(out:find("not reached"))
@@ -103,7 +49,7 @@ describe("ipc.signal", function()
       assert.equal(ipc.signal.SIGUSR1, info.signo)
       assert.is_number(info.pid)
       assert.is_true(info.pid ~= parent)   -- sent by the kill program (or its shell)
-      reap(pid)
+      helper.reap(pid)
     end)
 
     it("delivers a sigqueue payload with the sender's pid and uid", function()
@@ -119,7 +65,7 @@ describe("ipc.signal", function()
       assert.equal(-1, info.code)   -- SI_QUEUE
       local uid = tonumber((helper.sh("id -u")))
       assert.equal(uid, info.uid)
-      reap(pid)
+      helper.reap(pid)
     end)
 
     it("queues real-time signals in order with their values", function()
@@ -283,7 +229,7 @@ describe("ipc.signal", function()
     it("signal 0 checks that a process exists", function()
       assert.is_true(ipc.signal.kill(ipc.getpid(), 0))
       local pid = helper.fork(function() end)
-      reap(pid)
+      helper.reap(pid)
       local v, msg, err = ipc.signal.kill(pid, 0)
       assert.is_nil(v)
       assert.matches("kill " .. pid .. ": No such process", msg)
@@ -332,7 +278,7 @@ describe("ipc.signal", function()
         assert(ipc.signal.kill(ipc.getpid(), "USR1"))
       end)
       ipc.signal.default("USR1")
-      reap(pid)
+      helper.reap(pid)
     end)
   end)
 

@@ -3,17 +3,10 @@ local ipc = require "lipc"
 local helper = require "spec.helper"
 
 local E = ipc.errno
-local PY = "/usr/bin/python3"
+local PY = helper.PYTHON
 local IS_ROOT = helper.sh("id -u"):match("^0") ~= nil
 
--- Write text to a scratch file and return its path (the caller removes it).
-local function script(text, suffix)
-  local path = helper.path(suffix or ".py")
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local script = helper.script   -- (text, suffix): a scratch file's path; the caller removes it
 
 -- Receive exactly n bytes from a stream socket (or less at end of stream).
 local function recv_exactly(s, n, timeout)
@@ -27,13 +20,7 @@ local function recv_exactly(s, n, timeout)
   return table.concat(parts)
 end
 
--- True when something exists at path (sockets included: io.open fails on
--- them with ENXIO, not ENOENT).
-local function exists(path)
-  local f, _, errno = io.open(path)
-  if f then f:close() return true end
-  return errno ~= E.ENOENT
-end
+local exists = helper.exists   -- sockets included
 
 describe("ipc sockets", function()
   describe("tcp", function()
@@ -631,8 +618,7 @@ s.close()
       local obj, data = assert(c:recvfd(10))
       assert.equal("one", data)
       assert.equal("from python", obj:read("a", 10))
-      local fdinfo = helper.sh("cat /proc/" .. ipc.getpid() .. "/fdinfo/" .. obj:fileno())
-      local flags = tonumber(fdinfo:match("flags:%s*(%d+)"), 8)
+      local flags = helper.fdinfo(obj:fileno())
       assert.equal(0x80000, flags & 0x80000)   -- O_CLOEXEC
       obj:close()
       local none, err, errno = c:recvfd(10)
@@ -727,27 +713,14 @@ s.close()
       }
       for what, call in pairs(setups) do
         local code = [[
-          local ipc = require "lipc"
           local full = "unix:@" .. ipc.getpid() .. ".intr"
           local srv = assert(ipc.listen(full, { backlog = 0 }))
-          print(ipc.getpid())
-          io.stdout:flush()
           ]] .. call .. [[
 
           print("not interrupted", srv, r)
         ]]
-        local p = assert(io.popen(helper.lua_cmd() .. " -e " .. helper.shquote(code) .. " 2>&1"))
-        local pid = assert(tonumber(p:read("l")))
-        -- wait until it sleeps in the call (state S), so the signal finds it blocked
-        local deadline = os.time() + 10
-        repeat
-          local f = io.open("/proc/" .. pid .. "/stat")
-          local st = f and f:read("a") or ""
-          if f then f:close() end
-        until st:match("%) (%a)") == "S" or os.time() > deadline
-        os.execute("kill -INT " .. pid)
-        local out = p:read("a")
-        p:close()
+        -- SIGINT once it sleeps in the call, so the signal finds it blocked
+        local _, out = helper.ctrl_c(code, { calls = { "ppoll", "recvfrom", "connect" } })
         assert.matches("interrupted!", out, 1, true, what)
       end
     end)

@@ -2,18 +2,7 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
-local function join(pid)
-  local how, code = ipc.wait(pid, 30)
-  assert.equal("exited", how)
-  assert.equal(0, code)
-end
-
-local function now()
-  local p = io.open("/proc/uptime")
-  local t = tonumber(p:read("n"))
-  p:close()
-  return t
-end
+local join = helper.reap
 
 -- Layout of the test region.
 local MU, CV, SEM, STATE = 0, 64, 128, 256
@@ -59,9 +48,9 @@ describe("ipc.mutex", function()
     assert.is_true(held:wait(20))
     assert.is_false(mu:trylock())
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { mu:lock(0) })
-    local t0 = now()
+    local t0 = ipc.clock()
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { mu:lock(0.3) })
-    assert.is_true(now() - t0 >= 0.25)
+    assert.is_true(ipc.clock() - t0 >= 0.25)
     go:post()
     assert.is_true(mu:lock(20))
     assert.is_true(mu:unlock())
@@ -145,9 +134,9 @@ describe("ipc.cond", function()
     local mu <close> = assert(ipc.mutex.new(r, MU))
     local cv <close> = assert(ipc.cond.new(r, CV))
     assert.is_true(mu:lock())
-    local t0 = now()
+    local t0 = ipc.clock()
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0.3) })
-    assert.is_true(now() - t0 >= 0.25)
+    assert.is_true(ipc.clock() - t0 >= 0.25)
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0) })
     assert.is_true(mu:unlock())
     local ok, _, err = cv:wait(mu, 0.1)
@@ -156,10 +145,7 @@ describe("ipc.cond", function()
   end)
 
   it("interoperates with a C program using the same segment (mutex, cond, sem)", function()
-    local src = helper.path(".c")
-    local exe = helper.path(".bin")
-    local f = assert(io.open(src, "w"))
-    f:write([[
+    local exe, gcc_out = helper.compile_c([[
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -183,11 +169,8 @@ int main(int argc, char **argv) {
   printf("%lld\n", (long long)__atomic_load_n((int64_t *)(p + 264), __ATOMIC_SEQ_CST));
   return 0;
 }
-]])
-    f:close()
-    local _, built = helper.sh("gcc -O1 -o " .. exe .. " " .. src .. " -lpthread -lrt 2>&1")
-    os.remove(src)
-    assert.is_true(built)
+]], "-O1 -lpthread -lrt")
+    assert.is_truthy(exe, gcc_out)
     local name = helper.name()
     local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
     local mu <close> = assert(ipc.mutex.new(r, MU))
@@ -226,23 +209,11 @@ describe("Ctrl-C", function()
   }
   for _, case in ipairs(cases) do
     it("interrupts a blocking " .. case[1], function()
-      local script = helper.path(".lua")
-      local out = helper.path(".out")
-      local f = assert(io.open(script, "w"))
-      f:write("local ipc = require 'lipc'; local r = ipc.shm.anonymous(4096); ", case[2], "\n")
-      f:close()
-      -- the shell waits for "ready", then sends SIGINT to the lua process alone
-      local cmd = ("%s %s > %s 2>&1 & pid=$!; i=0; until grep -qs ready %s; do sleep 0.02; i=$((i+1)); " ..
-                   "[ $i -gt 500 ] && break; done; kill -INT $pid; wait $pid; echo status=$?")
-        :format(helper.lua_cmd(), script, out, out)
-      local res = helper.sh(cmd)
-      local rf = assert(io.open(out))
-      local text = rf:read("a")
-      rf:close()
-      os.remove(script)
-      os.remove(out)
+      -- SIGINT once it printed "ready" and sleeps in the futex or semop
+      local _, text, status = helper.ctrl_c("local r = ipc.shm.anonymous(4096); " .. case[2] .. "\n",
+                                            { ready = "ready", calls = { "futex", "semop", "semtimedop" } })
       assert.matches("interrupted!", text)
-      assert.matches("status=1", res)
+      assert.equal(1, status)
     end)
   end
 end)

@@ -3,7 +3,7 @@ local ipc = require "lipc"
 local helper = require "spec.helper"
 local topo = require "lipc.topology"
 
-local now = ipc.channel._now
+local now = ipc.clock
 local VIAS = { "pipe", "fifo", "socketpair", "unix", "tcp", "mq", "msg", "ring" }
 
 -- Names this process generated in lipc's tmp directory (FIFOs, sockets).

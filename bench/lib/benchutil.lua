@@ -1,0 +1,36 @@
+--- bench/lib/benchutil.lua - what the Lua round-trip benchmarks share: the
+-- iteration counts, reaping the echo child and the median / p99 report, the
+-- same way as bench/lib/pingpong.h on the C side (see bench/README.md).
+-- bench/run.sh puts bench/lib on LUA_PATH: `local bench = require "benchutil"`.
+-- The timed loops stay in each benchmark, so that they show what they call.
+local ipc = require "lipc"
+
+local M = {}
+
+--- The iteration counts: BENCH_ITERS (default 20000) timed round trips after
+-- BENCH_WARMUP (default 2000).  Returns iters, warm.
+function M.counts()
+  return tonumber(os.getenv("BENCH_ITERS")) or 20000, tonumber(os.getenv("BENCH_WARMUP")) or 2000
+end
+
+--- Wait for the forked echo child pid; raises "<what> failed" (what defaults
+-- to "child") unless it exited with 0.
+function M.reap(pid, what)
+  local how, code = ipc.wait(pid)
+  assert(how == "exited" and code == 0, (what or "child") .. " failed")
+end
+
+--- Print `metric <key>_rtt_median` and `<key>_rtt_p99` in microseconds from
+-- the list rtt of nanosecond figures (sorted in place: the median is element
+-- n/2, the p99 element ceil(0.99 n) - 1, 0-based, as in C), then
+-- `target <key>_rtt_median <target>` unless target is nil.
+function M.report_rtt(key, rtt, target)
+  table.sort(rtt)
+  local n = #rtt
+  print(("metric %s_rtt_median %.3f us lower"):format(key, rtt[n // 2 + 1] / 1e3))
+  print(("metric %s_rtt_p99 %.3f us lower"):format(key, rtt[math.ceil(n * 0.99)] / 1e3))
+  if target then print(("target %s_rtt_median %s"):format(key, target)) end
+  io.stdout:flush()
+end
+
+return M
