@@ -310,6 +310,15 @@ function M.snapshot()
   for _, k in ipairs { "msg", "shm", "sem" } do
     for id in pairs(sysv(k)) do s.sysv[id] = true end
   end
+  s.netns = {}   -- network namespaces made by topology tests
+  local p = io.popen("ip netns list 2>/dev/null")
+  if p then
+    for line in p:lines() do
+      local name = line:match("^(%S+)")
+      if name then s.netns[name] = true end
+    end
+    p:close()
+  end
   return s
 end
 
@@ -344,6 +353,31 @@ end
 -- Busted hooks: snapshot at each file's start, fail the file on a leak.
 local ok_busted, busted = pcall(require, "busted")
 if ok_busted and type(busted) == "table" and busted.subscribe then
+  -- busted keeps only the last finally() of a test; make them stack, so a
+  -- test can register a clean-up for each thing it makes (run last first,
+  -- every one of them even when an earlier one fails).
+  busted.subscribe({ "test", "start" }, function(element)
+    local env = element.env
+    local register = env and env.finally
+    if register then
+      local fns = {}
+      env.finally = function(fn)
+        fns[#fns + 1] = fn
+        if #fns == 1 then
+          register(function()
+            local first_err
+            for i = #fns, 1, -1 do
+              local ok, err = pcall(fns[i])
+              if not ok and first_err == nil then first_err = err end
+            end
+            if first_err ~= nil then error(first_err, 0) end
+          end)
+        end
+      end
+    end
+    return nil, true
+  end)
+
   local before
   busted.subscribe({ "file", "start" }, function()
     before = M.snapshot()

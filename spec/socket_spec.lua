@@ -95,6 +95,7 @@ describe("ipc sockets", function()
       local close_srv <close> = srv
       if not srv then
         print("skipped: no IPv6 loopback (" .. tostring(err) .. ")")
+        pending("needs IPv6 loopback")
         return
       end
       assert.matches("^tcp6://%[::1%]:%d+$", srv:address())
@@ -648,6 +649,7 @@ s.close()
     it("sends an ICMP echo to 127.0.0.1 and gets the reply", function()
       if not IS_ROOT then
         print("skipped: raw sockets need root")
+        pending("needs root")
         return
       end
       local s <close> = assert(ipc.socket.raw("icmp"))
@@ -691,6 +693,7 @@ s.close()
       end
       if not helper.sh("command -v setpriv"):match("setpriv") then
         print("skipped: setpriv is needed to drop root for this test")
+        pending("needs setpriv")
         return
       end
       -- as root: run the check in a process that dropped to nobody (no CAP_NET_RAW)
