@@ -1,8 +1,10 @@
 --- codec.lua - ipc.encode + ipc.decode against lua-cjson's encode + decode on
 -- the same representative nested table (records with strings, integers,
--- floats, booleans, small arrays and a nested map).
+-- floats, booleans, small arrays and a nested map), and encode and decode
+-- apart on the small message bench/channel_rtt.lua sends (codec_small_*).
 -- Run: LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" lua5.4 bench/codec.lua
 -- BENCH_ITERS (default 2000) round trips per pass; the best of 5 alternating passes counts.
+-- Small message: the best of 20 batches of 20000 calls each.
 local ipc = require "lipc"
 local ok, cjson = pcall(require, "cjson")
 
@@ -48,6 +50,31 @@ for _ = 1, 5 do
 end
 print(("metric codec_lipc_us %.2f us lower"):format(lipc_us))
 print(("metric codec_lipc_bytes %d bytes lower"):format(#ipc.encode(value)))
+
+--- The small message of bench/channel_rtt.lua.
+local SMALL = { id = 123, name = "widget", tags = { "a", "b", "c" }, price = 9.99,
+                dims = { w = 1.5, h = 2, d = 0.25 }, ok = true, items = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 } }
+
+--- Best microseconds per call of f(arg) over batches of calls (the least disturbed batch).
+local function best_us(f, arg)
+  local batch, best = 20000, math.huge
+  for _ = 1, 20 do
+    local t0 = ipc.clock()
+    for _ = 1, batch do f(arg) end
+    best = math.min(best, (ipc.clock() - t0) / batch * 1e6)
+  end
+  return best
+end
+
+local small = ipc.encode(SMALL)
+print(("metric codec_small_encode_lipc_us %.3f us lower"):format(best_us(ipc.encode, SMALL)))
+print(("metric codec_small_decode_lipc_us %.3f us lower"):format(best_us(ipc.decode, small)))
+print(("metric codec_small_lipc_bytes %d bytes lower"):format(#small))
+if ok then
+  local js = cjson.encode(SMALL)
+  print(("metric codec_small_encode_cjson_us %.3f us lower"):format(best_us(cjson.encode, SMALL)))
+  print(("metric codec_small_decode_cjson_us %.3f us lower"):format(best_us(cjson.decode, js)))
+end
 if ok then
   print(("metric codec_cjson_us %.2f us lower"):format(cjson_us))
   print(("metric codec_cjson_bytes %d bytes lower"):format(#cjson.encode(value)))

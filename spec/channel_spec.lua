@@ -128,10 +128,10 @@ describe("ipc.channel", function()
   end)
 
   describe("ipc.channel.pair", function()
-    it("defaults to a stream socketpair usable by a parent and a spawned child", function()
+    it("defaults to two pipes usable by a parent and a spawned child", function()
       local a, b = assert(ipc.channel.pair())
       finally(function() a:close(); b:close() end)
-      assert.matches("stream over lipc.socket", tostring(a))
+      assert.matches("stream over lipc.pipe", tostring(a))
       local p = ipc.spawn(function()
         a:close()
         local v = assert(b:recv(10))
@@ -145,8 +145,8 @@ describe("ipc.channel", function()
       p:close()
     end)
 
-    it("offers pipe, dgram and seqpacket pairs", function()
-      for _, kind in ipairs { "pipe", "dgram", "seqpacket" } do
+    it("offers stream, dgram and seqpacket socket pairs", function()
+      for _, kind in ipairs { "stream", "dgram", "seqpacket" } do
         local a, b = assert(ipc.channel.pair(kind))
         assert.is_true(a:send({ k = kind }, 1))
         assert.same({ k = kind }, b:recv(1))
@@ -228,6 +228,26 @@ describe("ipc.channel", function()
       ch:close()
     end)
 
+    it("reads several frames from one read, and frames split over reads", function()
+      local r, w = assert(ipc.pipe())
+      local ch = ipc.channel(r)
+      local f1, f2, f3 = ipc.encode({ 1, x = "one" }, true), ipc.encode("two", true), ipc.encode(nested, true)
+      assert(w:write(f1 .. f2 .. f3:sub(1, 2)))
+      assert.same({ 1, x = "one" }, ch:recv(5))
+      assert.is_true(ch:buffered())                     -- f2 waits in the channel's buffer
+      assert.equal("two", ch:recv(5))
+      assert.is_false(ch:buffered())
+      assert.same({ nil, "timeout", E.ETIMEDOUT }, { ch:recv(0) })
+      assert(w:write(f3:sub(3, 40)))
+      assert.same({ nil, "timeout", E.ETIMEDOUT }, { ch:recv(0.02) })
+      assert(w:write(f3:sub(41) .. string.pack(">s4", ipc.encode(7))))
+      assert.same(nested, ch:recv(5))
+      assert.equal(7, ch:recv(5))
+      w:close()
+      assert.same({ nil, "closed" }, { ch:recv(5) })
+      ch:close()
+    end)
+
     it("reports end of stream inside a frame", function()
       local r, w = assert(ipc.pipe())
       local ch = ipc.channel(r)
@@ -275,6 +295,32 @@ describe("ipc.channel", function()
       assert(w:write(frame:sub(4)))
       assert.same({ 1, 2, 3 }, ch:recv(1))
       ch:close(); w:close()
+    end)
+
+    it("marks a stream broken after a send timed out part-way, and never resends a frame's start", function()
+      local r, w = assert(ipc.pipe())
+      local ch = ipc.channel(w)
+      local big = ("b"):rep(4 * 1024 * 1024)            -- far more than the pipe holds
+      local frame = ipc.encode(big, true)
+      local ok, err, code = ch:send(big, 0.1)
+      assert.is_nil(ok)
+      assert.equal("timeout", err)
+      assert.equal(E.ETIMEDOUT, code)
+      ok, err, code = ch:send("small", 1)
+      assert.is_nil(ok)
+      assert.matches("broken", err)
+      assert.equal(E.EPIPE, code)
+      ch:close()                                         -- closes w: the reader sees the end
+      local got = {}
+      while true do
+        local data = r:read(65536, 5)
+        if not data then break end
+        got[#got + 1] = data
+      end
+      got = table.concat(got)
+      assert.is_true(#got > 4 and #got < #frame)
+      assert.equal(frame:sub(1, #got), got)             -- one frame's prefix, nothing after it
+      r:close()
     end)
 
     it("times out sending to a full queue", function()

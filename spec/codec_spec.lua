@@ -91,6 +91,65 @@ describe("ipc.encode/ipc.decode", function()
       assert.equal(99, back.v)
     end)
 
+    it("keeps tables nested exactly 200 levels, through arrays and through keys", function()
+      for _, via in ipairs { "array", "key", "mixed" } do
+        local t = {}
+        local cur = t
+        for i = 1, 199 do
+          local nxt = {}
+          if via == "array" or (via == "mixed" and i % 2 == 0) then cur[1] = nxt else cur.k = nxt end
+          cur[2], cur.s = i, "level" .. i
+          cur = nxt
+        end
+        cur.last = true
+        local back = rt(t)
+        assert.is_true(same(t, back), via)
+        cur[1] = {}                                    -- level 201
+        local ok, err = pcall(ipc.encode, t)
+        assert.is_false(ok)
+        assert.matches("nested deeper than 200 levels", err, 1, true)
+      end
+    end)
+
+    it("takes the array part as t[1] .. the first nil, however the table was built", function()
+      -- integer keys in Lua's hash part (built backwards, appended, holes) encode
+      -- exactly like the same table made by a constructor
+      local back = {}
+      for i = 100, 1, -1 do back[i] = i * 2 end
+      local ctor = {}
+      for i = 1, 100 do ctor[i] = i * 2 end
+      assert.equal(ipc.encode(ctor), ipc.encode(back))
+      local grown = { 1 }
+      grown.x = "hash"
+      for i = 2, 37 do grown[#grown + 1] = i end     -- some land in the hash part
+      local bytes = ipc.encode(grown)
+      assert.equal("\x06\x25", bytes:sub(2, 3))      -- 37 array values
+      assert.is_true(same(grown, (rt(grown))))
+      -- a hole ends the array part; what follows becomes pairs
+      assert.equal("\xB1\x06\x02\x81\x82\x01\x84\x84", ipc.encode({ [1] = 1, [2] = 2, [4] = 4 }))
+      local holes = { 1, 2, nil, 4, 5, [7] = 7 }
+      assert.is_true(same(holes, (rt(holes))))
+    end)
+
+    it("never takes a numeric string key for an array index", function()
+      local t = { 1, 2, ["3"] = "s3", ["1"] = "s1", [" 2"] = "x", ["4.0"] = "f" }
+      local back = rt(t)
+      assert.is_nil(back[3])
+      assert.equal("s3", back["3"])
+      assert.equal(1, back[1])
+      assert.equal("s1", back["1"])
+      assert.is_true(same(t, back))
+    end)
+
+    it("keeps big arrays with pairs (decoded without a stack wait) and small ones with pairs", function()
+      for _, n in ipairs { 0, 1, 63, 64, 65, 200, 5000 } do
+        local t = { x = "pair", [n + 10] = true, [-1] = -1 }
+        for i = 1, n do t[i] = i % 3 == 0 and ("s" .. i) or i end
+        local back = rt(t)
+        assert.is_true(same(t, back), "n = " .. n)
+      end
+    end)
+
     it("encodes a shared subtable (a DAG) twice", function()
       local shared = { 1, 2 }
       local back = rt { a = shared, b = shared }
@@ -110,6 +169,41 @@ describe("ipc.encode/ipc.decode", function()
     it("ignores metatables (raw access only)", function()
       local t = setmetatable({ 1 }, { __index = function() return "x" end, __pairs = error })
       assert.is_true(same({ 1 }, (rt(t))))
+    end)
+  end)
+
+  describe("frames and slices", function()
+    it("encode(v, true) prefixes the 4-byte big-endian length (string.pack '>s4')", function()
+      for _, v in ipairs { 0, "x", { 1, 2, a = { b = true } }, ("z"):rep(70000), 2.5 } do
+        local e = ipc.encode(v)
+        assert.equal(string.pack(">s4", e), ipc.encode(v, true))
+        assert.equal(e, ipc.encode(v, false))
+      end
+      assert.equal("\0\0\0\2\xB1\0", ipc.encode(nil, true))
+      assert.equal(ipc.encode(5), ipc.encode(5, nil))
+    end)
+
+    it("decode(s, i, j) decodes bytes i..j in place", function()
+      local e = ipc.encode({ 10, 20, x = "y" })
+      local framed = ipc.encode({ 10, 20, x = "y" }, true)
+      assert.is_true(same({ 10, 20, x = "y" }, (ipc.decode(framed, 5))))
+      local two = e .. ipc.encode("second")
+      assert.is_true(same({ 10, 20, x = "y" }, (ipc.decode(two, 1, #e))))
+      assert.equal("second", ipc.decode(two, #e + 1))
+      assert.equal("second", ipc.decode(two, #e + 1, #two))
+      -- errors count bytes from i
+      local v, err = ipc.decode("junk" .. ipc.encode(1) .. "x", 5)
+      assert.is_nil(v)
+      assert.equal("ipc.decode: trailing bytes after the value (at byte 2)", err)
+      v, err = ipc.decode(e, 1, #e - 1)
+      assert.is_nil(v)
+      assert.matches("^ipc.decode: truncated", err)
+      v, err = ipc.decode(e, 3, 2)
+      assert.is_nil(v)
+      assert.matches("empty input", err)
+      v, err = ipc.decode(e, #e + 1)
+      assert.is_nil(v)
+      assert.matches("empty input", err)
     end)
   end)
 
@@ -257,6 +351,26 @@ describe("ipc.encode/ipc.decode", function()
 
     it("encode needs an argument", function()
       assert.has_error(function() ipc.encode() end)
+    end)
+
+    it("encode's frame flag must be a boolean", function()
+      for _, f in ipairs { 1, "yes", {}, print } do
+        local ok, err = pcall(ipc.encode, 1, f)
+        assert.is_false(ok)
+        assert.matches("bad argument #2", err, 1, true)
+      end
+    end)
+
+    it("decode refuses positions out of range or not integers", function()
+      local s = ipc.encode({ 1, 2 })
+      local bad = { { 0 }, { -1 }, { #s + 2 }, { 1.5 }, { "a" }, { {} }, { math.maxinteger }, { math.mininteger },
+                    { 2, 0 }, { 1, #s + 1 }, { 1, -1 }, { 1, math.maxinteger }, { 1, 2.5 }, { nil, true } }
+      for i, args in ipairs(bad) do
+        local ok, err = pcall(ipc.decode, s, args[1], args[2])
+        assert.is_false(ok, "case " .. i)
+        assert.matches("bad argument #[23]", err)
+      end
+      assert.is_true(same({ 1, 2 }, (ipc.decode(s, nil, nil))))
     end)
   end)
 end)

@@ -20,7 +20,7 @@
 -- b:close(); a:send(21); print(a:recv())   --> 42
 
 return function(ipc)
-  local spack, sunpack = string.pack, string.unpack
+  local sunpack = string.unpack
 
   local STREAM_KINDS = { ["lipc.pipe"] = true, ["lipc.fd"] = true }
   local MESSAGE_KINDS = { ["lipc.mq"] = true, ["lipc.msg"] = true, ["lipc.ring"] = true }
@@ -83,9 +83,9 @@ return function(ipc)
     return nil, "channel: malformed value (" .. tostring(err) .. ")", errno("EBADMSG", 74)
   end
 
-  -- Decode one message; nil, message, EBADMSG when malformed.
-  local function decode(bytes)
-    local v, err = raw_decode(bytes)
+  -- Decode one message (bytes i..j of s); nil, message, EBADMSG when malformed.
+  local function decode(s, i, j)
+    local v, err = raw_decode(s, i, j)
     if v == nil and err ~= nil then return malformed(err) end
     return v
   end
@@ -100,20 +100,10 @@ return function(ipc)
 
   -- ---- byte streams: 4-byte length frames --------------------------------
 
-  -- Write all of s to the stream w before the deadline.
-  local function write_all(self, s, timeout)
+  -- Finish writing s from byte off on (after a short write) before the deadline.
+  local function write_rest(self, s, off, timeout, deadline)
     local w = self.wr
-    local deadline = timeout and timeout > 0 and now() + timeout
-    local off = 1
     while true do
-      local chunk = off == 1 and s or s:sub(off)
-      local n, err, code = w:write(chunk, timeout)
-      if not n then
-        if off > 1 then self.broken = true end
-        return nil, err, code
-      end
-      off = off + n
-      if off > #s then return true end
       if deadline then
         timeout = deadline - now()
         if timeout <= 0 then
@@ -121,51 +111,64 @@ return function(ipc)
           return nil, "timeout", errno("ETIMEDOUT", 110)
         end
       end
+      local n, err, code = w:write(s:sub(off), timeout)
+      if not n then
+        self.broken = true
+        return nil, err, code
+      end
+      off = off + n
+      if off > #s then return true end
     end
   end
 
+  -- One frame per value: ipc.encode(v, true) puts the 4-byte big-endian
+  -- length in front, so a send is one string and (normally) one write.
   local function stream_send(self, v, timeout)
-    local bytes = encode(v)
-    if #bytes > self.maxsize then
-      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(#bytes, self.maxsize),
+    local frame = encode(v, true)
+    local size = #frame - 4
+    if size > self.maxsize then
+      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
         errno("EMSGSIZE", 90)
     end
     if self.broken then
       return nil, "channel send: stream broken by an earlier partial write", errno("EPIPE", 32)
     end
-    local frame = spack(">s4", bytes)
-    local put = self.wr:write(frame, timeout)
+    local deadline = timeout and timeout > 0 and now() + timeout
+    local put, err, code = self.wr:write(frame, timeout)
     if put == #frame then return true end
-    return write_all(self, frame, timeout)    -- an error, or a short write to finish
+    if not put then return nil, err, code end         -- nothing was written
+    return write_rest(self, frame, put + 1, timeout, deadline)   -- a short write (timeout, signal)
   end
 
-  local function stream_recv(self, timeout)
-    if self.eof then return nil, "closed" end
-    local deadline
+  -- Read frames until one is complete (buf, pos: what is buffered; deadline
+  -- when the wait already started).
+  local function stream_recv_more(self, timeout, buf, pos, deadline)
     while true do
-      local buf, pos = self.buf, self.pos
       local avail = #buf - pos + 1
       local need = 4
       if avail >= 4 then
         local n = sunpack(">I4", buf, pos)
         if n > self.maxsize then
           self.eof = true
+          self.buf, self.pos = "", 1
           return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(n, self.maxsize),
             errno("EMSGSIZE", 90)
         end
         need = 4 + n
         if avail >= need then
-          local bytes = buf:sub(pos + 4, pos + need - 1)
-          pos = pos + need
-          if pos > #buf then self.buf, self.pos = "", 1 else self.pos = pos end
-          return decode(bytes)
+          local last = pos + need - 1
+          if last == #buf then self.buf, self.pos = "", 1 else self.buf, self.pos = buf, last + 1 end
+          return decode(buf, pos + 4, last)
         end
       end
       local t = timeout
       if timeout and timeout > 0 then
         if deadline then
           t = deadline - now()
-          if t <= 0 then return nil, "timeout", errno("ETIMEDOUT", 110) end
+          if t <= 0 then
+            self.buf, self.pos = buf, pos
+            return nil, "timeout", errno("ETIMEDOUT", 110)
+          end
         else
           deadline = now() + timeout
         end
@@ -173,6 +176,7 @@ return function(ipc)
       local want = need - avail
       local data, err, code = self.rd:read(want > READ_CHUNK and want or READ_CHUNK, t)
       if data == nil then
+        self.buf, self.pos = buf, pos
         if err ~= nil then return nil, err, code end
         self.eof = true
         if avail > 0 then
@@ -180,9 +184,32 @@ return function(ipc)
         end
         return nil, "closed"
       end
-      if avail == 0 then self.buf, self.pos = data, 1
-      else self.buf, self.pos = buf:sub(pos) .. data, 1 end
+      if avail == 0 then buf, pos = data, 1
+      else buf, pos = buf:sub(pos) .. data, 1 end
     end
+  end
+
+  -- Receive one frame.  The common case (nothing buffered, one read brings
+  -- exactly one frame) decodes straight from the string read, without copying
+  -- the frame out or touching the channel's buffer.
+  local function stream_recv(self, timeout)
+    if self.eof then return nil, "closed" end
+    local buf, pos = self.buf, self.pos
+    if pos <= #buf then return stream_recv_more(self, timeout, buf, pos, nil) end
+    local deadline = timeout and timeout > 0 and now() + timeout or nil
+    local data, err, code = self.rd:read(READ_CHUNK, timeout)
+    if data == nil then
+      if err ~= nil then return nil, err, code end
+      self.eof = true
+      return nil, "closed"
+    end
+    local n = #data
+    if n >= 4 and n == sunpack(">I4", data) + 4 and n - 4 <= self.maxsize then
+      local v, derr = raw_decode(data, 5, n)
+      if v == nil and derr ~= nil then return malformed(derr) end
+      return v
+    end
+    return stream_recv_more(self, timeout, data, 1, deadline)
   end
 
   -- ---- message transports: one value per message -----------------------
@@ -541,7 +568,7 @@ return function(ipc)
       error(("bad argument #2 to 'pair' (table expected, got %s)"):format(type(opts)), 2)
     end
     opts = opts or {}
-    kind = kind or (ipc.socketpair and "stream" or "pipe")
+    kind = kind or "pipe"   -- the fastest byte stream between two processes
     if kind == "stream" or kind == "socketpair" or kind == "dgram" or kind == "seqpacket" then
       if not ipc.socketpair then return nil, "channel.pair: sockets are not available", errno("ENOSYS", 38) end
       local a, b, code = ipc.socketpair(kind == "socketpair" and "stream" or kind)
