@@ -19,6 +19,7 @@ typedef struct lmutex {
   lipc_handle h;
   pthread_mutex_t *mu;    /* inside region */
   lipc_region *region;    /* kept alive in uservalue 1 */
+  int held;               /* locks taken through this handle, not yet unlocked */
 } lmutex;
 
 typedef struct lcond {
@@ -32,6 +33,12 @@ typedef struct lcond {
 static int mutex_release(lipc_handle *h, int remove_name) {
   lmutex *m = (lmutex *)h;
   (void)remove_name;
+  /* Locks still held through this handle are released first: glibc keeps
+   * held robust mutexes on a per-thread list, which must not point into
+   * memory that is about to be unmapped.  Only this handle's own locks, and
+   * only in the process that took them (a forked child's copy holds none). */
+  if (m->mu && m->h.owner == getpid())
+    for (; m->held > 0; m->held--) (void)pthread_mutex_unlock(m->mu);
   if (m->region) lipc_region_unretain(m->region);
   m->region = NULL;
   m->mu = NULL;
@@ -140,9 +147,10 @@ static int lmutex_attach(lua_State *L) { return mutex_place(L, 0); }
 
 /* Push the result of a lock attempt that returned err: true, true +
  * "owner died" (made consistent), or the error triple. */
-static int lock_result(lua_State *L, lmutex *m, int err, const char *call) {
-  if (err == 0) { lua_pushboolean(L, 1); return 1; }
+static int lock_result(lua_State *L, lmutex *m, int err, const char *call, int taken) {
+  if (err == 0) { m->held += taken; lua_pushboolean(L, 1); return 1; }
   if (err == EOWNERDEAD) {
+    m->held += taken;
     int e2 = pthread_mutex_consistent(m->mu);
     if (e2) return lipc_error(L, e2, "pthread_mutex_consistent", NULL);
     lua_pushboolean(L, 1);
@@ -158,12 +166,12 @@ static int lmutex_lock(lua_State *L) {
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
   int err = pthread_mutex_trylock(m->mu);
-  if (err != EBUSY) return lock_result(L, m, err, "pthread_mutex_lock");
+  if (err != EBUSY) return lock_result(L, m, err, "pthread_mutex_lock", 1);
   for (;;) {
     struct timespec abs;
     slice_end(&d, &abs, 1);
     err = pthread_mutex_clocklock(m->mu, CLOCK_MONOTONIC, &abs);
-    if (err != ETIMEDOUT && err != EINTR) return lock_result(L, m, err, "pthread_mutex_lock");
+    if (err != ETIMEDOUT && err != EINTR) return lock_result(L, m, err, "pthread_mutex_lock", 1);
     if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "pthread_mutex_lock", NULL);
     if (!d.forever && lipc_deadline_expired(&d)) return lipc_timeout(L);
   }
@@ -174,7 +182,7 @@ static int lmutex_trylock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
   int err = pthread_mutex_trylock(m->mu);
   if (err == EBUSY) { lua_pushboolean(L, 0); return 1; }
-  return lock_result(L, m, err, "pthread_mutex_trylock");
+  return lock_result(L, m, err, "pthread_mutex_trylock", 1);
 }
 
 /* mu:unlock(): true | error triple (EPERM when not the holder). */
@@ -182,6 +190,7 @@ static int lmutex_unlock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
   int err = pthread_mutex_unlock(m->mu);
   if (err) return lipc_error(L, err, "pthread_mutex_unlock", NULL);
+  if (m->held > 0) m->held--;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -244,7 +253,7 @@ static int lcond_wait(lua_State *L) {
     if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "pthread_cond_wait", NULL);
     err = 0;  /* end of a slice: a spurious wake-up */
   }
-  return lock_result(L, m, err, "pthread_cond_wait");
+  return lock_result(L, m, err, "pthread_cond_wait", 0);
 }
 
 /* cv:signal(): wake one waiter. */
