@@ -18,6 +18,8 @@
 static const char LIVE_KEY[] = "lipc.live";
 /* Metatable field that marks a lipc class (value: the class pointer). */
 static const char CLASS_FIELD[] = "__lipc";
+/* Registry key of the sentinel that empties the metatable cache. */
+static const char MT_GUARD_KEY[] = "lipc.mtguard";
 
 /* ---- handles and classes ---------------------------------------------- */
 
@@ -26,25 +28,85 @@ int lipc_closed_error(lua_State *L, const lipc_class *cls) {
   return luaL_error(L, "attempt to use a closed %s", cls->name);
 }
 
+/* Metatables known to be lipc class metatables, keyed by the table's
+ * address: a small direct-mapped cache that spares the hot path the
+ * lookup of a metatable by name.  An entry is only a hint: a hit is
+ * accepted only when the userdata is big enough for the class and starts
+ * with the class pointer, so a stale entry (a closed lua_State, a table
+ * reused at that address) can never let a foreign userdata through; a
+ * miss falls back to the exact check, which refills the entry.  Relaxed
+ * atomics: states in several threads may share it (a torn pair can only
+ * miss). */
+#define MT_SLOTS 64
+static struct { const void *mt; const lipc_class *cls; } mt_cache[MT_SLOTS];
+
+/* The cache slot of metatable address mt. */
+static unsigned mt_slot(const void *mt) {
+  uintptr_t a = (uintptr_t)mt;
+  return (unsigned)((a >> 6) ^ (a >> 12)) % MT_SLOTS;
+}
+
+/* The class cached for metatable address mt, or NULL. */
+static const lipc_class *mt_lookup(const void *mt) {
+  unsigned i = mt_slot(mt);
+  if (__atomic_load_n(&mt_cache[i].mt, __ATOMIC_RELAXED) != mt) return NULL;
+  return __atomic_load_n(&mt_cache[i].cls, __ATOMIC_RELAXED);
+}
+
+/* Remember that metatable address mt belongs to cls. */
+static void mt_remember(const void *mt, const lipc_class *cls) {
+  unsigned i = mt_slot(mt);
+  __atomic_store_n(&mt_cache[i].cls, NULL, __ATOMIC_RELAXED);
+  __atomic_store_n(&mt_cache[i].mt, mt, __ATOMIC_RELAXED);
+  __atomic_store_n(&mt_cache[i].cls, cls, __ATOMIC_RELAXED);
+}
+
+/* The class of the lipc userdata at idx by its metatable, via the cache:
+ * NULL on a miss (not lipc, or not cached yet).  *mtp gets the metatable
+ * address (NULL if none). */
+static const lipc_class *fast_class(lua_State *L, int idx, lipc_handle *h, const void **mtp) {
+  *mtp = NULL;
+  if (!lua_getmetatable(L, idx)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  *mtp = mt;
+  const lipc_class *cls = mt_lookup(mt);
+  if (cls == NULL || lua_rawlen(L, idx) < cls->size || h->cls != cls) return NULL;
+  return cls;
+}
+
 /* Any lipc handle at idx, open or closed, or NULL. */
 lipc_handle *lipc_toany(lua_State *L, int idx) {
   lipc_handle *h = lua_touserdata(L, idx);
-  if (h == NULL || !lua_getmetatable(L, idx)) return NULL;
+  if (h == NULL) return NULL;
+  const void *mt;
+  if (fast_class(L, idx, h, &mt) != NULL) return h;
+  if (mt == NULL) return NULL;
+  lua_getmetatable(L, idx);
   lua_getfield(L, -1, CLASS_FIELD);
   const lipc_class *cls = lua_touserdata(L, -1);
   lua_pop(L, 2);
-  if (cls == NULL || h->cls != cls) return NULL;
+  if (cls == NULL || lua_rawlen(L, idx) < cls->size || h->cls != cls) return NULL;
+  mt_remember(mt, cls);
   return h;
 }
 
 /* The handle at idx of class cls, open or closed; raises otherwise. */
 void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls) {
-  return luaL_checkudata(L, idx, cls->name);
+  lipc_handle *h = lua_touserdata(L, idx);
+  const void *mt;
+  if (h != NULL && fast_class(L, idx, h, &mt) == cls) return h;
+  h = luaL_checkudata(L, idx, cls->name);
+  if (h->cls == cls && lua_rawlen(L, idx) >= cls->size && lua_getmetatable(L, idx)) {
+    mt_remember(lua_topointer(L, -1), cls);
+    lua_pop(L, 1);
+  }
+  return h;
 }
 
 /* The open handle at idx of class cls; raises otherwise. */
 void *lipc_check(lua_State *L, int idx, const lipc_class *cls) {
-  lipc_handle *h = luaL_checkudata(L, idx, cls->name);
+  lipc_handle *h = lipc_checkclass(L, idx, cls);
   if (!h->open) lipc_closed_error(L, cls);
   return h;
 }
@@ -129,7 +191,9 @@ int lipc_m_fileno(lua_State *L) {
 
 /* Build cls's metatable once: methods as __index plus the shared ones. */
 void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods) {
-  if (!luaL_newmetatable(L, cls->name)) { lua_pop(L, 1); return; }
+  int fresh = luaL_newmetatable(L, cls->name);
+  if (lua_type(L, -1) == LUA_TTABLE) mt_remember(lua_topointer(L, -1), cls);
+  if (!fresh) { lua_pop(L, 1); return; }
   lua_pushlightuserdata(L, (void *)cls);
   lua_setfield(L, -2, CLASS_FIELD);
   lua_newtable(L);
@@ -219,10 +283,14 @@ int lipc_fail(lua_State *L, int err, const char *call, const char *what) {
 
 /* ---- timeouts ---------------------------------------------------------- */
 
+/* Longest timeout kept exactly (about 31 years); longer ones, math.huge
+ * included, wait that long, which is as good as forever. */
+#define MAX_TIMEOUT_SECS 1e9
+
 static void ts_add(struct timespec *t, double secs) {
+  if (!(secs < MAX_TIMEOUT_SECS)) secs = MAX_TIMEOUT_SECS;
   double whole = floor(secs);
   long ns = (long)((secs - whole) * 1e9);
-  if (whole > (double)(INT64_MAX / 4)) whole = (double)(INT64_MAX / 4);
   t->tv_sec += (time_t)whole;
   t->tv_nsec += ns;
   if (t->tv_nsec >= 1000000000L) { t->tv_sec++; t->tv_nsec -= 1000000000L; }
@@ -566,7 +634,28 @@ void lipc_subtable(lua_State *L, int idx, const char *name) {
   }
 }
 
+/* __gc of the registry sentinel: the state is closing, so its metatables
+ * are about to be freed; forget every cached one (other states refill). */
+static int mt_forget(lua_State *L) {
+  (void)L;
+  for (unsigned i = 0; i < MT_SLOTS; i++) {
+    __atomic_store_n(&mt_cache[i].cls, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&mt_cache[i].mt, NULL, __ATOMIC_RELAXED);
+  }
+  return 0;
+}
+
 void lipc_open_core(lua_State *L) {
+  /* a sentinel whose __gc empties the metatable cache at lua_close */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, MT_GUARD_KEY) == LUA_TNIL) {
+    lua_newuserdatauv(L, 1, 0);
+    lua_newtable(L);
+    lua_pushcfunction(L, mt_forget);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, MT_GUARD_KEY);
+  }
+  lua_pop(L, 1);
   /* the weak-keyed table of live handles */
   if (lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -581,4 +670,18 @@ void lipc_open_core(lua_State *L) {
   }
   lua_pushcfunction(L, l_audit);
   lua_setfield(L, -2, "audit");
+}
+
+/* Sleep before retrying an operation that poll called ready but that still
+ * would block; see core.h. */
+int lipc_backoff(lipc_deadline *d, int *step) {
+  if (lipc_interrupted(d)) return EINTR;
+  if (lipc_deadline_expired(d)) return ETIMEDOUT;
+  long ns = 50000L << (*step < 8 ? *step : 8);
+  if (ns > 10000000L) ns = 10000000L;
+  (*step)++;
+  struct timespec nap = {0, ns}, left;
+  if (lipc_deadline_left(d, &left) == 0 && left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap = left;
+  if (nanosleep(&nap, NULL) != 0 && errno == EINTR && lipc_interrupted(d)) return EINTR;
+  return lipc_deadline_expired(d) ? ETIMEDOUT : 0;
 }

@@ -131,6 +131,13 @@ int lipc_interrupted(const lipc_deadline *d);
  * reports it), ETIMEDOUT, EINTR when interrupted, or another errno. */
 int lipc_wait_fd(lipc_deadline *d, int fd, short events);
 
+/* After an operation failed with EAGAIN although poll said the descriptor
+ * was ready (an eventfd add too large to fit, a datagram to a full
+ * receiver), sleep a little before retrying: 50 us doubling to 10 ms, never
+ * past the deadline.  *step starts at 0.  0 to retry, ETIMEDOUT when the
+ * deadline has passed, EINTR when interrupted. */
+int lipc_backoff(lipc_deadline *d, int *step);
+
 /* ---- arguments --------------------------------------------------------- */
 
 /* An integer in [min, max]; a float with an exact integer value is

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -70,6 +71,7 @@ static const lipc_class fifo_class = {
 
 /* Free the read-ahead buffer and close the descriptor. */
 int lipc_stream_release(lipc_stream *s) {
+  s->tag = 0;
   free(s->buf);
   s->buf = NULL;
   s->off = s->len = s->cap = 0;
@@ -79,26 +81,55 @@ int lipc_stream_release(lipc_stream *s) {
   return err == EINTR ? 0 : err;
 }
 
-/* The lipc.pipe metatable of the state that loaded lipc last: a fast
- * identity check for the hot path (class pointer and size are checked
- * too, so a stale pointer from a closed state can never match). */
-static const void *pipe_mt;
+/* The fast identity mark of open streams (lipc_stream.tag): a random
+ * nonzero number drawn once per process. */
+static uint64_t stream_tag;
 
-/* The open stream at idx; raises otherwise. */
+/* Draw stream_tag (getrandom, else a mix of clock, pid and addresses). */
+static void make_tag(void) {
+  uint64_t t = 0;
+  if (getrandom(&t, sizeof t, GRND_NONBLOCK) != (ssize_t)sizeof t) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
+        (uint64_t)(uintptr_t)&ts ^ ((uint64_t)(uintptr_t)&stream_tag << 7);
+  }
+  stream_tag = t ? t : 0x9e3779b97f4a7c15u;
+}
+
+/* The open stream at idx; raises otherwise.
+ * The hot path (every read and write) must not pay for a metatable check,
+ * which costs ~4 Lua API calls.  Instead a stream that passed the full
+ * check once, open, carries stream_tag until lipc_stream_release clears
+ * it: then a userdata at least as big as lipc_stream whose tag equals
+ * stream_tag is that stream.  Only C code writes userdata bytes, lipc
+ * writes the tag only into verified open streams and clears it before the
+ * memory can be freed (release runs from close, __close and __gc), and the
+ * tag is random: a foreign userdata (even one reusing a freed stream's
+ * memory) cannot match; a light userdata has length 0. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx) {
   lipc_stream *s = lua_touserdata(L, idx);
-  if (s != NULL && lua_getmetatable(L, idx)) {
-    const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    if (mt == pipe_mt && lua_rawlen(L, idx) == sizeof(lipc_stream) && s->h.cls == &pipe_class) {
-      if (!s->h.open) lipc_closed_error(L, s->h.cls);
-      return s;
-    }
-  }
+  if (s != NULL && lua_rawlen(L, idx) >= sizeof(lipc_stream) && s->tag == stream_tag &&
+      s->h.open)
+    return s;
   lipc_handle *h = lipc_toany(L, idx);
   if (h == NULL || !(h->cls->flags & LIPC_CLASS_STREAM)) luaL_typeerror(L, idx, "lipc stream");
   if (!h->open) lipc_closed_error(L, h->cls);
+  ((lipc_stream *)h)->tag = stream_tag;
   return (lipc_stream *)h;
+}
+
+/* The timeout argument 3 of read and write, top being the number of
+ * arguments: absent (the common case) without a call, else
+ * lipc_deadline_init. */
+static void deadline_arg(lua_State *L, int top, lipc_deadline *d) {
+  if (top < 3) {
+    d->forever = 1;
+    d->L = L;
+    d->hook = lua_gethook(L);
+    return;
+  }
+  lipc_deadline_init(L, 3, d);
 }
 
 /* Release of a pipe end. */
@@ -127,17 +158,14 @@ static void pipe_describe(lipc_handle *h, luaL_Buffer *b) {
  * Returns bytes, 0 at EOF, -1 with errno, or -2 when this file cannot be
  * read nonblocking per call (the caller polls first). */
 static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait) {
-  if (s->socket) {
-    return recv(s->h.fd, p, n, nowait ? MSG_DONTWAIT : 0);
-  }
-  if (nowait && !s->nonblock) {
-    if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
-    struct iovec v = { p, n };
-    ssize_t r = preadv2(s->h.fd, &v, 1, -1, RWF_NOWAIT);
-    if (r >= 0 || errno != EOPNOTSUPP) return r;
-    return -2;  /* this file cannot: the caller polls first */
-  }
-  return read(s->h.fd, p, n);
+  if (!nowait && !s->socket) return read(s->h.fd, p, n);
+  if (s->socket) return recv(s->h.fd, p, n, nowait ? MSG_DONTWAIT : 0);
+  if (s->nonblock) return read(s->h.fd, p, n);
+  if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
+  struct iovec v = { p, n };
+  ssize_t r = preadv2(s->h.fd, &v, 1, -1, RWF_NOWAIT);
+  if (r >= 0 || errno != EOPNOTSUPP) return r;
+  return -2;  /* this file cannot: the caller polls first */
 }
 
 /* One write of at most n bytes without SIGPIPE, nonblocking for this
@@ -146,15 +174,15 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
   if (s->socket) {
     return send(s->h.fd, p, n, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
   }
-  if (have_nosignal) {
-    struct iovec v = { (void *)p, n };
-    if (nowait && !s->nonblock && have_nowait) {
+  if (nowait && !s->nonblock) {
+    if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
+    if (have_nosignal) {
+      struct iovec v = { (void *)p, n };
       ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL | RWF_NOWAIT);
       if (r >= 0 || errno != EOPNOTSUPP) return r;
       return -2;  /* this file cannot: the caller polls first */
     }
   }
-  if (nowait && !s->nonblock && !have_nowait) { errno = EOPNOTSUPP; return -2; }
   if (have_nosignal) {
     struct iovec v = { (void *)p, n };
     ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
@@ -252,6 +280,19 @@ static int ahead_reserve(lipc_stream *s, size_t extra) {
   return 0;
 }
 
+/* Make the empty read-ahead buffer at least size bytes (no doubling: a
+ * big read uses it as scratch space). */
+static int scratch_reserve(lipc_stream *s, size_t size) {
+  s->off = 0;
+  if (s->cap >= size) return 0;
+  char *nb = malloc(size);
+  if (nb == NULL) return ENOMEM;
+  free(s->buf);
+  s->buf = nb;
+  s->cap = size;
+  return 0;
+}
+
 /* Append the bytes of a failed "a" read to the read-ahead buffer. */
 static void ahead_putback(lipc_stream *s, const char *p, size_t n) {
   if (n == 0 || ahead_reserve(s, n) != 0) return;
@@ -285,11 +326,23 @@ static int read_n(lua_State *L, lipc_stream *s, size_t n, lipc_deadline *d) {
     return 1;
   }
   if (n > READ_MAX) n = READ_MAX;
-  if (ahead_reserve(s, n)) return luaL_error(L, "not enough memory");
-  err = stream_read(s, s->buf, n, d, &got);
+  if (scratch_reserve(s, n + 4096)) return luaL_error(L, "not enough memory");
+  /* The bytes are copied twice: by the kernel from the pipe's pages into
+   * p, then by lua_pushlstring into the new string.  Both copies (rep
+   * movsb) are up to 16 times slower when the destination is a few bytes
+   * past the source mod 4096 (AMD Zen: 8 bytes), and fastest when they
+   * agree mod 32.  Lua puts a string's bytes 24 bytes into a 16-aligned
+   * block, so they cannot both be fast: p is 64-aligned (the page copy is
+   * fast) and about half a page before where the last string's bytes
+   * landed, mod 4096 (the allocator mostly hands the same block back), so
+   * the second copy stays far from the slow distances. */
+  uintptr_t want = ((uintptr_t)(s->align ? s->align : 24) + 2048) & 4032;
+  char *p = s->buf + ((want - (uintptr_t)s->buf) & 4095);
+  err = stream_read(s, p, n, d, &got);
   if (err) return stream_fail(L, s, err, "read");
   if (got == 0) { lua_pushnil(L); return 1; }
-  lua_pushlstring(L, s->buf, got);
+  lua_pushlstring(L, p, got);
+  s->align = (unsigned)((uintptr_t)lua_tostring(L, -1) & 4095) | 4096;
   return 1;
 }
 
@@ -348,23 +401,39 @@ static int read_line(lua_State *L, lipc_stream *s, lipc_deadline *d, int keepnl)
   }
 }
 
+/* Raise the wrong-direction error of check_dir. */
+static void dir_error(lua_State *L, lipc_stream *s, int dir) {
+  luaL_error(L, "attempt to %s a %s-only %s", dir == LIPC_STREAM_READ ? "read from" : "write to",
+             dirname_(s->dirs), s->h.cls->name);
+}
+
 /* Check that s may be used in direction dir. */
-static void check_dir(lua_State *L, lipc_stream *s, int dir) {
-  if (s->dirs != 0 && !(s->dirs & dir))
-    luaL_error(L, "attempt to %s a %s-only %s", dir == LIPC_STREAM_READ ? "read from" : "write to",
-               dirname_(s->dirs), s->h.cls->name);
+static inline void check_dir(lua_State *L, lipc_stream *s, int dir) {
+  if (s->dirs != 0 && !(s->dirs & dir)) dir_error(L, s, dir);
 }
 
 /* s:read([n | "a" | "l" | "L"], timeout) */
 static int lstream_read(lua_State *L) {
+  int top = lua_gettop(L);
   lipc_stream *s = lipc_stream_check(L, 1);
   lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+  deadline_arg(L, top, &d);
   check_dir(L, s, LIPC_STREAM_READ);
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  if (top >= 2 && lua_type(L, 2) == LUA_TNUMBER) {
     int isint = 0;
     lua_Integer n = lua_tointegerx(L, 2, &isint);
     if (!isint || n < 0) n = (lua_Integer)lipc_checksize(L, 2);  /* raises */
+    if (d.forever && !s->socket && s->len == 0 && n > 0 && n <= STACK_READ) {
+      /* the hot path: one read(2) into the stack, one copy into Lua */
+      char tmp[STACK_READ];
+      ssize_t r = read(s->h.fd, tmp, (size_t)n);
+      if (r > 0) { lua_pushlstring(L, tmp, (size_t)r); return 1; }
+      if (r == 0) { lua_pushnil(L); return 1; }
+      int err = errno;
+      if (err != EINTR) return stream_fail(L, s, err == EWOULDBLOCK ? EAGAIN : err, "read");
+      if (lipc_interrupted(&d)) return stream_fail(L, s, EINTR, "read");
+      /* EINTR: read_n reads again */
+    }
     return read_n(L, s, (size_t)n, &d);
   }
   const char *fmt = lua_isnoneornil(L, 2) ? "l" : luaL_checkstring(L, 2);
@@ -381,15 +450,36 @@ static int lstream_read(lua_State *L) {
 
 /* s:write(data, timeout) -> bytes written */
 static int lstream_write(lua_State *L) {
+  int top = lua_gettop(L);
   lipc_stream *s = lipc_stream_check(L, 1);
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
+  const char *p = lua_tolstring(L, 2, &n);
+  if (p == NULL) p = luaL_checklstring(L, 2, &n);  /* raises */
   lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+  deadline_arg(L, top, &d);
   check_dir(L, s, LIPC_STREAM_WRITE);
-  size_t put = 0;
-  int err = stream_write(s, p, n, &d, &put);
-  if (err) return stream_fail(L, s, err, "write");
+  size_t put = 0, done = 0;
+  if (d.forever && have_nosignal && !s->socket && n > 0) {
+    /* the hot path: one pwritev2(RWF_NOSIGNAL) writing everything */
+    struct iovec v = { (void *)p, n };
+    ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
+    if (r == (ssize_t)n) { lua_pushinteger(L, r); return 1; }
+    if (r > 0) {
+      /* short: a signal came; Ctrl-C returns to Lua, else write the rest */
+      done = (size_t)r;
+      if (lipc_interrupted(&d)) { lua_pushinteger(L, r); return 1; }
+    } else if (r < 0) {
+      int err = errno;
+      if (err == EINTR && lipc_interrupted(&d)) return stream_fail(L, s, EINTR, "write");
+      if (err == EWOULDBLOCK) err = EAGAIN;
+      if (err != EINTR && err != EOPNOTSUPP && err != EINVAL && err != ESPIPE)
+        return stream_fail(L, s, err, "write");
+      /* EINTR: again; no RWF_NOSIGNAL for this file: stream_write falls back */
+    }
+  }
+  int err = stream_write(s, p + done, n - done, &d, &put);
+  put += done;
+  if (err && put == 0) return stream_fail(L, s, err, "write");
   lua_pushinteger(L, (lua_Integer)put);
   return 1;
 }
@@ -748,7 +838,7 @@ static const luaL_Reg fifo_methods[] = {
 
 void lipc_open_pipe(lua_State *L) {
   static int probed;
-  if (!probed) { probe(); probed = 1; }
+  if (!probed) { probe(); make_tag(); probed = 1; }
   /* the pipe methods: the stream ones plus size */
   luaL_Reg methods[16];
   int n = 0;
@@ -757,9 +847,6 @@ void lipc_open_pipe(lua_State *L) {
   methods[n].name = NULL;
   methods[n].func = NULL;
   lipc_register(L, &pipe_class, methods);
-  luaL_getmetatable(L, pipe_class.name);
-  pipe_mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
   lipc_register(L, &fifo_class, fifo_methods);
   lua_pushcfunction(L, lpipe_pipe);
   lua_setfield(L, -2, "pipe");

@@ -634,6 +634,7 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
   size_t done = 0;
   int stream = k->type == SOCK_STREAM;
   int flags = MSG_NOSIGNAL | (d->forever ? 0 : MSG_DONTWAIT);
+  int waited = 0, step = 0;
   for (;;) {
     ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
     if (n >= 0) {
@@ -647,7 +648,10 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
       continue;
     }
     if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
-    e = wait_again(d, k, POLLOUT);
+    /* a unixgram receiver's queue can be full while poll says writable */
+    if (waited && (e = lipc_backoff(d, &step)) == 0) e = wait_again(d, k, POLLOUT);
+    else if (!waited) e = wait_again(d, k, POLLOUT);
+    waited = 1;
     if (e != 0) {
       if (done > 0) return (ssize_t)done;  /* a short send is reported as its count */
       *err = e;

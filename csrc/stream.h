@@ -23,16 +23,23 @@ typedef struct lipc_stream {
   int dirs;             /* LIPC_STREAM_READ | LIPC_STREAM_WRITE (0: both) */
   int nonblock;         /* O_NONBLOCK is set on the descriptor */
   int socket;           /* use send(MSG_NOSIGNAL) instead of write */
+  unsigned align;       /* 4096 | address mod 4096 of the bytes of the last
+                         * big read's string (read_n); 0 before one */
+  uint64_t tag;         /* lipc_stream_check's fast identity mark: set once
+                         * the object was checked the slow way (open),
+                         * cleared by lipc_stream_release; 0 otherwise */
 } lipc_stream;
 
 /* read, write, lines, setnonblock, tofile, fileno. */
 extern const luaL_Reg lipc_stream_methods[];
 
-/* Free the read-ahead buffer and close the descriptor; 0 or errno. */
+/* Free the read-ahead buffer and close the descriptor; 0 or errno.
+ * Every stream class's release calls it (it also clears tag). */
 int lipc_stream_release(lipc_stream *s);
 
 /* The open stream at idx (any class with LIPC_CLASS_STREAM in its
- * flags, whose struct starts with lipc_stream); raises otherwise. */
+ * flags, whose struct starts with lipc_stream); raises otherwise.  Fast
+ * after the first call on an object (see tag). */
 lipc_stream *lipc_stream_check(lua_State *L, int idx);
 
 /* Push a new closed lipc.pipe userdata (csrc/pipe.c); put a descriptor
