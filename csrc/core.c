@@ -685,3 +685,10 @@ int lipc_backoff(lipc_deadline *d, int *step) {
   if (nanosleep(&nap, NULL) != 0 && errno == EINTR && lipc_interrupted(d)) return EINTR;
   return lipc_deadline_expired(d) ? ETIMEDOUT : 0;
 }
+
+/* Out of descriptors: collect garbage so forgotten objects close theirs. */
+int lipc_reclaim_fds(lua_State *L, int err) {
+  if (err != EMFILE && err != ENFILE) return 0;
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  return 1;
+}

@@ -138,6 +138,15 @@ int lipc_wait_fd(lipc_deadline *d, int fd, short events);
  * deadline has passed, EINTR when interrupted. */
 int lipc_backoff(lipc_deadline *d, int *step);
 
+/* When err is EMFILE or ENFILE, run a full garbage collection (its __gc
+ * closes the descriptors of objects the script forgot) and return 1 so
+ * the caller tries once more; otherwise return 0. */
+int lipc_reclaim_fds(lua_State *L, int err);
+/* var = expr (a call that returns a descriptor, or 0, or -1 with errno);
+ * out of descriptors: collect garbage and try once more. */
+#define LIPC_FDCALL(L, var, expr) \
+  do { (var) = (expr); if ((var) < 0 && lipc_reclaim_fds((L), errno)) (var) = (expr); } while (0)
+
 /* ---- arguments --------------------------------------------------------- */
 
 /* An integer in [min, max]; a float with an exact integer value is

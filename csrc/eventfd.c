@@ -92,7 +92,8 @@ static int levent_new(lua_State *L) {
   levent *e = lipc_new(L, &EVENTFD, 0);
   e->semaphore = sem;
   e->nonblock = nb;
-  int fd = eventfd(init, EFD_CLOEXEC | (nb ? EFD_NONBLOCK : 0) | (sem ? EFD_SEMAPHORE : 0));
+  int fd;
+  LIPC_FDCALL(L, fd, eventfd(init, EFD_CLOEXEC | (nb ? EFD_NONBLOCK : 0) | (sem ? EFD_SEMAPHORE : 0)));
   if (fd < 0) return lipc_error(L, errno, "eventfd", NULL);
   e->h.fd = fd;
   e->h.open = 1;

@@ -150,7 +150,7 @@ static int lmq_open(lua_State *L) {
   for (int tries = 0; tries < 100; tries++) {
     if (create) {
       /* exclusive first: only a queue this call made is ours to unlink */
-      fd = mq_open(q->name, flags | O_CREAT | O_EXCL, mode, pattr);
+      LIPC_FDCALL(L, fd, mq_open(q->name, flags | O_CREAT | O_EXCL, mode, pattr));
       if (fd != (mqd_t)-1) { created = 1; break; }
       err = errno;
       if (err == EEXIST && gen) {  /* a leftover with a reused pid: next name */
@@ -159,7 +159,7 @@ static int lmq_open(lua_State *L) {
       }
       if (err != EEXIST || excl) break;
     }
-    fd = mq_open(q->name, flags);
+    LIPC_FDCALL(L, fd, mq_open(q->name, flags));
     if (fd != (mqd_t)-1) break;
     err = errno;
     if (!(create && err == ENOENT)) break;  /* removed in between: create again */

@@ -146,7 +146,8 @@ static int lpoll_poller(lua_State *L) {
   lpoller *p = lipc_new(L, &POLLER, 1);
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_OBJ);
-  int fd = epoll_create1(EPOLL_CLOEXEC);
+  int fd;
+  LIPC_FDCALL(L, fd, epoll_create1(EPOLL_CLOEXEC));
   if (fd < 0) return lipc_error(L, errno, "epoll_create1", NULL);
   p->h.fd = fd;
   p->h.open = 1;

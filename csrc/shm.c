@@ -217,11 +217,11 @@ static int lshm_open(lua_State *L) {
   int acc = readonly ? O_RDONLY : O_RDWR;
   for (;;) {
     if (create) {
-      fd = shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+      LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, mode));
       if (fd >= 0) { created = 1; break; }
       if (errno != EEXIST || excl || name == NULL) return lipc_error(L, errno, "shm_open", r->name);
     }
-    fd = shm_open(r->name, acc | O_CLOEXEC, 0);
+    LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CLOEXEC, 0));
     if (fd >= 0) break;
     if (errno != ENOENT || !create) return lipc_error(L, errno, "shm_open", r->name);
   }
@@ -353,7 +353,8 @@ static int lshm_mmap(lua_State *L) {
   r->shmid = -1;
   r->writable = rw;
   snprintf(r->name, sizeof r->name, "%s", path);
-  int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  int fd;
+  LIPC_FDCALL(L, fd, open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC));
   if (fd < 0) return lipc_error(L, errno, "open", path);
   r->h.fd = fd;
   struct stat st;

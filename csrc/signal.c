@@ -165,7 +165,8 @@ static int lsig_watch(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   w->nonblock = nb;
   /* the signalfd first (so a failure changes no mask), then the mask */
-  int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  int fd;
+  LIPC_FDCALL(L, fd, signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (fd < 0) return lipc_error(L, errno, "signalfd", NULL);
   w->h.fd = fd;
   sigset_t old;

@@ -429,7 +429,8 @@ static int lsocket_listen(lua_State *L) {
   k->s.h.persist = (unsigned char)persist;
   push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
   lua_pop(L, 1);
-  int fd = socket(a.family, a.type | SOCK_CLOEXEC, 0);
+  int fd;
+  LIPC_FDCALL(L, fd, socket(a.family, a.type | SOCK_CLOEXEC, 0));
   if (fd < 0) return lipc_error(L, errno, "socket", k->name);
   sock_open(k, fd);  /* from here on, GC closes fd */
   if (reuseaddr && setbool(fd, SOL_SOCKET, SO_REUSEADDR, 1) != 0)
@@ -516,7 +517,8 @@ static int lsocket_connect(lua_State *L) {
   lsock *k = new_sock(L, a.family, a.type, a.scheme);
   push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
   lua_pop(L, 1);
-  int fd = socket(a.family, a.type | SOCK_CLOEXEC, 0);
+  int fd;
+  LIPC_FDCALL(L, fd, socket(a.family, a.type | SOCK_CLOEXEC, 0));
   if (fd < 0) return lipc_error(L, errno, "socket", k->name);
   sock_open(k, fd);
   int err = a.family == AF_UNIX ? connect_unix(&d, fd, &a) : connect_ip(&d, fd, &a);
@@ -556,7 +558,9 @@ static int lsocket_socketpair(lua_State *L) {
   lsock *a = new_sock(L, AF_UNIX, type, scheme);
   lsock *b = new_sock(L, AF_UNIX, type, scheme);
   int sv[2];
-  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return lipc_error(L, errno, "socketpair", NULL);
+  int rc;
+  LIPC_FDCALL(L, rc, socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv));
+  if (rc != 0) return lipc_error(L, errno, "socketpair", NULL);
   snprintf(a->name, sizeof a->name, "socketpair:%s", types[type == SOCK_STREAM ? 0 : type == SOCK_DGRAM ? 1 : 2]);
   memcpy(b->name, a->name, sizeof a->name);
   sock_open(a, sv[0]);
@@ -577,7 +581,8 @@ static int lsocket_raw(lua_State *L) {
   }
   lsock *k = new_sock(L, family, SOCK_RAW, family == AF_INET6 ? S_IP6 : S_IP);
   snprintf(k->name, sizeof k->name, "%s(proto %d)", family == AF_INET6 ? "ip6://" : "ip://", proto);
-  int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, proto);
+  int fd;
+  LIPC_FDCALL(L, fd, socket(family, SOCK_RAW | SOCK_CLOEXEC, proto));
   if (fd < 0) return lipc_error(L, errno, "socket", family == AF_INET6 ? "raw ip6" : "raw ip");
   sock_open(k, fd);
   return 1;
@@ -599,7 +604,8 @@ static int lsocket_accept(lua_State *L) {
   for (;;) {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
-    int fd = accept4(k->s.h.fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+    int fd;
+    LIPC_FDCALL(L, fd, accept4(k->s.h.fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC));
     if (fd >= 0) {
       sock_open(c, fd);
       set_name(L, c, &sa, sl);

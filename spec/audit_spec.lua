@@ -110,6 +110,32 @@ describe("ipc.sweep", function()
   end)
 end)
 
+describe("running out of descriptors", function()
+  it("collects forgotten objects and tries again instead of failing with EMFILE", function()
+    local file = helper.path(".lua")
+    local f = assert(io.open(file, "w"))
+    f:write([[
+      local ipc = require "lipc"
+      for _ = 1, 500 do   -- 3500 descriptors, none closed, under a limit of 64
+        assert(ipc.pipe())
+        assert(ipc.eventfd(0))
+        assert(ipc.socketpair("stream"))
+        assert(ipc.mq.open(nil, { create = true }))
+        assert(ipc.shm.open(nil, { create = true, size = 4096 }))
+        assert(ipc.poller())
+      end
+      io.write("ok ", #ipc.descriptors(), "\n")
+    ]])
+    f:close()
+    finally(function() os.remove(file) end)
+    local out, ok = helper.sh("ulimit -n 64; " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
+    assert.is_true(ok, out)
+    local n = tonumber(out:match("^ok (%d+)"))
+    assert.is_truthy(n, out)
+    assert.is_true(n < 64)
+  end)
+end)
+
 describe("ipc.clock", function()
   it("is monotonic seconds", function()
     local t0 = ipc.clock()
