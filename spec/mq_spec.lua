@@ -2,7 +2,12 @@
 local ipc = require "lipc"
 local helper = require "spec.helper"
 
-local function exists(name) return helper.exists("/dev/mqueue" .. name) end
+-- Whether the queue exists: asked of the kernel (works without /dev/mqueue).
+local function exists(name)
+  local q, _, code = ipc.mq.open(name)
+  if q then q:close() return true end
+  return code ~= ipc.errno.ENOENT
+end
 
 local function has_mqueue_fs()
   local f = io.open("/proc/mounts")
@@ -59,6 +64,11 @@ describe("ipc.mq", function()
     end)
 
     it("applies mode (default 0600)", function()
+      if not has_mqueue_fs() then
+        print("skipped: /dev/mqueue is not mounted, so queue modes cannot be read")
+        pending("/dev/mqueue is not mounted")
+        return
+      end
       local q1 <close> = assert(ipc.mq.open())
       local q2 <close> = assert(ipc.mq.open(nil, { mode = "640" }))
       local m1 = helper.sh("stat -c %a /dev/mqueue" .. q1:name())
