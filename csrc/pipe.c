@@ -592,7 +592,9 @@ static int lpipe_pipe(lua_State *L) {
   lipc_stream *r = lipc_pipe_new(L);
   lipc_stream *w = lipc_pipe_new(L);
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | (nb ? O_NONBLOCK : 0)) != 0) return lipc_error(L, errno, "pipe", NULL);
+  int rc;
+  LIPC_FDCALL(L, rc, pipe2(fds, O_CLOEXEC | (nb ? O_NONBLOCK : 0)));
+  if (rc != 0) return lipc_error(L, errno, "pipe", NULL);
   r->h.fd = fds[0]; r->dirs = LIPC_STREAM_READ; r->nonblock = nb; r->h.open = 1;
   w->h.fd = fds[1]; w->dirs = LIPC_STREAM_WRITE; w->nonblock = nb; w->h.open = 1;
   if (size > 0 && fcntl(fds[1], F_SETPIPE_SZ, (int)size) < 0) {
@@ -753,7 +755,7 @@ static int lfifo_open(lua_State *L) {
   lipc_stream *s = lipc_pipe_new(L);
   int ms = 1, fd;
   for (;;) {
-    fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    LIPC_FDCALL(L, fd, open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (fd >= 0) break;
     int err = errno;
     if (err == EINTR) {

@@ -702,8 +702,9 @@ static int lproc_exec(lua_State *L) {
   }
   for (int i = 0; i < 3; i++) {
     if (io[i].kind == IO_PIPE) {
-      int fds[2];
-      if (pipe2(fds, O_CLOEXEC) != 0) {
+      int fds[2], rc;
+      LIPC_FDCALL(L, rc, pipe2(fds, O_CLOEXEC));
+      if (rc != 0) {
         err = errno;
         exec_cleanup(io, dirfd, ends);
         return lipc_error(L, err, "pipe", NULL);
