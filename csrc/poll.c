@@ -13,6 +13,7 @@
 #include "core.h"
 #include "stream.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -115,7 +116,8 @@ typedef struct lpoller {
   struct epoll_event *ev;   /* the last batch (malloc'd) */
   int cap;                  /* capacity of ev */
   int n, pos;               /* events in the batch, next to hand out */
-  uint32_t *serial;         /* fd -> serial of its registration, 0 = none (malloc'd) */
+  uint64_t *serial;         /* fd -> events << 32 | serial of its registration,
+                             * 0 = none (malloc'd) */
   int nserial;              /* entries in serial */
   uint32_t last;            /* last serial handed out */
 } lpoller;
@@ -190,7 +192,7 @@ static lpoller *poller_fastclass(lua_State *L) {
 
 /* The serial of fd's registration, 0 when none. */
 static uint32_t serial_of(const lpoller *p, int fd) {
-  return fd < p->nserial ? p->serial[fd] : 0;
+  return fd < p->nserial ? (uint32_t)p->serial[fd] : 0;
 }
 
 /* Forget the registration of fd (objects table at uvo). */
@@ -211,11 +213,15 @@ static int lpoll_add(lua_State *L) {
    * the kernel dropped its registration when the descriptor was closed */
   if (lua_rawgeti(L, 4, fd) != LUA_TNIL && is_stale(L, -1)) poller_forget(L, p, 4, fd);
   lua_pop(L, 1);
+  char what[32];
+  snprintf(what, sizeof what, "fd %d", fd);
+  /* an integer that is no open descriptor must not size the serial array */
+  if (fd >= p->nserial && fcntl(fd, F_GETFD) < 0) return lipc_error(L, errno, "epoll_ctl ADD", what);
   if (fd >= p->nserial) {  /* room for fd's serial first: nothing to undo later */
     size_t want = (size_t)fd + 1 < 64 ? 64 : (size_t)fd + 1;
     if ((size_t)p->nserial * 2 > want) want = (size_t)p->nserial * 2;
     if (want > (size_t)INT_MAX) want = (size_t)INT_MAX;
-    uint32_t *ns = realloc(p->serial, want * sizeof *ns);
+    uint64_t *ns = realloc(p->serial, want * sizeof *ns);
     if (ns == NULL) return luaL_error(L, "not enough memory");
     memset(ns + p->nserial, 0, (want - (size_t)p->nserial) * sizeof *ns);
     p->serial = ns;
@@ -227,12 +233,10 @@ static int lpoll_add(lua_State *L) {
   memset(&ev, 0, sizeof ev);
   ev.events = events;
   ev.data.u64 = ((uint64_t)serial << 32) | (uint32_t)fd;
-  char what[32];
-  snprintf(what, sizeof what, "fd %d", fd);
   if (epoll_ctl(p->h.fd, EPOLL_CTL_ADD, fd, &ev) != 0) return lipc_error(L, errno, "epoll_ctl ADD", what);
   lua_pushvalue(L, 2);
   lua_rawseti(L, 4, fd);
-  p->serial[fd] = serial;
+  p->serial[fd] = (uint64_t)events << 32 | serial;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -252,6 +256,7 @@ static int lpoll_modify(lua_State *L) {
   ev.events = events;
   ev.data.u64 = ((uint64_t)serial << 32) | (uint32_t)fd;
   if (epoll_ctl(p->h.fd, EPOLL_CTL_MOD, fd, &ev) != 0) return lipc_error(L, errno, "epoll_ctl MOD", what);
+  p->serial[fd] = (uint64_t)events << 32 | serial;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -368,6 +373,35 @@ static int poller_live(lua_State *L, lpoller *p, int uvo) {
   return 0;
 }
 
+/* Replace the epoll instance by a fresh one holding only the live
+ * registrations (objects table at uvo), keeping the descriptor number.  A
+ * descriptor closed while another process (a forked child) still holds its
+ * file stays registered in the kernel, where no number reaches it any more:
+ * level-triggered, it would make every later epoll_wait return at once.
+ * 0 or an errno value. */
+static int poller_rebuild(lua_State *L, lpoller *p, int uvo) {
+  int nfd;
+  LIPC_FDCALL(L, nfd, epoll_create1(EPOLL_CLOEXEC));
+  if (nfd < 0) return errno;
+  lua_pushnil(L);
+  while (lua_next(L, uvo)) {
+    int fd = (int)lua_tointeger(L, -2);
+    uint64_t reg = fd < p->nserial ? p->serial[fd] : 0;
+    int stale = is_stale(L, -1);
+    lua_pop(L, 1);
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (uint32_t)(reg >> 32);
+    ev.data.u64 = (reg & 0xFFFFFFFFu) << 32 | (uint32_t)fd;
+    /* clearing an existing field while traversing is allowed */
+    if (stale || (uint32_t)reg == 0 || epoll_ctl(nfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+      poller_forget(L, p, uvo, fd);
+  }
+  int err = dup3(nfd, p->h.fd, O_CLOEXEC) < 0 ? errno : 0;
+  close(nfd);
+  return err;
+}
+
 /* p:wait([timeout [, maxevents=64]]): an iterator over the ready
  * (obj, ev) pairs, ev "r", "w", "rw" or "hup"; no items on timeout.
  * Each wait replaces the previous batch. */
@@ -406,6 +440,8 @@ static int lpoll_wait(lua_State *L) {
     if (lua_gettop(L) == 3) lua_getiuservalue(L, 1, UV_OBJ);
     if (poller_live(L, p, 4)) break;
     if (lipc_deadline_expired(&d)) break;
+    int err = poller_rebuild(L, p, 4);  /* only dead registrations were ready */
+    if (err != 0) return lipc_error(L, err, "epoll_create1", NULL);
   }
   lua_pushvalue(L, lua_upvalueindex(2));   /* lpoll_next */
   lua_pushvalue(L, 1);

@@ -30,6 +30,8 @@
 #define SLICE_NS 100000000L       /* futex waits sleep at most 100 ms a slice */
 
 #define RING_SLOTS 32              /* registered producers / consumers */
+#define LOCK_SEND 1u
+#define LOCK_RECV 2u
 
 /* The shared header; producer and consumer fields on separate cache lines. */
 typedef struct ring_hdr {
@@ -68,6 +70,8 @@ typedef struct lring {
   int spin;                       /* polls before sleeping */
   int prod_slot, cons_slot;       /* my registration, or -1 */
   pid_t prod_pid, cons_pid;       /* the pid that registered (fork check) */
+  unsigned char locks;            /* LOCK_SEND | LOCK_RECV held by a call on this
+                                   * handle (left set when it raised) */
   char name[256];                 /* "" for an anonymous ring */
 } lring;
 
@@ -152,13 +156,16 @@ static int ring_release(lipc_handle *h, int remove_name) {
     ring_unregister(hd->consumers, &r->cons_slot, &r->cons_pid, me);
     if (was_prod) ring_kick(&hd->tail_seq);
     if (was_cons) ring_kick(&hd->head_seq);
-    /* a lock left behind by a call that raised (out of memory) */
+    /* a lock left behind by a call on this handle that raised (out of
+     * memory); never one that a call on another handle to the same ring is
+     * holding right now (this may be a __gc run from inside that call) */
     uint32_t mine = (uint32_t)me;
-    if (atomic_compare_exchange_strong(&hd->send_lock, &mine, 0))
+    if ((r->locks & LOCK_SEND) && atomic_compare_exchange_strong(&hd->send_lock, &mine, 0))
       futex(&hd->send_lock, FUTEX_WAKE, 1, NULL);
     mine = (uint32_t)me;
-    if (atomic_compare_exchange_strong(&hd->recv_lock, &mine, 0))
+    if ((r->locks & LOCK_RECV) && atomic_compare_exchange_strong(&hd->recv_lock, &mine, 0))
       futex(&hd->recv_lock, FUTEX_WAKE, 1, NULL);
+    r->locks = 0;
     if (munmap(r->hdr, r->maplen) != 0) err = errno;
     r->hdr = NULL;
     r->data = NULL;
@@ -457,6 +464,7 @@ static int lring_send(lua_State *L) {
   if (r->prod_pid != me) ring_register(L, r, 0, me);
   int err = ring_lock(&d, &hd->send_lock, &hd->send_lock_waiters, (uint32_t)me);
   if (err == 0) {
+    r->locks |= LOCK_SEND;
     uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
     uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
     err = wait_space(r, &d, tail, need);
@@ -469,6 +477,7 @@ static int lring_send(lua_State *L) {
       if (atomic_load(&hd->recv_waiters)) futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
     }
     ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_SEND;
   }
   switch (err) {
     case 0: lua_pushboolean(L, 1); return 1;
@@ -516,6 +525,7 @@ static int lring_recv(lua_State *L) {
   if (r->cons_pid != me) ring_register(L, r, 1, me);
   int err = ring_lock(&d, &hd->recv_lock, &hd->recv_lock_waiters, (uint32_t)me);
   if (err == 0) {
+    r->locks |= LOCK_RECV;
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
     uint64_t tail = head;
     err = wait_data(r, &d, head, &tail);
@@ -538,6 +548,7 @@ static int lring_recv(lua_State *L) {
       }
     }
     ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_RECV;
   }
   switch (err) {
     case 0: return 1;

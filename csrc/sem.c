@@ -161,6 +161,7 @@ static lsem *fast_sem(lua_State *L) {
  * enough to notice Ctrl-C: no slices, no timer armed on the hot path. */
 static int sem_wait_until(sem_t *sem, lipc_deadline *d) {
   for (;;) {
+    if (lipc_interrupted(d)) return EINTR;  /* a Ctrl-C that came before the wait */
     int rc = d->forever ? sem_wait(sem) : sem_clockwait(sem, CLOCK_MONOTONIC, &d->end);
     if (rc == 0) return 0;
     int err = errno;

@@ -230,7 +230,6 @@ static int parse_url(lua_State *L, int idx, addr *a, int allow_gen, int raw) {
   size_t len;
   const char *url = luaL_checklstring(L, idx, &len);
   memset(a, 0, sizeof *a);
-  if (memchr(url, '\0', len)) return luaL_argerror(L, idx, "address contains a NUL byte");
   static const struct { const char *p; int scheme, family, type; } S[] = {
     {"tcp://", S_TCP, AF_INET, SOCK_STREAM}, {"tcp6://", S_TCP6, AF_INET6, SOCK_STREAM},
     {"udp://", S_UDP, AF_INET, SOCK_DGRAM}, {"udp6://", S_UDP6, AF_INET6, SOCK_DGRAM},
@@ -253,10 +252,13 @@ static int parse_url(lua_State *L, int idx, addr *a, int allow_gen, int raw) {
                                                  raw ? "ip://addr or ip6://[addr]"
                                                      : "tcp://host:port, udp://host:port, unix:/path, "
                                                        "unix:@name, unixgram:..., seqpacket:..."));
+  /* only an abstract Unix name may hold NUL bytes (the kernel takes them) */
+  size_t n = len - (size_t)(rest - url);
+  if ((a->family != AF_UNIX || n == 0 || rest[0] != '@') && memchr(url, '\0', len))
+    return luaL_argerror(L, idx, "address contains a NUL byte");
   if (a->family == AF_UNIX) {
     struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
     un->sun_family = AF_UNIX;
-    size_t n = strlen(rest);
     if (n == 0) {
       if (!allow_gen) return luaL_argerror(L, idx, "empty Unix socket path");
       a->generate = 1;
@@ -645,7 +647,8 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
     ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
     if (n >= 0) {
       done += (size_t)n;
-      if (!stream || done == len || k->s.nonblock) return (ssize_t)done;
+      /* a signal cuts a blocking send short: after Ctrl-C, report the count */
+      if (!stream || done == len || k->s.nonblock || lipc_interrupted(d)) return (ssize_t)done;
       continue;
     }
     int e = errno;
@@ -1046,6 +1049,7 @@ static int lsocket_recvfd(lua_State *L) {
   }
   int fd;
   int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
+  int trunc = k->type != SOCK_STREAM && (m.msg_flags & MSG_TRUNC) != 0;
   int count = scan_fds(&m, &fd, ctrunc);
   if (ctrunc) {
     return lipc_error(L, EMSGSIZE, "recvfd: control data truncated, the descriptors that arrived were closed",
@@ -1067,6 +1071,7 @@ static int lsocket_recvfd(lua_State *L) {
   o->h.fd = fd;
   o->h.open = 1;
   luaL_pushresultsize(&b, (size_t)n);
+  if (trunc) { lua_pushboolean(L, 1); return 3; }  /* the rest of the message is gone */
   return 2;
 }
 

@@ -36,8 +36,10 @@ static int mutex_release(lipc_handle *h, int remove_name) {
   /* Locks still held through this handle are released first: glibc keeps
    * held robust mutexes on a per-thread list, which must not point into
    * memory that is about to be unmapped.  Only this handle's own locks, and
-   * only in the process that took them (a forked child's copy holds none). */
-  if (m->mu && m->h.owner == getpid())
+   * only while this process holds the mutex: a forked child's copy of the
+   * parent's count holds nothing, but a lock the child took through the
+   * inherited handle is the child's (its main thread's tid is its pid). */
+  if (m->mu && m->held > 0 && m->mu->__data.__owner == getpid())
     for (; m->held > 0; m->held--) (void)pthread_mutex_unlock(m->mu);
   if (m->region) lipc_region_unretain(m->region);
   m->region = NULL;

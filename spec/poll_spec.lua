@@ -303,6 +303,35 @@ describe("ipc.poller", function()
     assert.equal(0, p:count())
   end)
 
+  it("does not spin on a registration a forked child keeps alive after close", function()
+    -- the kernel keeps the registration of a closed descriptor while another
+    -- process holds its file; level-triggered, it is ready at every wait
+    local p <close> = ipc.poller()
+    local r, w = ipc.pipe()
+    local hold_r, hold_w = ipc.pipe()
+    local e <close> = ipc.eventfd(0)
+    assert(p:add(r))
+    assert(p:add(e))
+    local pid = helper.fork(function() hold_r:read(1, 30) end)   -- holds a copy of r
+    local reaped = false
+    finally(function()
+      if not reaped then ipc.signal.kill(pid, "KILL"); ipc.wait(pid, 10) end
+      r:close(); w:close(); hold_r:close(); hold_w:close()
+    end)
+    assert(r:close())
+    assert(w:write("x"))
+    local c0 = os.clock()
+    assert.same({}, collect(p, 0.6))
+    local cpu = os.clock() - c0
+    assert.is_true(cpu < 0.3, ("wait burnt %.2f s of CPU"):format(cpu))
+    assert.equal(1, #p)
+    assert(e:add(1))
+    assert.same({ { e, "r" } }, collect(p, 5))    -- live registrations survive
+    assert(hold_w:write("x"))
+    reaped = true
+    helper.reap(pid)
+  end)
+
   it("gives the remaining objects after maxevents in the next wait", function()
     local p <close> = ipc.poller()
     local es = {}
@@ -406,6 +435,17 @@ describe("ipc.poller", function()
       v, _, err = p:add(999999)
       assert.is_nil(v)
       assert.equal(EBADF, err)
+      -- a huge number that is no descriptor must not size an array first
+      local t0 = ipc.clock()
+      v, _, err = p:add(1 << 28)
+      assert.is_nil(v)
+      assert.equal(EBADF, err)
+      assert.is_true(ipc.clock() - t0 < 0.5)
+      local f = assert(io.open("/proc/self/status"))
+      local status = f:read("a")
+      f:close()
+      local rss_kb = tonumber(status:match("VmRSS:%s*(%d+)"))
+      assert.is_true(rss_kb < 1024 * 1024, "RSS " .. rss_kb .. " kB")
       assert.equal(1, #p)
     end)
 

@@ -288,6 +288,30 @@ s.close()
       assert.equal(E.EADDRINUSE, errno, err)
     end)
 
+    it("takes abstract names with NUL bytes and spells them back usably", function()
+      local name = "@" .. helper.name("", ".a\0b")
+      local srv <close> = assert(ipc.listen("unixgram:" .. name))
+      assert.equal("unixgram:" .. name, srv:address())
+      local c <close> = assert(ipc.listen("unixgram:@" .. helper.name("", "\0\0c")))
+      assert.equal(3, c:sendto("hey", srv:address()))
+      local data, from = srv:recvfrom(10, 5)
+      assert.equal("hey", data)
+      assert.equal(c:address(), from)
+      assert.equal(2, srv:sendto("ok", from))          -- reply to where it came from
+      assert.equal("ok", (c:recvfrom(10, 5)))
+      local l <close> = assert(ipc.listen("seqpacket:" .. name))
+      local k <close> = assert(ipc.connect("seqpacket:" .. name, 5))
+      local s <close> = assert(l:accept(5))
+      assert.equal("seqpacket:" .. name, l:address())
+      assert.equal(2, k:send("hi"))
+      assert.equal("hi", s:recv(10, 5))
+      -- the NUL byte is no terminator: a name that differs after it is another name
+      assert.is_nil((ipc.connect("seqpacket:" .. name .. "x", 5)))
+      -- a path (not abstract) still may not hold one
+      assert.has_error(function() ipc.listen("unix:/tmp/a\0b") end)
+      assert.has_error(function() ipc.connect("tcp://127.0.0.1\0:80") end)
+    end)
+
     it("replaces a stale path left by a crashed server", function()
       local path = helper.path(".sock")
       local pid = helper.fork(function()
@@ -577,6 +601,26 @@ s.close()
       assert.same({ nil, "timeout", E.ETIMEDOUT }, { b:recvfd(0) })
     end)
 
+    it("flags a datagram longer than recvfd's buffer as truncated", function()
+      local a, b = ipc.socketpair("dgram")
+      local close_a <close> = a
+      local close_b <close> = b
+      local x, y = ipc.socketpair("stream")
+      local close_x <close> = x
+      local close_y <close> = y
+      assert.equal(5000, a:sendfd(x, ("z"):rep(5000)))
+      local obj, data, trunc = b:recvfd(5)
+      assert.is_truthy(obj)
+      assert.equal(("z"):rep(4096), data)
+      assert.is_true(trunc)
+      obj:close()
+      assert.equal(1, a:sendfd(x))
+      obj, data, trunc = b:recvfd(5)
+      assert.equal("\0", data)
+      assert.is_nil(trunc)
+      obj:close()
+    end)
+
     it("reports a message without a descriptor", function()
       local a, b = ipc.socketpair("dgram")
       local close_a <close> = a
@@ -726,6 +770,20 @@ s.close()
         local _, out = helper.ctrl_c(code, { calls = { "ppoll", "recvfrom", "connect" } })
         assert.matches("interrupted!", out, 1, true, what)
       end
+    end)
+  end)
+
+  describe("Ctrl-C during a send", function()
+    it("interrupts a blocking stream send the signal cut short", function()
+      helper.SYS.sendto = helper.SYS.sendto or 44   -- x86_64 (helper.SYS lacks it)
+      local code = [[
+        local a, b = ipc.socketpair("stream")
+        local n = a:send(("x"):rep(64 * 1024 * 1024))
+        print("not interrupted", n, b)
+      ]]
+      local _, out = helper.ctrl_c(code, { calls = { "sendto" } })
+      assert.matches("interrupted!", out, 1, true)
+      assert.is_nil(out:find("not interrupted", 1, true))
     end)
   end)
 
