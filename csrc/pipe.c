@@ -168,6 +168,28 @@ static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait) {
   return -2;  /* this file cannot: the caller polls first */
 }
 
+/* One RWF_NOWAIT write where the kernel lacks RWF_NOSIGNAL: SIGPIPE
+ * blocked around it and drained after EPIPE, as lipc_write_nosigpipe. */
+static ssize_t nowait_write_nosigpipe(int fd, const void *p, size_t n) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  struct iovec v = { (void *)p, n };
+  ssize_t r = pwritev2(fd, &v, 1, -1, RWF_NOWAIT);
+  int err = errno;
+  if (r < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE)) {
+      struct timespec zero = {0, 0};
+      while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+    }
+  }
+  if (!sigismember(&old, SIGPIPE)) pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = err;
+  return r;
+}
+
 /* One write of at most n bytes without SIGPIPE, nonblocking for this
  * call when nowait.  Bytes, -1 with errno, or -2 as raw_read. */
 static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
@@ -176,12 +198,15 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
   }
   if (nowait && !s->nonblock) {
     if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
+    ssize_t r;
     if (have_nosignal) {
       struct iovec v = { (void *)p, n };
-      ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL | RWF_NOWAIT);
-      if (r >= 0 || errno != EOPNOTSUPP) return r;
-      return -2;  /* this file cannot: the caller polls first */
+      r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL | RWF_NOWAIT);
+    } else {
+      r = nowait_write_nosigpipe(s->h.fd, p, n);  /* never the blocking write below */
     }
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
+    return -2;  /* this file cannot: the caller polls first */
   }
   if (have_nosignal) {
     struct iovec v = { (void *)p, n };
@@ -198,7 +223,12 @@ static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size
   int spins = 0;  /* ready by poll yet EAGAIN: a competing reader, or a file type
                    * where RWF_NOWAIT never succeeds (then read plainly) */
   for (;;) {
-    if (nowait && spins > 100 && !s->nonblock && !s->socket) nowait = 0;
+    if (nowait && spins == 101 && !s->nonblock && !s->socket) {
+      /* a pipe's EAGAIN is real (another reader won): a plain read would
+       * block past the deadline */
+      struct stat st;
+      if (fstat(s->h.fd, &st) != 0 || !S_ISFIFO(st.st_mode)) nowait = 0;
+    }
     ssize_t r = raw_read(s, p, n, nowait);
     if (r >= 0) { *got = (size_t)r; return 0; }
     if (r == -2) {
@@ -232,10 +262,12 @@ static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *
   while (done < n || n == 0) {
     ssize_t r = raw_write(s, p + done, n - done, nowait);
     if (r == -2) {
-      /* no per-call nonblocking write for this file: poll, then write */
+      /* no per-call nonblocking write for this file: poll, then write at
+       * most PIPE_BUF bytes, which a pipe that polls writable takes without
+       * blocking (all of it could block past the deadline) */
       int w = lipc_wait_fd(d, s->h.fd, POLLOUT);
       if (w) { *put = done; return done ? 0 : w; }
-      r = raw_write(s, p + done, n - done, 0);
+      r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
     }
     if (r >= 0) {
       done += (size_t)r;
@@ -670,8 +702,18 @@ static int lpipe_mkfifo(lua_State *L) {
   lfifo *f = lipc_new(L, &fifo_class, 0);
   f->path = strdup(path);
   if (f->path == NULL) return luaL_error(L, "not enough memory");
-  int owns = 1;
-  if (mkfifo(path, mode) != 0) {
+  int owns = 1, rc, tries = 0;
+  /* a generated name taken by a leftover of a killed process whose pid we
+   * reuse: the next name */
+  while ((rc = mkfifo(f->path, mode)) != 0 && errno == EEXIST && path == gen && ++tries < 100) {
+    char prefix[PATH_MAX];
+    snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
+    lipc_genname(gen, sizeof gen, prefix, ".fifo");
+    free(f->path);
+    f->path = strdup(gen);
+    if (f->path == NULL) return luaL_error(L, "not enough memory");
+  }
+  if (rc != 0) {
     int err = errno;
     struct stat st;
     if (err == EEXIST && !excl && stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
@@ -709,6 +751,8 @@ static int lfifo_unlink(lua_State *L) {
 static int backoff(lipc_deadline *d, int fd, short events, int ms, int *ready) {
   struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
   *ready = 0;
+  /* a Ctrl-C that came outside poll (during the open or read) */
+  if (lipc_interrupted(d)) return EINTR;
   int left = lipc_deadline_ms(d);
   if (left == 0) return ETIMEDOUT;
   if (left > 0 && left < ms) ms = left;

@@ -150,6 +150,7 @@ static int wait_pid(pid_t pid, lipc_deadline *d, int *status) {
       if (err) break;
     } else {
       /* no pidfd (descriptor limit): nap, growing to 20 ms */
+      if (lipc_interrupted(d)) { err = EINTR; break; }  /* a Ctrl-C outside the nap */
       int left = lipc_deadline_ms(d);
       struct pollfd none;
       int n = poll(&none, 0, left >= 0 && left < ms ? left : ms);
@@ -431,9 +432,17 @@ typedef struct exec_io {
   int child_end;   /* IO_PIPE: the child's end */
 } exec_io;
 
+/* Push the option key of the exec table at 1, raw: the keys were checked
+ * raw (check_exec_table), and an __index could hand out a value nothing
+ * anchors (a string freed before its use) or change argv behind the checks. */
+static int exec_opt(lua_State *L, const char *key) {
+  lua_pushstring(L, key);
+  return lua_rawget(L, 1);
+}
+
 /* Read the stdio option key of the table at 1 into io (no resources). */
 static void check_stdio(lua_State *L, int i, exec_io *io) {
-  int t = lua_getfield(L, 1, STDIO_KEYS[i]);
+  int t = exec_opt(L, STDIO_KEYS[i]);
   io->kind = IO_INHERIT;
   io->fd = io->child_end = -1;
   io->tmp = 0;
@@ -503,7 +512,7 @@ static int check_exec_table(lua_State *L) {
  * char*[]; strings anchored in the table pushed below it).  Returns it,
  * or NULL when env is absent (inherit environ). */
 static char **build_env(lua_State *L) {
-  int t = lua_getfield(L, 1, "env");
+  int t = exec_opt(L, "env");
   if (t == LUA_TNIL) { lua_pop(L, 1); return NULL; }
   if (t != LUA_TTABLE) luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, -1));
   int envt = lua_gettop(L);
@@ -542,7 +551,7 @@ static char **build_env(lua_State *L) {
   lua_Integer na = 0;
   lua_pushnil(L);
   while (lua_next(L, envt)) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN && m < n + extra) {  /* bound: a finalizer may add keys */
       lua_pushvalue(L, -2);
       lua_pushliteral(L, "=");
       lua_pushvalue(L, -3);
@@ -668,7 +677,7 @@ static int lproc_exec(lua_State *L) {
   exec_io io[3];
   for (int i = 0; i < 3; i++) check_stdio(L, i, &io[i]);
   const char *cwd = NULL;
-  if (lua_getfield(L, 1, "cwd") != LUA_TNIL) {
+  if (exec_opt(L, "cwd") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad option 'cwd' (string expected, got %s)", luaL_typename(L, -1));
     size_t cl;
     cwd = lua_tolstring(L, -1, &cl);
@@ -682,6 +691,7 @@ static int lproc_exec(lua_State *L) {
   for (int i = 1; i <= argc; i++) {
     lua_rawgeti(L, 1, i);
     argv[i - 1] = (char *)lua_tostring(L, -1);  /* a number is converted on the stack copy */
+    if (argv[i - 1] == NULL) luaL_argerror(L, 1, "argv changed while it was read");
     lua_rawseti(L, anchor, i);
   }
   argv[argc] = NULL;

@@ -213,12 +213,17 @@ static int lshm_open(lua_State *L) {
   r->h.persist = (unsigned char)persist;
   if (name) snprintf(r->name, sizeof r->name, "%s", name);
   else lipc_genname(r->name, sizeof r->name, "/", "");
-  int fd = -1, created = 0;
+  int fd = -1, created = 0, tries = 0;
   int acc = readonly ? O_RDONLY : O_RDWR;
   for (;;) {
     if (create) {
       LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, mode));
       if (fd >= 0) { created = 1; break; }
+      if (errno == EEXIST && name == NULL && ++tries < 100) {
+        /* a leftover of a killed process whose pid we reuse: next name */
+        lipc_genname(r->name, sizeof r->name, "/", "");
+        continue;
+      }
       if (errno != EEXIST || excl || name == NULL) return lipc_error(L, errno, "shm_open", r->name);
     }
     LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CLOEXEC, 0));
@@ -430,8 +435,10 @@ static int lshm_pack(lua_State *L) {
   lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
   luaL_checkstring(L, 3);
   int n = lua_gettop(L);
+  /* call string.pack on the arguments in place: copying them could need
+   * more stack than a C function is given (thousands of values) */
   lua_pushvalue(L, lua_upvalueindex(1));  /* string.pack */
-  for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+  lua_insert(L, 3);
   lua_call(L, n - 2, 1);
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);

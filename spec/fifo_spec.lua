@@ -116,6 +116,23 @@ describe("ipc.mkfifo", function()
     assert.is_false(exists(path))
   end)
 
+  it("skips a generated name held by a leftover of a process with our pid", function()
+    local p = track(ipc.spawn(function()
+      local dir = os.getenv("TMPDIR")
+      if not (dir and dir:sub(1, 1) == "/") then dir = "/tmp" end
+      -- the first name a new process generates is <dir>/lipc.<pid>.1.fifo
+      local stale = dir .. "/lipc." .. ipc.getpid() .. ".1.fifo"
+      local old = assert(ipc.mkfifo(stale))
+      local f = assert(ipc.mkfifo())
+      local name = f:name()
+      assert(name ~= stale, name)
+      assert(f:close() and old:close())
+      assert(not exists(stale) and not exists(name))
+      return 0
+    end))
+    assert.same({ "exited", 0 }, { p:wait(10) })
+  end)
+
   it("makes a generated name when none is given", function()
     local f = ipc.mkfifo()
     local path = f:name()

@@ -459,6 +459,31 @@ describe("ipc processes bad input", function()
     assert.same({}, ipc.children())
   end)
 
+  it("reads exec options raw: an __index on the table never runs", function()
+    -- an __index that empties argv used to crash exec (argv[0] NULL); one that
+    -- returns a fresh cwd string left exec using it after a collection freed it
+    local ok, _, out = helper.run_lua([[
+      local ipc = require "lipc"
+      local calls = 0
+      local t = setmetatable({ "true" }, { __index = function(tt)
+        calls = calls + 1
+        rawset(tt, 1, nil)
+      end })
+      local p = assert(ipc.exec(t))
+      assert(select(2, p:wait(10)) == 0)
+      t = setmetatable({ "true" }, { __index = function(_, k)
+        calls = calls + 1
+        if k == "cwd" then return "/nonexistent/" .. ("x"):rep(60) end
+        collectgarbage()
+      end })
+      p = assert(ipc.exec(t))
+      assert(select(2, p:wait(10)) == 0)
+      print("calls " .. calls)
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("calls 0\n", out)
+  end)
+
   it("rejects bad arguments to process methods", function()
     local p = track(ipc.exec { "sleep", "30" })
     assert.error_matches(function() p:kill("BOGUS") end, "unknown signal name")

@@ -151,6 +151,19 @@ describe("ipc.shm", function()
       assert.equal(string.unpack("<i8", "abc\0\0\0\0\0"), r:load(0))
     end)
 
+    it("skips a generated name held by a leftover of a process with our pid", function()
+      join(helper.fork(function()
+        -- the first name a new process generates is /lipc.<pid>.1
+        local stale = "/lipc." .. ipc.getpid() .. ".1"
+        local old = assert(ipc.shm.open(stale, { create = true, size = 4096 }))
+        local r = assert(ipc.shm.open { size = 4096 })
+        local name = r:name()
+        assert(name ~= stale and name:match("^/lipc%." .. ipc.getpid() .. "%.%d+$"), name)
+        assert(r:close() and old:close())
+        assert(not exists("/dev/shm" .. stale) and not exists("/dev/shm" .. name))
+      end))
+    end)
+
     it("interoperates with a Python peer mapping /dev/shm/<name>", function()
       local name = helper.name()
       local r <close> = assert(ipc.shm.open(name, { create = true, size = 4096 }))
@@ -274,6 +287,25 @@ m.detach()
     local r
     before_each(function() r = assert(ipc.shm.anonymous(4096)) end)
     after_each(function() r:close() end)
+
+    it("packs more values than a C function's stack holds", function()
+      -- pack used to copy its arguments onto a stack sized for them once,
+      -- overflowing it (memory corruption) with many thousands of values
+      local ok, _, out = helper.run_lua([[
+        local ipc = require "lipc"
+        local r <close> = ipc.shm.anonymous(1 << 20)
+        local big = {}
+        for i = 1, 300000 do big[i] = 1 end
+        local function grow() local x = { table.unpack(big) } return #x end
+        grow()  -- a big stack, so that the call below does not grow it again
+        local t = {}
+        for i = 1, 200000 do t[i] = i % 100 end
+        print(r:pack(0, ("b"):rep(200000), table.unpack(t)))
+        print(r:unpack(199998, "b"))
+      ]])
+      assert.is_true(ok, out)
+      assert.equal("200000\n99\t199999\n", out)
+    end)
 
     it("reads, writes and fills within bounds", function()
       assert.equal(4096, #r:read())
