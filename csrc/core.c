@@ -519,7 +519,9 @@ void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {
 /* Push opts[key] (nil when opts is absent); returns its type. */
 static int getopt_(lua_State *L, int idx, const char *key) {
   if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
-  return lua_getfield(L, idx, key);
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);  /* raw, as lipc_checkoptions reads the keys */
 }
 
 static void opterror(lua_State *L, int idx, const char *key, const char *expected) {
