@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Registry key of the weak table of live handles (for ipc.audit). */
@@ -600,11 +601,16 @@ pid_t lipc_fork(void) {
 }
 
 ssize_t lipc_write_nosigpipe(int fd, const void *buf, size_t len) {
+  return lipc_pwrite_nosigpipe(fd, buf, len, 0);
+}
+
+ssize_t lipc_pwrite_nosigpipe(int fd, const void *buf, size_t len, int rwf) {
   sigset_t pipe_set, old, pending;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  ssize_t n = write(fd, buf, len);
+  struct iovec v = { (void *)buf, len };
+  ssize_t n = rwf ? pwritev2(fd, &v, 1, -1, rwf) : write(fd, buf, len);
   int err = errno;
   if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
     /* drain the SIGPIPE this write raised, unless one was pending before */

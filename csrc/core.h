@@ -188,6 +188,14 @@ pid_t lipc_fork(void);
  * a single write(2) call, so it may be short. */
 ssize_t lipc_write_nosigpipe(int fd, const void *buf, size_t len);
 
+/* The field-th integer (0-based) of a /proc file, or def when it cannot
+ * be read (csrc/system.c). */
+long long lipc_proc_value(const char *path, int field, long long def);
+
+/* Write like lipc_write_nosigpipe, through pwritev2 with the RWF_* flags
+ * rwf (0: plain write). */
+ssize_t lipc_pwrite_nosigpipe(int fd, const void *buf, size_t len, int rwf);
+
 /* The directory for generated socket paths ($TMPDIR or /tmp). */
 const char *lipc_tmpdir(void);
 

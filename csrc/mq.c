@@ -59,15 +59,6 @@ static const lipc_class MQ_CLASS = {
   "lipc.mq", "mq", sizeof(lmq), mq_release, mq_describe, mq_audit, 0
 };
 
-/* One integer from a /proc file, or def when it cannot be read. */
-static long proc_long(const char *path, long def) {
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return def;
-  long v;
-  if (fscanf(f, "%ld", &v) != 1) v = def;
-  fclose(f);
-  return v;
-}
 
 /* sysconf(_SC_MQ_PRIO_MAX): priorities are 0 .. this - 1. */
 static long prio_max(void) {
@@ -83,8 +74,8 @@ static long prio_max(void) {
 static int open_error(lua_State *L, int err, const char *name, const struct mq_attr *attr) {
   char extra[256] = "";
   if (err == EINVAL && attr != NULL) {
-    long lmax = proc_long("/proc/sys/fs/mqueue/msg_max", -1);
-    long lsize = proc_long("/proc/sys/fs/mqueue/msgsize_max", -1);
+    long lmax = (long)lipc_proc_value("/proc/sys/fs/mqueue/msg_max", 0, -1);
+    long lsize = (long)lipc_proc_value("/proc/sys/fs/mqueue/msgsize_max", 0, -1);
     if (attr->mq_maxmsg > lmax)
       snprintf(extra, sizeof extra, " (maxmsg %ld exceeds the limit %ld of /proc/sys/fs/mqueue/msg_max;"
                " with CAP_SYS_RESOURCE up to %ld)", attr->mq_maxmsg, lmax, MQ_HARD_MSGMAX);
@@ -98,7 +89,7 @@ static int open_error(lua_State *L, int err, const char *name, const struct mq_a
                " of this user's queues, counting maxmsg * msgsize each)", (unsigned long long)rl.rlim_cur);
   } else if (err == ENOSPC) {
     snprintf(extra, sizeof extra, " (the limit %ld of /proc/sys/fs/mqueue/queues_max is reached)",
-             proc_long("/proc/sys/fs/mqueue/queues_max", -1));
+             (long)lipc_proc_value("/proc/sys/fs/mqueue/queues_max", 0, -1));
   }
   lua_pushnil(L);
   lua_pushfstring(L, "mq_open %s: %s%s", name, strerror(err), extra);
@@ -136,8 +127,8 @@ static int lmq_open(lua_State *L) {
   struct mq_attr attr, *pattr = NULL;
   if (maxmsg || msgsize) {
     memset(&attr, 0, sizeof attr);
-    attr.mq_maxmsg = maxmsg ? (long)maxmsg : proc_long("/proc/sys/fs/mqueue/msg_default", 10);
-    attr.mq_msgsize = msgsize ? (long)msgsize : proc_long("/proc/sys/fs/mqueue/msgsize_default", 8192);
+    attr.mq_maxmsg = maxmsg ? (long)maxmsg : (long)lipc_proc_value("/proc/sys/fs/mqueue/msg_default", 0, 10);
+    attr.mq_msgsize = msgsize ? (long)msgsize : (long)lipc_proc_value("/proc/sys/fs/mqueue/msgsize_default", 0, 8192);
     pattr = &attr;
   }
 

@@ -71,21 +71,12 @@ static const lipc_class MSG_CLASS = {
   "lipc.msg", "msg", sizeof(lmsg), msg_release, msg_describe, msg_audit, 0
 };
 
-/* One integer from a /proc file, or def. */
-static long proc_long(const char *path, long def) {
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return def;
-  long v;
-  if (fscanf(f, "%ld", &v) != 1) v = def;
-  fclose(f);
-  return v;
-}
 
 /* msgmax (largest message), read once; fresh = 1 reads it again. */
 static size_t msgmax(int fresh) {
   static long cached;
   if (cached <= 0 || fresh) {
-    long v = proc_long("/proc/sys/kernel/msgmax", 8192);
+    long v = (long)lipc_proc_value("/proc/sys/kernel/msgmax", 0, 8192);
     cached = v > 0 ? v : 8192;
   }
   return (size_t)cached;
@@ -178,7 +169,7 @@ static int lmsg_get(lua_State *L) {
     if (err == ENOSPC) {
       lua_pushnil(L);
       lua_pushfstring(L, "msgget %s: %s (the limit %d of /proc/sys/kernel/msgmni is reached)", what,
-                      strerror(err), (int)proc_long("/proc/sys/kernel/msgmni", -1));
+                      strerror(err), (int)lipc_proc_value("/proc/sys/kernel/msgmni", 0, -1));
       lua_pushinteger(L, err);
       return 3;
     }

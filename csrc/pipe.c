@@ -168,28 +168,6 @@ static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait) {
   return -2;  /* this file cannot: the caller polls first */
 }
 
-/* One RWF_NOWAIT write where the kernel lacks RWF_NOSIGNAL: SIGPIPE
- * blocked around it and drained after EPIPE, as lipc_write_nosigpipe. */
-static ssize_t nowait_write_nosigpipe(int fd, const void *p, size_t n) {
-  sigset_t pipe_set, old, pending;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  struct iovec v = { (void *)p, n };
-  ssize_t r = pwritev2(fd, &v, 1, -1, RWF_NOWAIT);
-  int err = errno;
-  if (r < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
-    sigpending(&pending);
-    if (sigismember(&pending, SIGPIPE)) {
-      struct timespec zero = {0, 0};
-      while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
-    }
-  }
-  if (!sigismember(&old, SIGPIPE)) pthread_sigmask(SIG_SETMASK, &old, NULL);
-  errno = err;
-  return r;
-}
-
 /* One write of at most n bytes without SIGPIPE, nonblocking for this
  * call when nowait.  Bytes, -1 with errno, or -2 as raw_read. */
 static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
@@ -203,7 +181,7 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
       struct iovec v = { (void *)p, n };
       r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL | RWF_NOWAIT);
     } else {
-      r = nowait_write_nosigpipe(s->h.fd, p, n);  /* never the blocking write below */
+      r = lipc_pwrite_nosigpipe(s->h.fd, p, n, RWF_NOWAIT);  /* never the blocking write below */
     }
     if (r >= 0 || errno != EOPNOTSUPP) return r;
     return -2;  /* this file cannot: the caller polls first */

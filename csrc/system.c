@@ -21,15 +21,20 @@ static const lipc_const ERRNOS[] = {
   {NULL, 0}
 };
 
-/* Read one integer (or the first of several) from a /proc file; -1 if not. */
-static long long read_proc(const char *path, int field) {
+/* The field-th integer of a /proc file, or def. */
+long long lipc_proc_value(const char *path, int field, long long def) {
   FILE *f = fopen(path, "re");
-  if (f == NULL) return -1;
-  long long v = -1;
+  if (f == NULL) return def;
+  long long v = def;
   for (int i = 0; i <= field; i++)
-    if (fscanf(f, "%lld", &v) != 1) { v = -1; break; }
+    if (fscanf(f, "%lld", &v) != 1) { v = def; break; }
   fclose(f);
   return v;
+}
+
+/* A limit from /proc, -1 when it cannot be read. */
+static long long read_proc(const char *path, int field) {
+  return lipc_proc_value(path, field, -1);
 }
 
 static void set_limit(lua_State *L, const char *key, long long v) {
