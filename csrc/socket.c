@@ -839,29 +839,25 @@ static int lsocket_shutdown(lua_State *L) {
   return 1;
 }
 
-/* s:address(): the local address as a URL (nil when unnamed). */
-static int lsocket_address(lua_State *L) {
+/* Push the local (peer = 0) or the peer's address of the socket at 1 as a
+ * URL (nil when unnamed). */
+static int push_name(lua_State *L, int peer) {
   lsock *k = checksock(L, 1);
   struct sockaddr_storage sa;
   socklen_t sl = sizeof sa;
   memset(&sa, 0, sizeof sa);
-  if (getsockname(k->s.h.fd, (struct sockaddr *)&sa, &sl) != 0)
-    return lipc_error(L, errno, "getsockname", sock_name(k));
+  int rc = peer ? getpeername(k->s.h.fd, (struct sockaddr *)&sa, &sl)
+                : getsockname(k->s.h.fd, (struct sockaddr *)&sa, &sl);
+  if (rc != 0) return lipc_error(L, errno, peer ? "getpeername" : "getsockname", sock_name(k));
   push_sockaddr(L, k->scheme, &sa, sl, NULL, 0);
   return 1;
 }
 
+/* s:address(): the local address as a URL (nil when unnamed). */
+static int lsocket_address(lua_State *L) { return push_name(L, 0); }
+
 /* s:peer(): the peer's address as a URL (nil when unnamed). */
-static int lsocket_peer(lua_State *L) {
-  lsock *k = checksock(L, 1);
-  struct sockaddr_storage sa;
-  socklen_t sl = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  if (getpeername(k->s.h.fd, (struct sockaddr *)&sa, &sl) != 0)
-    return lipc_error(L, errno, "getpeername", sock_name(k));
-  push_sockaddr(L, k->scheme, &sa, sl, NULL, 0);
-  return 1;
-}
+static int lsocket_peer(lua_State *L) { return push_name(L, 1); }
 
 /* Socket options by name. */
 enum { OPT_BOOL, OPT_INT, OPT_LINGER };

@@ -4,41 +4,11 @@ local helper = require "spec.helper"
 local E = ipc.errno
 
 -- Objects and processes made by the running test, cleaned up after it.
-local made, procs = {}, {}
-after_each(function()
-  for _, p in ipairs(procs) do
-    if tostring(p) ~= "lipc.process(closed)" then
-      if p:status() == nil then pcall(p.kill, p, "KILL") end
-      p:wait(10)
-      p:close()
-    end
-  end
-  for _, o in ipairs(made) do o:close() end
-  made, procs = {}, {}
-end)
+local keep, track = helper.tracker(after_each)
 
-local function keep(o, ...)
-  assert(o, ...)
-  made[#made + 1] = o
-  return o
-end
+local exists = helper.exists
 
-local function track(p, ...)
-  assert(p, ...)
-  procs[#procs + 1] = p
-  return p
-end
-
-local function exists(path)
-  return os.execute("test -e " .. helper.shquote(path)) == true
-end
-
-local function now()
-  local f = assert(io.open("/proc/uptime"))
-  local t = tonumber(f:read("l"):match("^(%S+)"))
-  f:close()
-  return t
-end
+local now = ipc.clock
 
 describe("ipc.mkfifo", function()
   it("creates a FIFO with mode 0600 that the owner removes on close", function()

@@ -274,6 +274,37 @@ function M.compile_c(src, flags)
   return exe, out
 end
 
+--- Objects and processes a spec file makes, cleaned up after each test:
+-- objects closed, processes still running killed, all waited and closed.
+-- Call at a spec file's top level, passing busted's after_each:
+-- `local keep, track = helper.tracker(after_each)`; `keep(obj)` and
+-- `track(process)` assert their argument and return it.
+function M.tracker(after_each)
+  local made, procs = {}, {}
+  after_each(function()
+    for _, p in ipairs(procs) do
+      if tostring(p) ~= "lipc.process(closed)" then
+        if p:status() == nil then pcall(p.kill, p, "KILL") end
+        p:wait(10)
+        p:close()
+      end
+    end
+    for _, o in ipairs(made) do o:close() end
+    made, procs = {}, {}
+  end)
+  local function keep(o, ...)
+    assert(o, ...)
+    made[#made + 1] = o
+    return o
+  end
+  local function track(p, ...)
+    assert(p, ...)
+    procs[#procs + 1] = p
+    return p
+  end
+  return keep, track
+end
+
 -- ---- the leak audit --------------------------------------------------------
 
 local function listdir(dir)

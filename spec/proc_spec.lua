@@ -4,32 +4,12 @@ local helper = require "spec.helper"
 local E = ipc.errno
 
 -- Objects and processes made by the running test, cleaned up after it.
-local made, procs = {}, {}
-after_each(function()
-  for _, p in ipairs(procs) do
-    if tostring(p) ~= "lipc.process(closed)" then
-      if p:status() == nil then pcall(p.kill, p, "KILL") end
-      p:wait(10)
-      p:close()
-    end
-  end
-  for _, o in ipairs(made) do o:close() end
-  made, procs = {}, {}
-end)
-
--- Track a process handle (waited and closed after the test).
-local function track(p, ...)
-  assert(p, ...)
-  procs[#procs + 1] = p
-  return p
-end
+local keep, track = helper.tracker(after_each)
 
 -- A pipe whose ends are closed after the test.
 local function pipe(opts)
   local r, w = assert(ipc.pipe(opts))
-  made[#made + 1] = r
-  made[#made + 1] = w
-  return r, w
+  return keep(r), keep(w)
 end
 
 -- Everything a program prints on stdout (run through ipc.exec).
