@@ -527,6 +527,9 @@ static char **build_env(lua_State *L) {
       luaL_error(L, "bad option 'env' (invalid variable name '%s')", k);
     int vt = lua_type(L, -1);
     if (vt == LUA_TSTRING || vt == LUA_TNUMBER) {
+      size_t vl;
+      const char *v = lua_tolstring(L, -1, &vl);  /* converts a number value in place; keys are left alone, as lua_next needs */
+      if (memchr(v, '\0', vl)) luaL_error(L, "bad option 'env' (value of '%s' contains a NUL byte)", k);
       extra++;
     } else if (!(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
       luaL_error(L, "bad option 'env' (value of '%s' must be a string or false)", k);
@@ -707,7 +710,7 @@ static int lproc_exec(lua_State *L) {
   if (err) return lipc_error(L, err, "exec", argv[0]);
   int dirfd = -1;
   if (cwd) {
-    dirfd = open(cwd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dirfd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);  /* enough for fchdir, as chdir needs only search */
     if (dirfd < 0) return lipc_error(L, errno, "chdir", cwd);
   }
   for (int i = 0; i < 3; i++) {

@@ -200,6 +200,9 @@ static int lmutex_unlock(lua_State *L) {
 /* mu:destroy(): pthread_mutex_destroy, then close mu. */
 static int lmutex_destroy(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
+  /* glibc lets a held robust mutex be destroyed; unmapping it later would
+   * leave it on the thread's robust list */
+  if (m->held > 0) return lipc_error(L, EBUSY, "pthread_mutex_destroy", NULL);
   int err = pthread_mutex_destroy(m->mu);
   if (err) return lipc_error(L, err, "pthread_mutex_destroy", NULL);
   (void)lipc_release(&m->h);
