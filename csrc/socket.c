@@ -386,7 +386,11 @@ static int bind_unix_path(int fd, addr *a, mode_t mode) {
     int err = errno;
     umask(old);
     if (rc == 0) {
-      if (chmod(un->sun_path, mode) != 0) return errno;
+      if (chmod(un->sun_path, mode) != 0) {  /* never leave a file nobody owns */
+        int e = errno;
+        unlink(un->sun_path);
+        return e;
+      }
       return 0;
     }
     if (err != EADDRINUSE || attempt > 0) return err;
@@ -453,12 +457,21 @@ static int lsocket_listen(lua_State *L) {
   }
   if (err != 0) return lipc_error(L, err, "bind", k->name);
   if (a.type != SOCK_DGRAM) {
-    if (listen(fd, backlog) != 0) return lipc_error(L, errno, "listen", k->name);
+    /* a listener that cannot listen is released at once (its path too) */
+    if (listen(fd, backlog) != 0) {
+      err = errno;
+      (void)lipc_release(&k->s.h);
+      return lipc_error(L, err, "listen", k->name);
+    }
     k->listening = 1;
     /* accept waits with poll: a nonblocking listener never blocks past a
      * deadline when another process takes the connection first */
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return lipc_error(L, errno, "fcntl", k->name);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+      err = errno;
+      (void)lipc_release(&k->s.h);
+      return lipc_error(L, err, "fcntl", k->name);
+    }
   }
   struct sockaddr_storage sa;
   socklen_t sl = sizeof sa;
