@@ -685,8 +685,8 @@ void lipc_open_core(lua_State *L) {
 int lipc_backoff(lipc_deadline *d, int *step) {
   if (lipc_interrupted(d)) return EINTR;
   if (lipc_deadline_expired(d)) return ETIMEDOUT;
-  long ns = 50000L << (*step < 8 ? *step : 8);
-  if (ns > 10000000L) ns = 10000000L;
+  long ns = 50000L << (*step < 7 ? *step : 7);
+  if (ns > 5000000L) ns = 5000000L;
   (*step)++;
   struct timespec nap = {0, ns}, left;
   if (lipc_deadline_left(d, &left) == 0 && left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap = left;

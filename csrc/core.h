@@ -131,9 +131,10 @@ int lipc_interrupted(const lipc_deadline *d);
  * reports it), ETIMEDOUT, EINTR when interrupted, or another errno. */
 int lipc_wait_fd(lipc_deadline *d, int fd, short events);
 
-/* After an operation failed with EAGAIN although poll said the descriptor
- * was ready (an eventfd add too large to fit, a datagram to a full
- * receiver), sleep a little before retrying: 50 us doubling to 10 ms, never
+/* Between tries of an operation that has no way to wait for readiness
+ * (System V msgsnd/msgrcv with IPC_NOWAIT), or that failed with EAGAIN
+ * although poll said ready (an eventfd add too large to fit, a datagram to
+ * a full receiver), sleep a little before retrying: 50 us doubling to 5 ms, never
  * past the deadline.  *step starts at 0.  0 to retry, ETIMEDOUT when the
  * deadline has passed, EINTR when interrupted. */
 int lipc_backoff(lipc_deadline *d, int *step);

@@ -19,8 +19,6 @@
 #include <sys/msg.h>
 #include <sys/stat.h>
 
-#define BACKOFF_FIRST_NS 50000L      /* 50 us */
-#define BACKOFF_MAX_NS 5000000L      /* 5 ms */
 #define MSG_BUF_CAP ((size_t)1 << 30)
 
 /* The msgbuf of msgsnd(2)/msgrcv(2): a long type, then the bytes. */
@@ -90,23 +88,6 @@ static int reserve(lmsg *m, size_t need) {
   if (nb == NULL) return ENOMEM;
   m->buf = nb;
   m->cap = need;
-  return 0;
-}
-
-/* Sleep one backoff step, capped by the deadline.  0 to try again,
- * ETIMEDOUT once the deadline has passed, EINTR on Ctrl-C. */
-static int backoff(lipc_deadline *d, long *step) {
-  /* a SIGINT that landed between sleeps (during a try) interrupted no
-   * system call: notice it here, or it would be lost */
-  if (lipc_interrupted(d)) return EINTR;
-  struct timespec left;
-  lipc_deadline_left(d, &left);
-  if (left.tv_sec == 0 && left.tv_nsec == 0) return ETIMEDOUT;
-  struct timespec nap = {0, *step};
-  if (left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap.tv_nsec = left.tv_nsec;
-  (void)nanosleep(&nap, NULL);
-  if (lipc_interrupted(d)) return EINTR;
-  *step = *step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *step * 2;
   return 0;
 }
 
@@ -216,7 +197,7 @@ static int lmsg_send(lua_State *L) {
   if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
   m->buf->mtype = mtype;
   memcpy(m->buf->mtext, data, len);
-  long step = BACKOFF_FIRST_NS;
+  int step = 0;
   int checked = 0;
   for (;;) {
     /* the first try never blocks: a full queue is then checked once */
@@ -232,7 +213,7 @@ static int lmsg_send(lua_State *L) {
       if (d.forever) continue;
     }
     if (err != EAGAIN || d.forever) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
-    err = backoff(&d, &step);
+    err = lipc_backoff(&d, &step);
     if (err == ETIMEDOUT) return lipc_timeout(L);
     if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
   }
@@ -250,7 +231,7 @@ static int lmsg_receive(lua_State *L) {
   char what[32];
   int err = reserve(m, msgmax(0));
   if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
-  long step = BACKOFF_FIRST_NS;
+  int step = 0;
   ssize_t n;
   for (;;) {
     n = msgrcv(m->id, m->buf, m->cap, mtype, d.forever ? 0 : IPC_NOWAIT);
@@ -270,7 +251,7 @@ static int lmsg_receive(lua_State *L) {
       continue;
     }
     if (err != ENOMSG || d.forever) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
-    err = backoff(&d, &step);
+    err = lipc_backoff(&d, &step);
     if (err == ETIMEDOUT) return lipc_timeout(L);
     if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
   }

@@ -781,9 +781,11 @@ static char *recv_space(lsock *k, size_t n, char *stackbuf) {
   return s->buf;
 }
 
-/* s:recv(n, timeout): up to n bytes (stream: nil at end of stream;
- * message sockets: one message, plus true when it was truncated). */
-static int lsocket_recv(lua_State *L) {
+/* Receive for recv (with_from = 0) and recvfrom (1): data (nil at the end
+ * of a stream or of a seqpacket connection), the sender's URL for recvfrom
+ * (nil when unnamed or for bytes read ahead by lines()), then true when a
+ * message was longer than n (truncated). */
+static int recv_common(lua_State *L, int with_from) {
   lsock *k = checksock(L, 1);
   size_t n = recv_size(L, 2, k);
   lipc_deadline d;
@@ -795,51 +797,36 @@ static int lsocket_recv(lua_State *L) {
     k->s.len -= take;
     return 1;
   }
+  struct sockaddr_storage from;
+  memset(&from, 0, sizeof from);
+  socklen_t fl = 0;
   char stackbuf[STACK_RECV];
   char *p = recv_space(k, n, stackbuf);
   if (p == NULL) return luaL_error(L, "not enough memory");
   int err = 0, trunc = 0;
-  ssize_t r = recv_wait(&d, k, p, n, NULL, NULL, &trunc, &err);
-  if (r < 0) return lipc_fail(L, err, "recv", sock_name(k));
+  ssize_t r = recv_wait(&d, k, p, n, with_from ? &from : NULL, with_from ? &fl : NULL, &trunc, &err);
+  if (r < 0) return lipc_fail(L, err, with_from ? "recvfrom" : "recv", sock_name(k));
   if (r == 0 && k->type != SOCK_DGRAM && k->type != SOCK_RAW) {
     lua_pushnil(L);  /* end of stream */
     return 1;
   }
   lua_pushlstring(L, p, (size_t)r);
-  if (trunc) { lua_pushboolean(L, 1); return 2; }
-  return 1;
+  int nret = 1;
+  if (with_from) {
+    if (fl == 0) lua_pushnil(L);
+    else push_sockaddr(L, k->scheme, &from, fl, NULL, 0);
+    nret++;
+  }
+  if (trunc) { lua_pushboolean(L, 1); nret++; }
+  return nret;
 }
 
-/* s:recvfrom(n, timeout): data, from (URL or nil when unnamed), and true
- * as a third value when the datagram was longer than n (truncated). */
-static int lsocket_recvfrom(lua_State *L) {
-  lsock *k = checksock(L, 1);
-  size_t n = recv_size(L, 2, k);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
-  struct sockaddr_storage from;
-  memset(&from, 0, sizeof from);
-  socklen_t fl = 0;
-  if (k->s.len > 0) {  /* bytes read ahead by lines(): no sender to report */
-    size_t take = n < k->s.len ? n : k->s.len;
-    lua_pushlstring(L, k->s.buf + k->s.off, take);
-    k->s.off += take;
-    k->s.len -= take;
-    return 1;
-  }
-  char stackbuf[STACK_RECV];
-  char *p = recv_space(k, n, stackbuf);
-  if (p == NULL) return luaL_error(L, "not enough memory");
-  int err = 0, trunc = 0;
-  ssize_t r = recv_wait(&d, k, p, n, &from, &fl, &trunc, &err);
-  if (r < 0) return lipc_fail(L, err, "recvfrom", sock_name(k));
-  if (r == 0 && k->type == SOCK_STREAM) { lua_pushnil(L); return 1; }
-  lua_pushlstring(L, p, (size_t)r);
-  if (fl == 0) lua_pushnil(L);
-  else push_sockaddr(L, k->scheme, &from, fl, NULL, 0);
-  if (trunc) { lua_pushboolean(L, 1); return 3; }
-  return 2;
-}
+/* s:recv(n, timeout): up to n bytes (stream) or one message, plus true
+ * when the message was truncated. */
+static int lsocket_recv(lua_State *L) { return recv_common(L, 0); }
+
+/* s:recvfrom(n, timeout): data, from, and true when truncated. */
+static int lsocket_recvfrom(lua_State *L) { return recv_common(L, 1); }
 
 /* s:shutdown(how): "r", "w" or "rw". */
 static int lsocket_shutdown(lua_State *L) {
