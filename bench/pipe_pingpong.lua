@@ -4,24 +4,14 @@
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local MSG = 64
-local iters = tonumber(os.getenv("BENCH_ITERS")) or 20000
-local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
+local iters, warm = bench.counts()
 
 local to_child_r, to_child_w = assert(ipc.pipe())
 local to_parent_r, to_parent_w = assert(ipc.pipe())
-local pid = assert(ipc.fork())
-if pid == 0 then
-  to_child_w:close(); to_parent_r:close()
-  local read, write = to_child_r.read, to_parent_w.write
-  while true do
-    local m = read(to_child_r, MSG)
-    if not m then ipc.exit(0) end
-    if not write(to_parent_w, m) then ipc.exit(1) end
-  end
-end
-to_child_r:close(); to_parent_w:close()
+local pid = bench.echo_child(to_child_r, to_parent_w, MSG, { to_child_w, to_parent_r })
 
 local ns = clock.ns
 local msg = ("x"):rep(MSG)
@@ -38,11 +28,7 @@ for i = 1, warm + iters do
 end
 to_child_w:close()
 assert(to_parent_r:read(MSG) == nil)
-local how, code = ipc.wait(pid)
-assert(how == "exited" and code == 0, "child failed")
+bench.reap(pid)
 to_parent_r:close()
 
-table.sort(rtt)
-print(("metric pipe_rtt_median %.3f us lower"):format(rtt[iters // 2 + 1] / 1e3))
-print(("metric pipe_rtt_p99 %.3f us lower"):format(rtt[math.ceil(iters * 0.99)] / 1e3))
-print("target pipe_rtt_median <=1.15")
+bench.report_rtt("pipe", rtt, "<=1.15")

@@ -31,17 +31,7 @@ local function run(idle)
   local to_child_r, to_child_w = assert(ipc.pipe())
   local to_parent_r, to_parent_w = assert(ipc.pipe())
   assert(p:add(to_parent_r, "r"))
-  local pid = assert(ipc.fork())
-  if pid == 0 then
-    to_child_w:close(); to_parent_r:close()
-    local read, write = to_child_r.read, to_parent_w.write
-    while true do
-      local m = read(to_child_r, MSG)
-      if not m then ipc.exit(0) end
-      if not write(to_parent_w, m) then ipc.exit(1) end
-    end
-  end
-  to_child_r:close(); to_parent_w:close()
+  local pid = bench.echo_child(to_child_r, to_parent_w, MSG, { to_child_w, to_parent_r })
 
   local ns = clock.ns
   local msg = ("x"):rep(MSG)

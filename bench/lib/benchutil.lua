@@ -20,6 +20,26 @@ function M.reap(pid, what)
   assert(how == "exited" and code == 0, (what or "child") .. " failed")
 end
 
+--- Fork the echo child of a byte-stream ping-pong: it reads up to size
+-- bytes from inp and writes them back to out until end of stream, then
+-- exits 0 (1 when a write fails).  The parent's copies of inp and out are
+-- closed; returns the child's pid.  child_ends: the parent's own ends, which
+-- the child closes first.
+function M.echo_child(inp, out, size, child_ends)
+  local pid = assert(ipc.fork())
+  if pid == 0 then
+    for _, e in ipairs(child_ends or {}) do e:close() end
+    local read, write = inp.read, out.write
+    while true do
+      local m = read(inp, size)
+      if not m then ipc.exit(0) end
+      if not write(out, m) then ipc.exit(1) end
+    end
+  end
+  inp:close(); out:close()
+  return pid
+end
+
 --- Print `metric <key>_rtt_median` and `<key>_rtt_p99` in microseconds from
 -- the list rtt of nanosecond figures (sorted in place: the median is element
 -- n/2, the p99 element ceil(0.99 n) - 1, 0-based, as in C), then
