@@ -104,9 +104,10 @@ end
 
 --- x86_64 numbers of the system calls a test waits to see a process blocked in.
 M.SYS = {
-  read = 0, poll = 7, connect = 42, recvfrom = 45, semop = 65, msgsnd = 69, msgrcv = 70, futex = 202, semtimedop = 220,
+  read = 0, write = 1, poll = 7, connect = 42, recvfrom = 45, semop = 65, msgsnd = 69, msgrcv = 70,
+  futex = 202, semtimedop = 220,
   clock_nanosleep = 230, epoll_wait = 232, mq_timedsend = 242, mq_timedreceive = 243,
-  ppoll = 271, epoll_pwait = 281,
+  ppoll = 271, epoll_pwait = 281, pwritev2 = 328,
 }
 
 --- The system calls of lipc's waits on a descriptor (the default of blocked_in).
