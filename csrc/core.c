@@ -105,6 +105,20 @@ void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls) {
   return h;
 }
 
+/* The handle at 1 for a hot method whose upvalue 1 is cls's metatable. */
+void *lipc_check_up(lua_State *L, const lipc_class *cls, int need_open) {
+  lipc_handle *h = lua_touserdata(L, 1);
+  if (h != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) {
+      if (need_open && !h->open) lipc_closed_error(L, cls);
+      return h;
+    }
+  }
+  return need_open ? lipc_check(L, 1, cls) : lipc_checkclass(L, 1, cls);
+}
+
 /* The open handle at idx of class cls; raises otherwise. */
 void *lipc_check(lua_State *L, int idx, const lipc_class *cls) {
   lipc_handle *h = lipc_checkclass(L, idx, cls);

@@ -71,6 +71,11 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv);
 /* The handle at idx, of class cls and open; raises otherwise
  * ("attempt to use a closed lipc.pipe"). */
 void *lipc_check(lua_State *L, int idx, const lipc_class *cls);
+/* The handle at 1 of class cls, for a hot method registered with the
+ * class metatable as upvalue 1 (luaL_setfuncs(L, hot, 1)): then the check
+ * is one pointer comparison; otherwise as lipc_check (need_open) or
+ * lipc_checkclass. */
+void *lipc_check_up(lua_State *L, const lipc_class *cls, int need_open);
 /* The handle at idx, of class cls, open or closed; raises otherwise. */
 void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls);
 /* Any lipc handle at idx (open or closed), or NULL. */

@@ -41,20 +41,8 @@ static const lipc_class EVENTFD = {
   .describe = levent_describe,
 };
 
-/* The open eventfd at 1, for the hot methods bound with the metatable as
- * upvalue 1: one pointer comparison instead of a lookup by name. */
-static levent *levent_fastcheck(lua_State *L) {
-  levent *e = lua_touserdata(L, 1);
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) {
-      if (!e->h.open) lipc_closed_error(L, &EVENTFD);
-      return e;
-    }
-  }
-  return lipc_check(L, 1, &EVENTFD);
-}
+/* The open eventfd at 1 for the hot methods (upvalue 1: the metatable). */
+static levent *levent_fastcheck(lua_State *L) { return lipc_check_up(L, &EVENTFD, 1); }
 
 /* Start the deadline of a call: the timeout at idx, or "try once" when
  * the object is nonblocking and no timeout was given. */

@@ -177,18 +177,8 @@ static int is_stale(lua_State *L, int idx) {
   return !h->open;
 }
 
-/* The poller at 1 (open or not), for functions bound with the poller
- * metatable as upvalue 1: one pointer comparison instead of a lookup by
- * name; raises like lipc_checkclass otherwise. */
-static lpoller *poller_fastclass(lua_State *L) {
-  lpoller *p = lua_touserdata(L, 1);
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) return p;
-  }
-  return lipc_checkclass(L, 1, &POLLER);
-}
+/* The poller at 1, open or not (upvalue 1: the metatable). */
+static lpoller *poller_fastclass(lua_State *L) { return lipc_check_up(L, &POLLER, 0); }
 
 /* The serial of fd's registration, 0 when none. */
 static uint32_t serial_of(const lpoller *p, int fd) {

@@ -143,17 +143,8 @@ static int lsem_attach(lua_State *L) {
   return place(L, 0);
 }
 
-/* The open lipc.sem at 1 for the hot methods (wait, trywait, post): their
- * upvalue 1 is the metatable, so the check is a pointer comparison. */
-static lsem *fast_sem(lua_State *L) {
-  lsem *s = lua_touserdata(L, 1);
-  if (s != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same && s->h.open) return s;
-  }
-  return lipc_check(L, 1, &sem_class);
-}
+/* The open lipc.sem at 1 for the hot methods (upvalue 1: the metatable). */
+static lsem *fast_sem(lua_State *L) { return lipc_check_up(L, &sem_class, 1); }
 
 /* Wait on sem until the deadline: 0, ETIMEDOUT, EINTR (Ctrl-C) or errno.
  * sem_wait/sem_clockwait fail with EINTR when a handler installed without

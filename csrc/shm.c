@@ -142,18 +142,8 @@ static size_t span(lua_State *L, lipc_region *r, int oidx, int lidx, size_t *len
   return (size_t)off;
 }
 
-/* The open region at 1, by the hot-path methods: their upvalue 1 is the
- * region metatable, so the check is one pointer comparison (the generic
- * luaL_checkudata looks the metatable up by name); raises otherwise. */
-static lipc_region *fast_region(lua_State *L) {
-  lipc_region *r = lua_touserdata(L, 1);
-  if (r != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same && r->h.open) return r;
-  }
-  return lipc_region_check(L, 1);
-}
+/* The open region at 1 for the hot methods (upvalue 1: the metatable). */
+static lipc_region *fast_region(lua_State *L) { return lipc_check_up(L, &lipc_region_class, 1); }
 
 /* The 8-aligned int64 at the offset in argument 2. */
 static int64_t *atomic_at(lua_State *L, int write) {
