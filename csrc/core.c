@@ -22,6 +22,11 @@ static const char CLASS_FIELD[] = "__lipc";
 /* Registry key of the sentinel that empties the metatable cache. */
 static const char MT_GUARD_KEY[] = "lipc.mtguard";
 
+/* Set when a Ctrl-C was noticed while a coroutine waited: the next
+ * lipc_error(L, EINTR, ...) raises "interrupted!" in that coroutine, as
+ * the main thread's hook would. */
+static _Thread_local int coroutine_interrupt;
+
 /* ---- handles and classes ---------------------------------------------- */
 
 /* Raise the standard use-after-close error. */
@@ -275,6 +280,10 @@ static int l_audit(lua_State *L) {
 /* ---- errors ------------------------------------------------------------ */
 
 int lipc_error(lua_State *L, int err, const char *call, const char *what) {
+  if (err == EINTR && coroutine_interrupt) {
+    coroutine_interrupt = 0;
+    return luaL_error(L, "interrupted!");
+  }
   lua_pushnil(L);
   if (what && *what)
     lua_pushfstring(L, "%s %s: %s", call, what, strerror(err));
@@ -311,9 +320,31 @@ static void ts_add(struct timespec *t, double secs) {
   if (t->tv_nsec >= 1000000000L) { t->tv_sec++; t->tv_nsec -= 1000000000L; }
 }
 
+/* The main thread of L's state (L itself when it is the main thread). */
+static lua_State *main_thread(lua_State *L) {
+  if (lua_pushthread(L)) { lua_pop(L, 1); return L; }
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *m = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return m;
+}
+
+
+/* lua5.4's SIGINT handler arms the main thread with a hook on every event
+ * and a count of 1; a coroutine keeps the hook it had when created. */
+#define CTRL_C_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT)
+
 void lipc_deadline_secs(lua_State *L, double secs, lipc_deadline *d) {
   d->L = L;
-  d->hook = L ? lua_gethook(L) : NULL;
+  d->main = L ? main_thread(L) : NULL;
+  d->hook = L ? lua_gethook(d->main) : NULL;
+  coroutine_interrupt = 0;
+  /* in a coroutine, a Ctrl-C that came earlier (the main thread armed and
+   * the coroutine not) is still pending: the call is interrupted at once */
+  if (L && L != d->main && d->hook != NULL && d->hook != lua_gethook(L) &&
+      lua_gethookmask(d->main) == CTRL_C_MASK && lua_gethookcount(d->main) == 1)
+    d->hook = NULL;
   d->forever = secs < 0;
   if (!d->forever) {
     clock_gettime(CLOCK_MONOTONIC, &d->end);
@@ -364,7 +395,9 @@ int lipc_deadline_abs(const lipc_deadline *d, clockid_t clk, struct timespec *ts
 }
 
 int lipc_interrupted(const lipc_deadline *d) {
-  return d->L != NULL && lua_gethook(d->L) != d->hook;
+  if (d->L == NULL || lua_gethook(d->main) == d->hook) return 0;
+  if (d->L != d->main) coroutine_interrupt = 1;
+  return 1;
 }
 
 int lipc_wait_fd(lipc_deadline *d, int fd, short events) {

@@ -107,8 +107,9 @@ int lipc_fail(lua_State *L, int err, const char *call, const char *what);
 typedef struct lipc_deadline {
   int forever;             /* no timeout: block */
   struct timespec end;     /* CLOCK_MONOTONIC end when !forever */
-  lua_State *L;
-  lua_Hook hook;           /* the hook when the call started (Ctrl-C check) */
+  lua_State *L;            /* the calling thread (maybe a coroutine) */
+  lua_State *main;         /* the main thread: lua5.4 sets its Ctrl-C hook there */
+  lua_Hook hook;           /* the main thread's hook when the call started */
 } lipc_deadline;
 
 /* Read the optional timeout at idx (none/nil: forever; number >= 0;
@@ -127,8 +128,10 @@ int lipc_deadline_ms(const lipc_deadline *d);
  * sem_timedwait, pthread_*_timedlock...).  Returns -1 when forever. */
 int lipc_deadline_abs(const lipc_deadline *d, clockid_t clk, struct timespec *ts);
 /* 1 when the interpreter installed a new hook since the call started:
- * the standalone lua's SIGINT handler does, so after an EINTR the caller
- * returns to Lua (lipc_error(L, EINTR, ...)) and "interrupted!" is raised.
+ * the standalone lua's SIGINT handler does (on the main thread only, even
+ * while a coroutine runs), so after an EINTR the caller returns to Lua
+ * through lipc_error(L, EINTR, ...): on the main thread the hook then
+ * raises "interrupted!"; in a coroutine lipc_error raises it itself.
  * Otherwise EINTR is retried on the remaining time. */
 int lipc_interrupted(const lipc_deadline *d);
 /* Wait until fd is ready for events (POLLIN/POLLOUT), retrying EINTR on
