@@ -708,6 +708,18 @@ int lipc_backoff(lipc_deadline *d, int *step) {
   return lipc_deadline_expired(d) ? ETIMEDOUT : 0;
 }
 
+/* Wait for fd after EAGAIN; back off first when a wait already said ready
+ * (see core.h). */
+int lipc_wait_retry(lipc_deadline *d, int fd, short events, int *tries) {
+  if (*tries > 0) {
+    int step = *tries - 1;
+    int err = lipc_backoff(d, &step);
+    if (err != 0) return err;
+  }
+  if (*tries < 64) (*tries)++;  /* the backoff is capped long before */
+  return lipc_wait_fd(d, fd, events);
+}
+
 /* Out of descriptors: collect garbage so forgotten objects close theirs. */
 int lipc_reclaim_fds(lua_State *L, int err) {
   if (err != EMFILE && err != ENFILE) return 0;

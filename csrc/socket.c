@@ -616,6 +616,7 @@ static int lsocket_accept(lua_State *L) {
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
   lsock *c = new_sock(L, k->family, k->type, k->scheme);
+  int tries = 0;
   for (;;) {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
@@ -634,17 +635,20 @@ static int lsocket_accept(lua_State *L) {
     }
     if (err == ECONNABORTED) continue;
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "accept", sock_name(k));
-    err = lipc_wait_fd(&d, k->s.h.fd, POLLIN);
+    /* a shut-down Unix listener polls readable and says EAGAIN forever */
+    err = lipc_wait_retry(&d, k->s.h.fd, POLLIN, &tries);
     if (err != 0) return lipc_fail(L, err, "accept", sock_name(k));
   }
 }
 
-/* Wait for the descriptor to be ready after EAGAIN; 0 to retry, or an
- * errno value (ETIMEDOUT with no time left, or at once on a nonblocking
- * socket called without a timeout, as the pipe methods do). */
-static int wait_again(lipc_deadline *d, lsock *k, short events) {
+/* Wait for the descriptor to be ready after EAGAIN (lipc_wait_retry: a
+ * socket that polls ready yet still says EAGAIN - a shut-down datagram
+ * socket, a competing reader - backs off against the deadline instead of
+ * spinning); 0 to retry, or an errno value (ETIMEDOUT with no time left,
+ * or at once on a nonblocking socket called without a timeout). */
+static int wait_again(lipc_deadline *d, lsock *k, short events, int *tries) {
   if (k->s.nonblock && d->forever) return ETIMEDOUT;
-  return lipc_wait_fd(d, k->s.h.fd, events);
+  return lipc_wait_retry(d, k->s.h.fd, events, tries);
 }
 
 /* Send one buffer, retrying EINTR and waiting out EAGAIN against d.  For
@@ -655,11 +659,12 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
   size_t done = 0;
   int stream = k->type == SOCK_STREAM;
   int flags = MSG_NOSIGNAL | (d->forever ? 0 : MSG_DONTWAIT);
-  int waited = 0, step = 0;
+  int tries = 0;
   for (;;) {
     ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
     if (n >= 0) {
       done += (size_t)n;
+      tries = 0;  /* progress: the next EAGAIN waits without a backoff */
       /* a signal cuts a blocking send short: after Ctrl-C, report the count */
       if (!stream || done == len || k->s.nonblock || lipc_interrupted(d)) return (ssize_t)done;
       continue;
@@ -671,9 +676,7 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
     }
     if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
     /* a unixgram receiver's queue can be full while poll says writable */
-    if (waited && (e = lipc_backoff(d, &step)) == 0) e = wait_again(d, k, POLLOUT);
-    else if (!waited) e = wait_again(d, k, POLLOUT);
-    waited = 1;
+    e = wait_again(d, k, POLLOUT, &tries);
     if (e != 0) {
       if (done > 0) return (ssize_t)done;  /* a short send is reported as its count */
       *err = e;
@@ -723,6 +726,7 @@ static int lsocket_sendto(lua_State *L) {
 static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
                          socklen_t *fromlen, int *truncated, int *err) {
   int flags = d->forever ? 0 : MSG_DONTWAIT;
+  int tries = 0;
   for (;;) {
     ssize_t r;
     if (from == NULL) {
@@ -750,7 +754,8 @@ static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct s
       continue;
     }
     if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
-    e = wait_again(d, k, POLLIN);
+    /* a datagram socket shut down for reading polls readable, says EAGAIN */
+    e = wait_again(d, k, POLLIN, &tries);
     if (e != 0) { *err = e; return -1; }
   }
 }
@@ -974,6 +979,7 @@ static int lsocket_sendfd(lua_State *L) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof fd);
   int flags = MSG_NOSIGNAL | (d.forever ? 0 : MSG_DONTWAIT);
+  int tries = 0;
   for (;;) {
     ssize_t n = sendmsg(k->s.h.fd, &m, flags);
     if (n >= 0) {
@@ -986,7 +992,7 @@ static int lsocket_sendfd(lua_State *L) {
       continue;
     }
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "sendmsg", sock_name(k));
-    err = wait_again(&d, k, POLLOUT);
+    err = wait_again(&d, k, POLLOUT, &tries);
     if (err != 0) return lipc_fail(L, err, "sendmsg", sock_name(k));
   }
 }
@@ -1026,6 +1032,7 @@ static int lsocket_recvfd(lua_State *L) {
   struct msghdr m;
   int flags = MSG_CMSG_CLOEXEC | (d.forever ? 0 : MSG_DONTWAIT);
   ssize_t n;
+  int tries = 0;
   for (;;) {
     memset(&m, 0, sizeof m);
     m.msg_iov = &iov;
@@ -1040,7 +1047,7 @@ static int lsocket_recvfd(lua_State *L) {
       continue;
     }
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "recvmsg", sock_name(k));
-    err = wait_again(&d, k, POLLIN);
+    err = wait_again(&d, k, POLLIN, &tries);
     if (err != 0) return lipc_fail(L, err, "recvmsg", sock_name(k));
   }
   int fd;

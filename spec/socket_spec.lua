@@ -751,6 +751,77 @@ s.close()
     end)
   end)
 
+  describe("deadlines", function()
+    -- A socket shut down for reading polls readable while a nonblocking
+    -- receive says EAGAIN: every wait loop must still honour its deadline.
+    -- The calls run in a forked child, so code that spins fails the test
+    -- (the child is killed) instead of hanging the suite.
+    it("honours timeouts on sockets shut down for reading (poll ready, EAGAIN)", function()
+      local r, w = assert(ipc.pipe())
+      local close_r <close> = r
+      local pid = helper.fork(function()
+        r:close()
+        local t_cpu, t_wall = os.clock(), ipc.clock()
+        local function report(what, timeout, f)
+          local t0 = ipc.clock()
+          local ok, a, b, c = pcall(f)
+          local took = ipc.clock() - t0
+          assert(w:write(("%s\t%s\t%s\t%s\t%s\t%.3f\n"):format(what, timeout, tostring(ok), tostring(a),
+                                                                tostring(c or b), took)))
+        end
+        local a, b = assert(ipc.socketpair("dgram"))
+        assert(a:shutdown("r"))
+        for _, t in ipairs { 0, 0.2 } do
+          report("dgram-recv", t, function() return a:recv(65536, t) end)
+          report("dgram-read", t, function() return a:read(100, t) end)
+        end
+        local u = assert(ipc.listen("udp://127.0.0.1:0"))
+        local ok, _, errno = u:shutdown("rw")       -- ENOTCONN, but the flags are set
+        assert(ok == nil and errno == ipc.errno.ENOTCONN, errno)
+        for _, t in ipairs { 0, 0.2 } do
+          report("udp-read", t, function() return u:read(100, t) end)
+          report("udp-recv", t, function() return u:recv(100, t) end)
+          report("udp-recvfrom", t, function() return u:recvfrom(100, t) end)
+          report("udp-recvfd", t, function() return u:recvfd(t) end)
+          report("udp-lines", t, function() return u:lines(t)() end)
+        end
+        local l = assert(ipc.listen("unix:"))
+        assert(l:shutdown("rw"))
+        for _, t in ipairs { 0, 0.2 } do
+          report("unix-accept", t, function() return l:accept(t) end)
+        end
+        l:close(); u:close(); a:close(); b:close()
+        assert(w:write(("cpu %.3f wall %.3f\n"):format(os.clock() - t_cpu, ipc.clock() - t_wall)))
+        w:close()
+      end)
+      w:close()
+      local how = ipc.wait(pid, 30)
+      if how ~= "exited" then ipc.signal.kill(pid, "KILL"); ipc.wait(pid, 10) end
+      local out = r:read("a", 10) or ""
+      assert.equal("exited", how, "the child spun past its deadlines:\n" .. out)
+      local n = 0
+      local field = "\t([^\t\n]+)"
+      for what, t, ok, res, errno, took in out:gmatch("([^\t\n]+)" .. field:rep(5) .. "\n") do
+        n = n + 1
+        do
+          local line = what .. " timeout " .. t .. ": " .. ok .. " " .. res .. " " .. errno
+          if what == "udp-lines" then
+            assert.equal("false", ok, line)          -- the iterator raises "timeout"
+            assert.matches("timeout", res, 1, true, line)
+          else
+            assert.same({ "true", "nil", tostring(E.ETIMEDOUT) }, { ok, res, errno }, line)
+          end
+          assert.is_true(tonumber(took) >= tonumber(t) - 0.01, line .. " returned early: " .. took)
+          assert.is_true(tonumber(took) < tonumber(t) + 5, line .. " took " .. took)
+        end
+      end
+      assert.equal(16, n, out)
+      -- waiting out the deadlines is sleeping, not spinning
+      local cpu, wall = out:match("cpu (%S+) wall (%S+)")
+      assert.is_true(tonumber(cpu) < 0.5 * tonumber(wall), out)
+    end)
+  end)
+
   describe("interruption", function()
     it("lets Ctrl-C (SIGINT) interrupt a blocked accept and recv", function()
       local setups = {
