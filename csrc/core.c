@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -274,12 +275,31 @@ static int l_audit(lua_State *L) {
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The limit behind err, for the message: " (nofile limit 40)" for EMFILE
+ * (the soft RLIMIT_NOFILE), " (file-max limit N)" for ENFILE; "" else. */
+static void limit_note(int err, char *buf, size_t len) {
+  buf[0] = '\0';
+  if (err == EMFILE) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) snprintf(buf, len, " (nofile limit)");
+    else if (rl.rlim_cur == RLIM_INFINITY) snprintf(buf, len, " (nofile limit unlimited)");
+    else snprintf(buf, len, " (nofile limit %llu)", (unsigned long long)rl.rlim_cur);
+  } else if (err == ENFILE) {
+    /* may fail for want of a descriptor: then the limit is named alone */
+    long long v = lipc_proc_value("/proc/sys/fs/file-max", 0, -1);
+    if (v < 0) snprintf(buf, len, " (file-max limit)");
+    else snprintf(buf, len, " (file-max limit %lld)", v);
+  }
+}
+
 int lipc_error(lua_State *L, int err, const char *call, const char *what) {
+  char limit[64];
+  limit_note(err, limit, sizeof limit);
   lua_pushnil(L);
   if (what && *what)
-    lua_pushfstring(L, "%s %s: %s", call, what, strerror(err));
+    lua_pushfstring(L, "%s %s: %s%s", call, what, strerror(err), limit);
   else
-    lua_pushfstring(L, "%s: %s", call, strerror(err));
+    lua_pushfstring(L, "%s: %s%s", call, strerror(err), limit);
   lua_pushinteger(L, err);
   return 3;
 }
