@@ -375,10 +375,10 @@ static int path_is_live(const addr *a) {
   return !(rc < 0 && err == ECONNREFUSED);
 }
 
-/* Bind fd to a (Unix path): created with mode; a stale socket file (no
- * one answers) is replaced; anything else at the path is never removed.
- * Returns 0 or an errno value. */
-static int bind_unix_path(int fd, addr *a, mode_t mode) {
+/* Bind fd to a (Unix path): created with mode; with replace, a stale
+ * socket file (no one answers) is replaced; anything else at the path is
+ * never removed.  Returns 0 or an errno value. */
+static int bind_unix_path(int fd, addr *a, mode_t mode, int replace) {
   struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
   for (int attempt = 0; ; attempt++) {
     mode_t old = umask((mode_t)(0777 & ~mode));
@@ -393,12 +393,28 @@ static int bind_unix_path(int fd, addr *a, mode_t mode) {
       }
       return 0;
     }
-    if (err != EADDRINUSE || attempt > 0) return err;
+    if (err != EADDRINUSE || attempt > 0 || !replace) return err;
     struct stat st;
     if (lstat(un->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return EADDRINUSE;
     if (path_is_live(a)) return EADDRINUSE;
     if (unlink(un->sun_path) != 0 && errno != ENOENT) return EADDRINUSE;
   }
+}
+
+/* Put a generated path ($TMPDIR/lipc.<pid>.<unique>.sock) into a; raises
+ * when it does not fit a Unix socket address. */
+static void gen_path(lua_State *L, addr *a) {
+  struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+  char prefix[PATH_MAX];
+  snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
+  char path[PATH_MAX];
+  lipc_genname(path, sizeof path, prefix, ".sock");
+  size_t len = strlen(path);
+  if (len > UNIX_PATH_MAXLEN)
+    luaL_error(L, "generated socket path longer than %d bytes: '%s' (set TMPDIR shorter)",
+               (int)UNIX_PATH_MAXLEN, path);
+  memcpy(un->sun_path, path, len + 1);
+  a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 }
 
 /* Set a boolean socket option (1/0). */
@@ -420,17 +436,7 @@ static int lsocket_listen(lua_State *L) {
   mode_t mode = lipc_optmode(L, 2, "mode", 0600);
   int persist = lipc_optbool(L, 2, "persist", 0);
   struct sockaddr_un *un = (struct sockaddr_un *)&a.sa;
-  if (a.generate) {
-    char prefix[PATH_MAX];
-    snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
-    char path[PATH_MAX];
-    lipc_genname(path, sizeof path, prefix, ".sock");
-    if (strlen(path) > UNIX_PATH_MAXLEN)
-      return luaL_error(L, "generated socket path longer than %d bytes: '%s' (set TMPDIR shorter)",
-                        (int)UNIX_PATH_MAXLEN, path);
-    memcpy(un->sun_path, path, strlen(path) + 1);
-    a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-  }
+  if (a.generate) gen_path(L, &a);
   lsock *k = new_sock(L, a.family, a.type, a.scheme);
   k->s.h.persist = (unsigned char)persist;
   push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
@@ -445,7 +451,14 @@ static int lsocket_listen(lua_State *L) {
     return lipc_error(L, errno, "setsockopt SO_REUSEPORT", k->name);
   int err;
   if (a.path) {
-    err = bind_unix_path(fd, &a, mode);
+    err = bind_unix_path(fd, &a, mode, !a.generate);
+    /* a generated name already taken (a leftover of a killed process whose
+     * pid we reuse, or a squatter): the next name, never removing theirs */
+    for (int tries = 1; err == EADDRINUSE && a.generate && tries < 100; tries++) {
+      gen_path(L, &a);
+      set_name(L, k, &a.sa, a.len);
+      err = bind_unix_path(fd, &a, mode, 0);
+    }
     if (err == 0) {
       struct stat st;
       memcpy(k->path, un->sun_path, strlen(un->sun_path) + 1);

@@ -249,6 +249,41 @@ s.close()
       assert.matches("^unix:" .. helper.tmpdir():gsub("%p", "%%%0") .. "/lipc%.%d+%.%d+%.sock\n$", out)
     end)
 
+    it("moves on to the next generated name when one is squatted, never removing it", function()
+      -- a fresh process, so its first generated names are lipc.<pid>.1.sock, .2, ...
+      -- (where names are unpredictable the squat simply misses: listen must work either way)
+      local code = [[
+        local ipc = require "lipc"
+        local dir = assert(os.getenv("TMPDIR"))
+        local squat = {}
+        for i = 1, 5 do
+          squat[i] = ("%s/lipc.%d.%d.sock"):format(dir, ipc.getpid(), i)
+          local f = assert(io.open(squat[i], "w"))
+          f:write("squatter ", i)
+          f:close()
+        end
+        local srv, err = ipc.listen("unix:")
+        local c = srv and ipc.connect(srv:address(), 5)
+        print("listen", tostring(srv), tostring(err), c and "connected" or "no connection")
+        for i = 1, 5 do
+          local f = io.open(squat[i])
+          print("squat", i, f and f:read("a") or "gone")
+          if f then f:close() end
+          os.remove(squat[i])
+        end
+        if c then c:close() end
+        if srv then srv:close() end
+      ]]
+      local out, ok = helper.sh("TMPDIR=" .. helper.shquote(helper.tmpdir()) .. " " .. helper.lua_cmd() ..
+                                " -e " .. helper.shquote(code) .. " 2>&1")
+      assert.is_true(ok, out)
+      assert.matches("listen\tlipc.socket%(fd=%d+, unix:[^\n]*/lipc%.%d+%.[^\n]*%.sock, listening%)" ..
+                     "\tnil\tconnected\n", out)
+      for i = 1, 5 do
+        assert.matches("squat\t" .. i .. "\tsquatter " .. i .. "\n", out)   -- untouched
+      end
+    end)
+
     it("lets ipc.sweep remove the generated path of a killed server", function()
       local a, b = ipc.socketpair("stream")
       local close_a <close> = a
