@@ -1067,20 +1067,31 @@ static int lsocket_recvfd(lua_State *L) {
   int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
   int trunc = k->type != SOCK_STREAM && (m.msg_flags & MSG_TRUNC) != 0;
   int count = scan_fds(&m, &fd, ctrunc);
-  if (ctrunc) {
-    return lipc_error(L, EMSGSIZE, "recvfd: control data truncated, the descriptors that arrived were closed",
-                      NULL);
+  if (count == 0 && !ctrunc && n == 0 && k->type != SOCK_DGRAM) {
+    lua_pushnil(L);  /* end of stream (stream, seqpacket) */
+    return 1;
+  }
+  /* never drop bytes: from here on the data is returned with every result */
+  if (ctrunc || count > 1) {
+    if (count > 1) close(fd);
+    luaL_pushresultsize(&b, (size_t)n);
+    lua_pushnil(L);
+    if (ctrunc)
+      lua_pushliteral(L, "recvfd: control data truncated, the descriptors that arrived were closed");
+    else
+      lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
+    lua_pushinteger(L, ctrunc ? EMSGSIZE : EBADMSG);
+    lua_rotate(L, -4, -1);  /* nil, message, errno, data */
+    return 4;
   }
   if (count == 0) {
-    if (n == 0) { lua_pushnil(L); return 1; }  /* end of stream */
-    return lipc_error(L, EBADMSG, "recvfd", "message carried no descriptor");
-  }
-  if (count > 1) {
-    close(fd);
-    lua_pushnil(L);
-    lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
-    lua_pushinteger(L, EBADMSG);
-    return 3;
+    /* data without a descriptor: false, data (and true when truncated);
+     * the unused lipc.fd object stays closed and is collected */
+    luaL_pushresultsize(&b, (size_t)n);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    if (trunc) { lua_pushboolean(L, 1); return 3; }
+    return 2;
   }
   struct stat st;
   o->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);

@@ -656,17 +656,48 @@ s.close()
       obj:close()
     end)
 
-    it("reports a message without a descriptor", function()
+    it("returns false and the data of a datagram without a descriptor", function()
       local a, b = ipc.socketpair("dgram")
       local close_a <close> = a
       local close_b <close> = b
       a:send("plain")
-      local none, err, errno = b:recvfd(5)
-      assert.is_nil(none)
-      assert.equal(E.EBADMSG, errno)
-      assert.matches("no descriptor", err)
+      assert.same({ false, "plain" }, { b:recvfd(5) })
+      a:send("")                                   -- an empty datagram is not the end
+      assert.same({ false, "" }, { b:recvfd(5) })
+      a:send(("y"):rep(5000))                      -- longer than recvfd's 4096 bytes
+      assert.same({ false, ("y"):rep(4096), true }, { b:recvfd(5) })
       a:close()
       assert.same({ nil, "timeout", E.ETIMEDOUT }, { b:recvfd(0) })
+    end)
+
+    it("never drops the bytes of a stream message without a descriptor (forked peer)", function()
+      local a, b = ipc.socketpair("stream")
+      local close_a <close> = a
+      local close_b <close> = b
+      local go_r, go_w = assert(ipc.pipe())
+      local close_go_r <close> = go_r
+      local close_go_w <close> = go_w
+      local pid = helper.fork(function()
+        a:close()
+        go_w:close()
+        assert(b:send("plain bytes") == 11)
+        assert(go_r:read("l", 20) == "go")         -- the parent took them: now a descriptor
+        local x, y = assert(ipc.pipe())
+        assert(b:sendfd(x, "F") == 1)
+        assert(y:write("through the descriptor") == 22)
+        return true
+      end)
+      b:close()
+      go_r:close()
+      assert.same({ false, "plain bytes" }, { a:recvfd(10) })
+      assert(go_w:write("go\n"))
+      local obj, data = a:recvfd(10)
+      assert.equal("F", data)
+      assert.matches("^lipc.fd%(fd=%d+%)$", tostring(obj))
+      assert.equal("through the descriptor", obj:read("a", 10))
+      obj:close()
+      helper.reap(pid)
+      assert.is_nil(a:recvfd(10))                  -- the peer is gone: end of stream
     end)
 
     it("receives descriptors close-on-exec and cleans up extras", function()
@@ -701,14 +732,16 @@ s.close()
       local flags = helper.fdinfo(obj:fileno())
       assert.equal(0x80000, flags & 0x80000)   -- O_CLOEXEC
       obj:close()
-      local none, err, errno = c:recvfd(10)
+      local none, err, errno, bytes = c:recvfd(10)
       assert.is_nil(none)
       assert.equal(E.EBADMSG, errno)
       assert.matches("2 descriptors", err)
+      assert.equal("two", bytes)                 -- the data is never dropped
       assert.equal(before, #ipc.descriptors())   -- both extras closed
-      none, err, errno = c:recvfd(10)            -- 20 descriptors: more than fit
+      none, err, errno, bytes = c:recvfd(10)     -- 20 descriptors: more than fit
       assert.is_nil(none)
       assert.equal(E.EMSGSIZE, errno, err)
+      assert.equal("many", bytes)
       assert.matches("truncated", err)
       assert.equal(before, #ipc.descriptors())   -- those that arrived were closed
       -- lipc to python
