@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -279,16 +280,35 @@ static int l_audit(lua_State *L) {
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The limit behind err, for the message: " (nofile limit 40)" for EMFILE
+ * (the soft RLIMIT_NOFILE), " (file-max limit N)" for ENFILE; "" else. */
+static void limit_note(int err, char *buf, size_t len) {
+  buf[0] = '\0';
+  if (err == EMFILE) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) snprintf(buf, len, " (nofile limit)");
+    else if (rl.rlim_cur == RLIM_INFINITY) snprintf(buf, len, " (nofile limit unlimited)");
+    else snprintf(buf, len, " (nofile limit %llu)", (unsigned long long)rl.rlim_cur);
+  } else if (err == ENFILE) {
+    /* may fail for want of a descriptor: then the limit is named alone */
+    long long v = lipc_proc_value("/proc/sys/fs/file-max", 0, -1);
+    if (v < 0) snprintf(buf, len, " (file-max limit)");
+    else snprintf(buf, len, " (file-max limit %lld)", v);
+  }
+}
+
 int lipc_error(lua_State *L, int err, const char *call, const char *what) {
   if (err == EINTR && coroutine_interrupt) {
     coroutine_interrupt = 0;
     return luaL_error(L, "interrupted!");
   }
+  char limit[64];
+  limit_note(err, limit, sizeof limit);
   lua_pushnil(L);
   if (what && *what)
-    lua_pushfstring(L, "%s %s: %s", call, what, strerror(err));
+    lua_pushfstring(L, "%s %s: %s%s", call, what, strerror(err), limit);
   else
-    lua_pushfstring(L, "%s: %s", call, strerror(err));
+    lua_pushfstring(L, "%s: %s%s", call, strerror(err), limit);
   lua_pushinteger(L, err);
   return 3;
 }
@@ -739,6 +759,18 @@ int lipc_backoff(lipc_deadline *d, int *step) {
   if (lipc_deadline_left(d, &left) == 0 && left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap = left;
   if (nanosleep(&nap, NULL) != 0 && errno == EINTR && lipc_interrupted(d)) return EINTR;
   return lipc_deadline_expired(d) ? ETIMEDOUT : 0;
+}
+
+/* Wait for fd after EAGAIN; back off first when a wait already said ready
+ * (see core.h). */
+int lipc_wait_retry(lipc_deadline *d, int fd, short events, int *tries) {
+  if (*tries > 0) {
+    int step = *tries - 1;
+    int err = lipc_backoff(d, &step);
+    if (err != 0) return err;
+  }
+  if (*tries < 64) (*tries)++;  /* the backoff is capped long before */
+  return lipc_wait_fd(d, fd, events);
 }
 
 /* Out of descriptors: collect garbage so forgotten objects close theirs. */

@@ -147,6 +147,17 @@ int lipc_wait_fd(lipc_deadline *d, int fd, short events);
  * deadline has passed, EINTR when interrupted. */
 int lipc_backoff(lipc_deadline *d, int *step);
 
+/* The wait step of every "try nonblocking, wait, try again" loop, after
+ * the operation on fd said EAGAIN: wait for events against d, but when an
+ * earlier wait of this loop already said ready (*tries > 0) and the
+ * operation still would block (a competing reader, a shut-down datagram
+ * socket that polls readable forever, a message too big for the room),
+ * first lipc_backoff, which checks the deadline and Ctrl-C: such a loop
+ * never spins and never outlives its deadline.  *tries starts at 0; the
+ * caller resets it to 0 after progress.  0 to try again, or an errno
+ * value (ETIMEDOUT, EINTR, ...). */
+int lipc_wait_retry(lipc_deadline *d, int fd, short events, int *tries);
+
 /* When err is EMFILE or ENFILE, run a full garbage collection (its __gc
  * closes the descriptors of objects the script forgot) and return 1 so
  * the caller tries once more; otherwise return 0. */

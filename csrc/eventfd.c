@@ -113,7 +113,7 @@ static ssize_t levent_nowait(int fd, uint64_t *v, int wr) {
 /* Read (wr = 0) or write the value, blocking forever or until the deadline;
  * 0 or an errno value (ETIMEDOUT, EINTR when interrupted). */
 static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
-  int waited = 0, step = 0;
+  int tries = 0;
   for (;;) {
     ssize_t r;
     /* a Ctrl-C that came before the blocking call began is seen here */
@@ -127,11 +127,11 @@ static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
       continue;
     }
     if (err != EAGAIN) return err;
-    /* writable means "1 more fits": a larger add may still not fit */
-    if (waited && (err = lipc_backoff(d, &step)) != 0) return err;
-    err = lipc_wait_fd(d, e->h.fd, wr ? POLLOUT : POLLIN);
+    /* writable means "1 more fits": a larger add may still not fit, and a
+     * value can be taken by another process between poll and read: the
+     * second wait backs off against the deadline (lipc_wait_retry) */
+    err = lipc_wait_retry(d, e->h.fd, wr ? POLLOUT : POLLIN, &tries);
     if (err != 0) return err;
-    waited = 1;
   }
 }
 

@@ -198,10 +198,11 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
  * returns 0 or an errno value (ETIMEDOUT, EINTR, EAGAIN...). */
 static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size_t *got) {
   int nowait = !d->forever;
-  int spins = 0;  /* ready by poll yet EAGAIN: a competing reader, or a file type
-                   * where RWF_NOWAIT never succeeds (then read plainly) */
+  int tries = 0;  /* waits so far; ready by poll yet EAGAIN: a competing reader, a
+                   * shut-down datagram socket, or a file type where RWF_NOWAIT
+                   * never succeeds (then read plainly) */
   for (;;) {
-    if (nowait && spins == 101 && !s->nonblock && !s->socket) {
+    if (nowait && tries == 3 && !s->nonblock && !s->socket) {
       /* a pipe's EAGAIN is real (another reader won): a plain read would
        * block past the deadline */
       struct stat st;
@@ -222,9 +223,9 @@ static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size
       continue;
     }
     if ((err == EAGAIN || err == EWOULDBLOCK) && !d->forever) {
-      int w = lipc_wait_fd(d, s->h.fd, POLLIN);
+      /* still EAGAIN after poll said ready: back off, never spin */
+      int w = lipc_wait_retry(d, s->h.fd, POLLIN, &tries);
       if (w) return w;
-      spins++;
       continue;
     }
     if (err == EWOULDBLOCK) err = EAGAIN;
@@ -237,6 +238,7 @@ static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size
 static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *d, size_t *put) {
   size_t done = 0;
   int nowait = !d->forever;
+  int tries = 0;
   while (done < n || n == 0) {
     ssize_t r = raw_write(s, p + done, n - done, nowait);
     if (r == -2) {
@@ -249,6 +251,7 @@ static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *
     }
     if (r >= 0) {
       done += (size_t)r;
+      tries = 0;  /* progress: the next EAGAIN waits without a backoff */
       if (n == 0) break;
       /* a short blocking write: a signal came; Ctrl-C returns to Lua */
       if (done < n && lipc_interrupted(d)) break;
@@ -261,7 +264,8 @@ static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *
     }
     if (err == EAGAIN || err == EWOULDBLOCK) {
       if (d->forever) { *put = done; return done ? 0 : EAGAIN; }
-      int w = lipc_wait_fd(d, s->h.fd, POLLOUT);
+      /* still EAGAIN after poll said writable: back off, never spin */
+      int w = lipc_wait_retry(d, s->h.fd, POLLOUT, &tries);
       if (w) { *put = done; return done ? 0 : w; }
       continue;
     }

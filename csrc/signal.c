@@ -199,6 +199,7 @@ static int lsig_next(lua_State *L) {
   if (w->nonblock && lua_isnoneornil(L, 2)) lipc_deadline_secs(L, 0, &d);
   else lipc_deadline_init(L, 2, &d);
   struct signalfd_siginfo si;
+  int tries = 0;
   for (;;) {
     ssize_t r = read(w->h.fd, &si, sizeof si);
     if (r == (ssize_t)sizeof si) break;
@@ -210,7 +211,9 @@ static int lsig_next(lua_State *L) {
     }
     if (err != EAGAIN) return lipc_error(L, err, "signalfd read", NULL);
     if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "signalfd read", NULL);
-    err = lipc_wait_fd(&d, w->h.fd, POLLIN);
+    /* readable yet EAGAIN (the signal went to another thread or reader):
+     * the next wait backs off against the deadline, never spins */
+    err = lipc_wait_retry(&d, w->h.fd, POLLIN, &tries);
     if (err != 0) return lipc_fail(L, err, "signalfd read", NULL);
   }
   int s = (int)si.ssi_signo;

@@ -375,10 +375,10 @@ static int path_is_live(const addr *a) {
   return !(rc < 0 && err == ECONNREFUSED);
 }
 
-/* Bind fd to a (Unix path): created with mode; a stale socket file (no
- * one answers) is replaced; anything else at the path is never removed.
- * Returns 0 or an errno value. */
-static int bind_unix_path(int fd, addr *a, mode_t mode) {
+/* Bind fd to a (Unix path): created with mode; with replace, a stale
+ * socket file (no one answers) is replaced; anything else at the path is
+ * never removed.  Returns 0 or an errno value. */
+static int bind_unix_path(int fd, addr *a, mode_t mode, int replace) {
   struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
   for (int attempt = 0; ; attempt++) {
     mode_t old = umask((mode_t)(0777 & ~mode));
@@ -393,12 +393,28 @@ static int bind_unix_path(int fd, addr *a, mode_t mode) {
       }
       return 0;
     }
-    if (err != EADDRINUSE || attempt > 0) return err;
+    if (err != EADDRINUSE || attempt > 0 || !replace) return err;
     struct stat st;
     if (lstat(un->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return EADDRINUSE;
     if (path_is_live(a)) return EADDRINUSE;
     if (unlink(un->sun_path) != 0 && errno != ENOENT) return EADDRINUSE;
   }
+}
+
+/* Put a generated path ($TMPDIR/lipc.<pid>.<unique>.sock) into a; raises
+ * when it does not fit a Unix socket address. */
+static void gen_path(lua_State *L, addr *a) {
+  struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+  char prefix[PATH_MAX];
+  snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
+  char path[PATH_MAX];
+  lipc_genname(path, sizeof path, prefix, ".sock");
+  size_t len = strlen(path);
+  if (len > UNIX_PATH_MAXLEN)
+    luaL_error(L, "generated socket path longer than %d bytes: '%s' (set TMPDIR shorter)",
+               (int)UNIX_PATH_MAXLEN, path);
+  memcpy(un->sun_path, path, len + 1);
+  a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 }
 
 /* Set a boolean socket option (1/0). */
@@ -420,17 +436,7 @@ static int lsocket_listen(lua_State *L) {
   mode_t mode = lipc_optmode(L, 2, "mode", 0600);
   int persist = lipc_optbool(L, 2, "persist", 0);
   struct sockaddr_un *un = (struct sockaddr_un *)&a.sa;
-  if (a.generate) {
-    char prefix[PATH_MAX];
-    snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
-    char path[PATH_MAX];
-    lipc_genname(path, sizeof path, prefix, ".sock");
-    if (strlen(path) > UNIX_PATH_MAXLEN)
-      return luaL_error(L, "generated socket path longer than %d bytes: '%s' (set TMPDIR shorter)",
-                        (int)UNIX_PATH_MAXLEN, path);
-    memcpy(un->sun_path, path, strlen(path) + 1);
-    a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-  }
+  if (a.generate) gen_path(L, &a);
   lsock *k = new_sock(L, a.family, a.type, a.scheme);
   k->s.h.persist = (unsigned char)persist;
   push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
@@ -445,7 +451,14 @@ static int lsocket_listen(lua_State *L) {
     return lipc_error(L, errno, "setsockopt SO_REUSEPORT", k->name);
   int err;
   if (a.path) {
-    err = bind_unix_path(fd, &a, mode);
+    err = bind_unix_path(fd, &a, mode, !a.generate);
+    /* a generated name already taken (a leftover of a killed process whose
+     * pid we reuse, or a squatter): the next name, never removing theirs */
+    for (int tries = 1; err == EADDRINUSE && a.generate && tries < 100; tries++) {
+      gen_path(L, &a);
+      set_name(L, k, &a.sa, a.len);
+      err = bind_unix_path(fd, &a, mode, 0);
+    }
     if (err == 0) {
       struct stat st;
       memcpy(k->path, un->sun_path, strlen(un->sun_path) + 1);
@@ -616,6 +629,7 @@ static int lsocket_accept(lua_State *L) {
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
   lsock *c = new_sock(L, k->family, k->type, k->scheme);
+  int tries = 0;
   for (;;) {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
@@ -634,17 +648,20 @@ static int lsocket_accept(lua_State *L) {
     }
     if (err == ECONNABORTED) continue;
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "accept", sock_name(k));
-    err = lipc_wait_fd(&d, k->s.h.fd, POLLIN);
+    /* a shut-down Unix listener polls readable and says EAGAIN forever */
+    err = lipc_wait_retry(&d, k->s.h.fd, POLLIN, &tries);
     if (err != 0) return lipc_fail(L, err, "accept", sock_name(k));
   }
 }
 
-/* Wait for the descriptor to be ready after EAGAIN; 0 to retry, or an
- * errno value (ETIMEDOUT with no time left, or at once on a nonblocking
- * socket called without a timeout, as the pipe methods do). */
-static int wait_again(lipc_deadline *d, lsock *k, short events) {
+/* Wait for the descriptor to be ready after EAGAIN (lipc_wait_retry: a
+ * socket that polls ready yet still says EAGAIN - a shut-down datagram
+ * socket, a competing reader - backs off against the deadline instead of
+ * spinning); 0 to retry, or an errno value (ETIMEDOUT with no time left,
+ * or at once on a nonblocking socket called without a timeout). */
+static int wait_again(lipc_deadline *d, lsock *k, short events, int *tries) {
   if (k->s.nonblock && d->forever) return ETIMEDOUT;
-  return lipc_wait_fd(d, k->s.h.fd, events);
+  return lipc_wait_retry(d, k->s.h.fd, events, tries);
 }
 
 /* Send one buffer, retrying EINTR and waiting out EAGAIN against d.  For
@@ -655,11 +672,12 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
   size_t done = 0;
   int stream = k->type == SOCK_STREAM;
   int flags = MSG_NOSIGNAL | (d->forever ? 0 : MSG_DONTWAIT);
-  int waited = 0, step = 0;
+  int tries = 0;
   for (;;) {
     ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
     if (n >= 0) {
       done += (size_t)n;
+      tries = 0;  /* progress: the next EAGAIN waits without a backoff */
       /* a signal cuts a blocking send short: after Ctrl-C, report the count */
       if (!stream || done == len || k->s.nonblock || lipc_interrupted(d)) return (ssize_t)done;
       continue;
@@ -671,9 +689,7 @@ static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
     }
     if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
     /* a unixgram receiver's queue can be full while poll says writable */
-    if (waited && (e = lipc_backoff(d, &step)) == 0) e = wait_again(d, k, POLLOUT);
-    else if (!waited) e = wait_again(d, k, POLLOUT);
-    waited = 1;
+    e = wait_again(d, k, POLLOUT, &tries);
     if (e != 0) {
       if (done > 0) return (ssize_t)done;  /* a short send is reported as its count */
       *err = e;
@@ -723,6 +739,7 @@ static int lsocket_sendto(lua_State *L) {
 static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
                          socklen_t *fromlen, int *truncated, int *err) {
   int flags = d->forever ? 0 : MSG_DONTWAIT;
+  int tries = 0;
   for (;;) {
     ssize_t r;
     if (from == NULL) {
@@ -750,7 +767,8 @@ static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct s
       continue;
     }
     if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
-    e = wait_again(d, k, POLLIN);
+    /* a datagram socket shut down for reading polls readable, says EAGAIN */
+    e = wait_again(d, k, POLLIN, &tries);
     if (e != 0) { *err = e; return -1; }
   }
 }
@@ -974,6 +992,7 @@ static int lsocket_sendfd(lua_State *L) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof fd);
   int flags = MSG_NOSIGNAL | (d.forever ? 0 : MSG_DONTWAIT);
+  int tries = 0;
   for (;;) {
     ssize_t n = sendmsg(k->s.h.fd, &m, flags);
     if (n >= 0) {
@@ -986,7 +1005,7 @@ static int lsocket_sendfd(lua_State *L) {
       continue;
     }
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "sendmsg", sock_name(k));
-    err = wait_again(&d, k, POLLOUT);
+    err = wait_again(&d, k, POLLOUT, &tries);
     if (err != 0) return lipc_fail(L, err, "sendmsg", sock_name(k));
   }
 }
@@ -1026,6 +1045,7 @@ static int lsocket_recvfd(lua_State *L) {
   struct msghdr m;
   int flags = MSG_CMSG_CLOEXEC | (d.forever ? 0 : MSG_DONTWAIT);
   ssize_t n;
+  int tries = 0;
   for (;;) {
     memset(&m, 0, sizeof m);
     m.msg_iov = &iov;
@@ -1040,27 +1060,38 @@ static int lsocket_recvfd(lua_State *L) {
       continue;
     }
     if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "recvmsg", sock_name(k));
-    err = wait_again(&d, k, POLLIN);
+    err = wait_again(&d, k, POLLIN, &tries);
     if (err != 0) return lipc_fail(L, err, "recvmsg", sock_name(k));
   }
   int fd;
   int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
   int trunc = k->type != SOCK_STREAM && (m.msg_flags & MSG_TRUNC) != 0;
   int count = scan_fds(&m, &fd, ctrunc);
-  if (ctrunc) {
-    return lipc_error(L, EMSGSIZE, "recvfd: control data truncated, the descriptors that arrived were closed",
-                      NULL);
+  if (count == 0 && !ctrunc && n == 0 && k->type != SOCK_DGRAM) {
+    lua_pushnil(L);  /* end of stream (stream, seqpacket) */
+    return 1;
+  }
+  /* never drop bytes: from here on the data is returned with every result */
+  if (ctrunc || count > 1) {
+    if (count > 1) close(fd);
+    luaL_pushresultsize(&b, (size_t)n);
+    lua_pushnil(L);
+    if (ctrunc)
+      lua_pushliteral(L, "recvfd: control data truncated, the descriptors that arrived were closed");
+    else
+      lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
+    lua_pushinteger(L, ctrunc ? EMSGSIZE : EBADMSG);
+    lua_rotate(L, -4, -1);  /* nil, message, errno, data */
+    return 4;
   }
   if (count == 0) {
-    if (n == 0) { lua_pushnil(L); return 1; }  /* end of stream */
-    return lipc_error(L, EBADMSG, "recvfd", "message carried no descriptor");
-  }
-  if (count > 1) {
-    close(fd);
-    lua_pushnil(L);
-    lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
-    lua_pushinteger(L, EBADMSG);
-    return 3;
+    /* data without a descriptor: false, data (and true when truncated);
+     * the unused lipc.fd object stays closed and is collected */
+    luaL_pushresultsize(&b, (size_t)n);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    if (trunc) { lua_pushboolean(L, 1); return 3; }
+    return 2;
   }
   struct stat st;
   o->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);

@@ -254,6 +254,34 @@ describe("ipc.pipe", function()
     assert.equal(before, #ipc.descriptors())
   end)
 
+  it("names the nofile limit when descriptors run out (ulimit -n 40)", function()
+    local code = [[
+      local ipc = require "lipc"
+      local keep = {}
+      local msg, errno
+      for _ = 1, 100 do
+        local r, w, e = ipc.pipe()
+        if not r then msg, errno = w, e break end
+        keep[#keep + 1] = r
+        keep[#keep + 1] = w
+      end
+      print(errno, msg)
+      -- every family goes through the same error helper
+      local _, m2 = ipc.socketpair("stream")
+      print(m2)
+      local _, m3 = ipc.eventfd()
+      print(m3)
+    ]]
+    local out, ok = helper.sh("sh -c " .. helper.shquote("ulimit -n 40 && " .. helper.lua_cmd() .. " -e " ..
+                                                       helper.shquote(code)) .. " 2>&1")
+    assert.is_true(ok, out)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(E.EMFILE .. "\tpipe: Too many open files (nofile limit 40)", lines[1])
+    assert.matches("^socketpair: .* %(nofile limit 40%)$", lines[2])
+    assert.matches("^eventfd: .* %(nofile limit 40%)$", lines[3])
+  end)
+
   it("lists live ends in ipc.audit", function()
     local r, w = pipe()
     local found = 0

@@ -249,6 +249,41 @@ s.close()
       assert.matches("^unix:" .. helper.tmpdir():gsub("%p", "%%%0") .. "/lipc%.%d+%.%d+%.sock\n$", out)
     end)
 
+    it("moves on to the next generated name when one is squatted, never removing it", function()
+      -- a fresh process, so its first generated names are lipc.<pid>.1.sock, .2, ...
+      -- (where names are unpredictable the squat simply misses: listen must work either way)
+      local code = [[
+        local ipc = require "lipc"
+        local dir = assert(os.getenv("TMPDIR"))
+        local squat = {}
+        for i = 1, 5 do
+          squat[i] = ("%s/lipc.%d.%d.sock"):format(dir, ipc.getpid(), i)
+          local f = assert(io.open(squat[i], "w"))
+          f:write("squatter ", i)
+          f:close()
+        end
+        local srv, err = ipc.listen("unix:")
+        local c = srv and ipc.connect(srv:address(), 5)
+        print("listen", tostring(srv), tostring(err), c and "connected" or "no connection")
+        for i = 1, 5 do
+          local f = io.open(squat[i])
+          print("squat", i, f and f:read("a") or "gone")
+          if f then f:close() end
+          os.remove(squat[i])
+        end
+        if c then c:close() end
+        if srv then srv:close() end
+      ]]
+      local out, ok = helper.sh("TMPDIR=" .. helper.shquote(helper.tmpdir()) .. " " .. helper.lua_cmd() ..
+                                " -e " .. helper.shquote(code) .. " 2>&1")
+      assert.is_true(ok, out)
+      assert.matches("listen\tlipc.socket%(fd=%d+, unix:[^\n]*/lipc%.%d+%.[^\n]*%.sock, listening%)" ..
+                     "\tnil\tconnected\n", out)
+      for i = 1, 5 do
+        assert.matches("squat\t" .. i .. "\tsquatter " .. i .. "\n", out)   -- untouched
+      end
+    end)
+
     it("lets ipc.sweep remove the generated path of a killed server", function()
       local a, b = ipc.socketpair("stream")
       local close_a <close> = a
@@ -621,17 +656,48 @@ s.close()
       obj:close()
     end)
 
-    it("reports a message without a descriptor", function()
+    it("returns false and the data of a datagram without a descriptor", function()
       local a, b = ipc.socketpair("dgram")
       local close_a <close> = a
       local close_b <close> = b
       a:send("plain")
-      local none, err, errno = b:recvfd(5)
-      assert.is_nil(none)
-      assert.equal(E.EBADMSG, errno)
-      assert.matches("no descriptor", err)
+      assert.same({ false, "plain" }, { b:recvfd(5) })
+      a:send("")                                   -- an empty datagram is not the end
+      assert.same({ false, "" }, { b:recvfd(5) })
+      a:send(("y"):rep(5000))                      -- longer than recvfd's 4096 bytes
+      assert.same({ false, ("y"):rep(4096), true }, { b:recvfd(5) })
       a:close()
       assert.same({ nil, "timeout", E.ETIMEDOUT }, { b:recvfd(0) })
+    end)
+
+    it("never drops the bytes of a stream message without a descriptor (forked peer)", function()
+      local a, b = ipc.socketpair("stream")
+      local close_a <close> = a
+      local close_b <close> = b
+      local go_r, go_w = assert(ipc.pipe())
+      local close_go_r <close> = go_r
+      local close_go_w <close> = go_w
+      local pid = helper.fork(function()
+        a:close()
+        go_w:close()
+        assert(b:send("plain bytes") == 11)
+        assert(go_r:read("l", 20) == "go")         -- the parent took them: now a descriptor
+        local x, y = assert(ipc.pipe())
+        assert(b:sendfd(x, "F") == 1)
+        assert(y:write("through the descriptor") == 22)
+        return true
+      end)
+      b:close()
+      go_r:close()
+      assert.same({ false, "plain bytes" }, { a:recvfd(10) })
+      assert(go_w:write("go\n"))
+      local obj, data = a:recvfd(10)
+      assert.equal("F", data)
+      assert.matches("^lipc.fd%(fd=%d+%)$", tostring(obj))
+      assert.equal("through the descriptor", obj:read("a", 10))
+      obj:close()
+      helper.reap(pid)
+      assert.is_nil(a:recvfd(10))                  -- the peer is gone: end of stream
     end)
 
     it("receives descriptors close-on-exec and cleans up extras", function()
@@ -666,14 +732,16 @@ s.close()
       local flags = helper.fdinfo(obj:fileno())
       assert.equal(0x80000, flags & 0x80000)   -- O_CLOEXEC
       obj:close()
-      local none, err, errno = c:recvfd(10)
+      local none, err, errno, bytes = c:recvfd(10)
       assert.is_nil(none)
       assert.equal(E.EBADMSG, errno)
       assert.matches("2 descriptors", err)
+      assert.equal("two", bytes)                 -- the data is never dropped
       assert.equal(before, #ipc.descriptors())   -- both extras closed
-      none, err, errno = c:recvfd(10)            -- 20 descriptors: more than fit
+      none, err, errno, bytes = c:recvfd(10)     -- 20 descriptors: more than fit
       assert.is_nil(none)
       assert.equal(E.EMSGSIZE, errno, err)
+      assert.equal("many", bytes)
       assert.matches("truncated", err)
       assert.equal(before, #ipc.descriptors())   -- those that arrived were closed
       -- lipc to python
@@ -748,6 +816,77 @@ s.close()
                                 " " .. helper.shquote(file) .. " 2>&1")
       assert.is_true(ok, out)
       assert.matches("refused", out)
+    end)
+  end)
+
+  describe("deadlines", function()
+    -- A socket shut down for reading polls readable while a nonblocking
+    -- receive says EAGAIN: every wait loop must still honour its deadline.
+    -- The calls run in a forked child, so code that spins fails the test
+    -- (the child is killed) instead of hanging the suite.
+    it("honours timeouts on sockets shut down for reading (poll ready, EAGAIN)", function()
+      local r, w = assert(ipc.pipe())
+      local close_r <close> = r
+      local pid = helper.fork(function()
+        r:close()
+        local t_cpu, t_wall = os.clock(), ipc.clock()
+        local function report(what, timeout, f)
+          local t0 = ipc.clock()
+          local ok, a, b, c = pcall(f)
+          local took = ipc.clock() - t0
+          assert(w:write(("%s\t%s\t%s\t%s\t%s\t%.3f\n"):format(what, timeout, tostring(ok), tostring(a),
+                                                                tostring(c or b), took)))
+        end
+        local a, b = assert(ipc.socketpair("dgram"))
+        assert(a:shutdown("r"))
+        for _, t in ipairs { 0, 0.2 } do
+          report("dgram-recv", t, function() return a:recv(65536, t) end)
+          report("dgram-read", t, function() return a:read(100, t) end)
+        end
+        local u = assert(ipc.listen("udp://127.0.0.1:0"))
+        local ok, _, errno = u:shutdown("rw")       -- ENOTCONN, but the flags are set
+        assert(ok == nil and errno == ipc.errno.ENOTCONN, errno)
+        for _, t in ipairs { 0, 0.2 } do
+          report("udp-read", t, function() return u:read(100, t) end)
+          report("udp-recv", t, function() return u:recv(100, t) end)
+          report("udp-recvfrom", t, function() return u:recvfrom(100, t) end)
+          report("udp-recvfd", t, function() return u:recvfd(t) end)
+          report("udp-lines", t, function() return u:lines(t)() end)
+        end
+        local l = assert(ipc.listen("unix:"))
+        assert(l:shutdown("rw"))
+        for _, t in ipairs { 0, 0.2 } do
+          report("unix-accept", t, function() return l:accept(t) end)
+        end
+        l:close(); u:close(); a:close(); b:close()
+        assert(w:write(("cpu %.3f wall %.3f\n"):format(os.clock() - t_cpu, ipc.clock() - t_wall)))
+        w:close()
+      end)
+      w:close()
+      local how = ipc.wait(pid, 30)
+      if how ~= "exited" then ipc.signal.kill(pid, "KILL"); ipc.wait(pid, 10) end
+      local out = r:read("a", 10) or ""
+      assert.equal("exited", how, "the child spun past its deadlines:\n" .. out)
+      local n = 0
+      local field = "\t([^\t\n]+)"
+      for what, t, ok, res, errno, took in out:gmatch("([^\t\n]+)" .. field:rep(5) .. "\n") do
+        n = n + 1
+        do
+          local line = what .. " timeout " .. t .. ": " .. ok .. " " .. res .. " " .. errno
+          if what == "udp-lines" then
+            assert.equal("false", ok, line)          -- the iterator raises "timeout"
+            assert.matches("timeout", res, 1, true, line)
+          else
+            assert.same({ "true", "nil", tostring(E.ETIMEDOUT) }, { ok, res, errno }, line)
+          end
+          assert.is_true(tonumber(took) >= tonumber(t) - 0.01, line .. " returned early: " .. took)
+          assert.is_true(tonumber(took) < tonumber(t) + 5, line .. " took " .. took)
+        end
+      end
+      assert.equal(16, n, out)
+      -- waiting out the deadlines is sleeping, not spinning
+      local cpu, wall = out:match("cpu (%S+) wall (%S+)")
+      assert.is_true(tonumber(cpu) < 0.5 * tonumber(wall), out)
     end)
   end)
 
