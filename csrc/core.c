@@ -5,6 +5,7 @@
 #include "core.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <limits.h>
 #include <math.h>
@@ -13,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Registry key of the weak table of live handles (for ipc.audit). */
@@ -559,12 +562,34 @@ const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen) {
   return s;
 }
 
+/* n random bytes: getrandom(2), else /dev/urandom, else the clock (then
+ * unique with the retry on EEXIST, but guessable). */
+static void name_random(unsigned char *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(buf + got, n - got, 0);
+    if (r > 0) got += (size_t)r;
+    else if (r < 0 && errno != EINTR) break;
+  }
+  if (got == n) return;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t r = read(fd, buf, n);
+    close(fd);
+    if (r == (ssize_t)n) return;
+  }
+  static unsigned counter;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 30) ^ ++counter;
+  for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(x >> (8 * (i % 8)));
+}
+
 void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix) {
-  static unsigned long counter;
-  static pid_t counter_pid;
-  pid_t pid = getpid();
-  if (counter_pid != pid) { counter_pid = pid; counter = 0; }
-  snprintf(buf, len, "%slipc.%ld.%lu%s", prefix, (long)pid, ++counter, suffix);
+  unsigned char r[4];
+  name_random(r, sizeof r);
+  snprintf(buf, len, "%slipc.%ld.%s-%02x%02x%02x%02x%s", prefix, (long)getpid(), lipc_creator_tag(),
+           r[0], r[1], r[2], r[3], suffix);
 }
 
 void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {

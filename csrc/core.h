@@ -184,8 +184,17 @@ const char *lipc_signame(int signo, char *buf, size_t len);
 /* A POSIX IPC name: one leading '/', no other '/', no NUL, 2..maxlen
  * bytes in all.  Raises otherwise. */
 const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen);
-/* Write a generated name "<prefix>lipc.<pid>.<n><suffix>" into buf. */
+/* Write a generated name "<prefix>lipc.<pid>.<unique><suffix>" into buf.
+ * The unique part is "<start>-<pidns>-<boot>-<random>": lipc_creator_tag()
+ * (what ipc.sweep needs to prove the creator gone) and 8 hex digits from
+ * getrandom(2), so other users cannot guess the name; callers create it
+ * exclusively and generate again on EEXIST. */
 void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix);
+/* This process as generated names record it, "<start>-<pidns>-<boot>" in
+ * lowercase hex: its start time (field 22 of /proc/self/stat), the inode
+ * of its pid namespace, the first 4 digits of the boot id; "0" for what
+ * cannot be read (csrc/system.c). */
+const char *lipc_creator_tag(void);
 
 /* Options tables: idx may be none/nil (all defaults) or a table whose
  * keys must all be among allowed (NULL-terminated); raises on an unknown

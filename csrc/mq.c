@@ -144,7 +144,7 @@ static int lmq_open(lua_State *L) {
       LIPC_FDCALL(L, fd, mq_open(q->name, flags | O_CREAT | O_EXCL, mode, pattr));
       if (fd != (mqd_t)-1) { created = 1; break; }
       err = errno;
-      if (err == EEXIST && gen) {  /* a leftover with a reused pid: next name */
+      if (err == EEXIST && gen) {  /* taken (by chance, or by someone else): the next name */
         lipc_genname(q->name, sizeof q->name, "/", "");
         continue;
       }

@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -54,9 +55,27 @@ static const lipc_class pipe_class = {
   LIPC_CLASS_STREAM
 };
 
+/* What tells one file from another that later takes its path: device and
+ * inode, the birth time and the file system's handle (with the inode
+ * generation) where there are such: ext4 gives a freed inode number to the
+ * next file at once, within the same clock tick. */
+#define FILE_HANDLE_MAX 64
+typedef struct file_id {
+  dev_t dev;
+  ino_t ino;
+  struct statx_timestamp btime;
+  int has_btime;
+  int is_fifo;
+  unsigned handle_len;  /* 0: none */
+  int handle_type;
+  unsigned char handle[FILE_HANDLE_MAX];
+} file_id;
+
 typedef struct lfifo {
   lipc_handle h;
   char *path;   /* malloc'd */
+  file_id id;   /* the FIFO this object names: the path is removed only
+                   while it still leads to it */
 } lfifo;
 
 static int fifo_release(lipc_handle *h, int remove_name);
@@ -631,11 +650,59 @@ static int lpipe_size(lua_State *L) {
 
 /* ---- FIFOs ------------------------------------------------------------- */
 
-/* Release of a FIFO name: remove the path when owned. */
+/* The file at path itself (a symlink is not followed) into *id: 0, or an
+ * errno value. */
+static int file_id_of(const char *path, file_id *id) {
+  memset(id, 0, sizeof *id);
+  struct statx sx;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_BTIME, &sx) == 0) {
+    id->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    id->ino = (ino_t)sx.stx_ino;
+    id->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
+    id->btime = sx.stx_btime;
+    id->is_fifo = S_ISFIFO(sx.stx_mode);
+  } else {
+    if (errno != ENOSYS && errno != EPERM) return errno;  /* EPERM: a seccomp filter */
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->is_fifo = S_ISFIFO(st.st_mode);
+  }
+  union { struct file_handle fh; unsigned char buf[sizeof(struct file_handle) + FILE_HANDLE_MAX]; } h;
+  h.fh.handle_bytes = FILE_HANDLE_MAX;
+  int mount_id;
+  if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) == 0) {  /* symlinks not followed */
+    id->handle_len = h.fh.handle_bytes;
+    id->handle_type = h.fh.handle_type;
+    memcpy(id->handle, h.fh.f_handle, h.fh.handle_bytes);
+  }
+  return 0;
+}
+
+/* 0 when the path still leads to the FIFO f names (not to a file or FIFO
+ * put there after ours was removed, nor a symlink), else ENOENT or the
+ * errno value of looking. */
+static int same_fifo(const lfifo *f) {
+  file_id now;
+  int err = file_id_of(f->path, &now);
+  if (err != 0) return err;
+  const file_id *was = &f->id;
+  int same = now.is_fifo && now.dev == was->dev && now.ino == was->ino &&
+             (!now.has_btime || !was->has_btime ||
+              (now.btime.tv_sec == was->btime.tv_sec && now.btime.tv_nsec == was->btime.tv_nsec)) &&
+             (!now.handle_len || !was->handle_len ||
+              (now.handle_len == was->handle_len && now.handle_type == was->handle_type &&
+               memcmp(now.handle, was->handle, now.handle_len) == 0));
+  return same ? 0 : ENOENT;
+}
+
+/* Release of a FIFO name: remove the path when owned and still ours. */
 static int fifo_release(lipc_handle *h, int remove_name) {
   lfifo *f = (lfifo *)h;
   int err = 0;
-  if (remove_name && f->path && unlink(f->path) != 0 && errno != ENOENT) err = errno;
+  if (remove_name && f->path && same_fifo(f) == 0 && unlink(f->path) != 0 && errno != ENOENT)
+    err = errno;
   free(f->path);
   f->path = NULL;
   return err;
@@ -685,8 +752,7 @@ static int lpipe_mkfifo(lua_State *L) {
   f->path = strdup(path);
   if (f->path == NULL) return luaL_error(L, "not enough memory");
   int owns = 1, rc, tries = 0;
-  /* a generated name taken by a leftover of a killed process whose pid we
-   * reuse: the next name */
+  /* a generated name taken (by chance, or by someone else): the next name */
   while ((rc = mkfifo(f->path, mode)) != 0 && errno == EEXIST && path == gen && ++tries < 100) {
     char prefix[PATH_MAX];
     snprintf(prefix, sizeof prefix, "%s/", lipc_tmpdir());
@@ -695,16 +761,21 @@ static int lpipe_mkfifo(lua_State *L) {
     f->path = strdup(gen);
     if (f->path == NULL) return luaL_error(L, "not enough memory");
   }
-  if (rc != 0) {
-    int err = errno;
-    struct stat st;
-    if (err == EEXIST && !excl && stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
-      owns = 0;
-    } else {
-      free(f->path);
-      f->path = NULL;
-      return lipc_error(L, err, "mkfifo", path);
-    }
+  int err = rc != 0 ? errno : 0;
+  if (err == EEXIST && !excl && path != gen) {  /* an existing FIFO: a name object, not its owner */
+    owns = 0;
+    err = 0;
+  }
+  /* remember the FIFO itself (never what a symlink at the path leads to):
+   * the path is removed only while it still leads to this FIFO */
+  if (err == 0) {
+    err = file_id_of(f->path, &f->id);
+    if (err == 0 && !f->id.is_fifo) err = owns ? ENOENT : EEXIST;  /* replaced at once */
+  }
+  if (err != 0) {
+    free(f->path);
+    f->path = NULL;
+    return lipc_error(L, err, "mkfifo", path);
   }
   f->h.owns = (unsigned char)owns;
   f->h.persist = (unsigned char)persist;
@@ -722,7 +793,8 @@ static int lfifo_name(lua_State *L) {
 /* f:unlink() -> true: remove the path now (close will not again). */
 static int lfifo_unlink(lua_State *L) {
   lfifo *f = lipc_check(L, 1, &fifo_class);
-  if (unlink(f->path) != 0) return lipc_error(L, errno, "unlink", f->path);
+  int err = same_fifo(f);
+  if (err != 0 || unlink(f->path) != 0) return lipc_error(L, err ? err : errno, "unlink", f->path);
   f->h.owns = 0;
   lua_pushboolean(L, 1);
   return 1;

@@ -5,7 +5,7 @@ local ipc = require "lipc"
 
 local NORMAL, URGENT = 0, 10
 
--- generated names (/lipc.<pid>.<n>), owned: removed when closed
+-- generated names (/lipc.<pid>.<unique>), owned: removed when closed
 local to_bob <close> = assert(ipc.mq.open(nil, { maxmsg = 8, msgsize = 256 }))
 local to_alice <close> = assert(ipc.mq.open(nil, { maxmsg = 8, msgsize = 256 }))
 print(("alice: queues %s and %s"):format(to_bob:name(), to_alice:name()))
