@@ -804,3 +804,145 @@ int lipc_reclaim_fds(lua_State *L, int err) {
   lua_gc(L, LUA_GCCOLLECT, 0);
   return 1;
 }
+
+/* ---- the one wait path (see core.h) ------------------------------------- */
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+/* The task that csrc/task.c is running on this OS thread, or NULL; what its
+ * last wait yielded for; and whether the loop asked it to stop. */
+static _Thread_local lua_State *current_task;
+static _Thread_local lipc_wait *task_wait;
+static _Thread_local int task_cancel;
+
+lua_State *lipc_task_enter(lua_State *co, int cancel) {
+  lua_State *prev = current_task;
+  current_task = co;
+  task_wait = NULL;
+  task_cancel = cancel;
+  return prev;
+}
+
+lipc_wait *lipc_task_waiting(void) {
+  return task_wait;
+}
+
+int lipc_in_task(lua_State *L) {
+  return L == current_task && current_task != NULL && lua_isyieldable(L);
+}
+
+void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try) {
+  memset(w, 0, sizeof *w);
+  if (tidx > 0) lipc_deadline_init(L, tidx, &w->d);
+  else lipc_deadline_secs(L, -1, &w->d);
+  w->try = try;
+  w->fd = -1;
+}
+
+/* A futex wait on a word while it holds val, for at most ts (NULL:
+ * forever).  0 (woken, or the word changed), ETIMEDOUT or EINTR. */
+static int futex_wait(const uint32_t *word, uint32_t val, int shared, const struct timespec *ts) {
+  long rc = syscall(SYS_futex, word, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+  if (rc == 0 || errno == EAGAIN) return 0;
+  return errno == ETIMEDOUT ? ETIMEDOUT : errno == EINTR ? EINTR : errno;
+}
+
+/* Block the process until what w waits for, the deadline, or Ctrl-C.
+ * 0 to try again, ETIMEDOUT, EINTR (interrupted) or another errno. */
+static int wait_blocking(lipc_wait *w) {
+  lipc_deadline *d = &w->d;
+  if (w->fd >= 0) {
+    int err = lipc_wait_retry(d, w->fd, w->events, &w->tries);
+    return err;
+  }
+  if (w->word != NULL) {
+    /* futex waits may be restarted by the kernel: bounded slices so that
+     * Ctrl-C is seen within one */
+    for (;;) {
+      if (lipc_interrupted(d)) return EINTR;
+      struct timespec ts = { 0, 200000000L }, left;
+      if (lipc_deadline_left(d, &left) == 0) {
+        if (left.tv_sec == 0 && left.tv_nsec == 0) return ETIMEDOUT;
+        if (left.tv_sec == 0 && left.tv_nsec < ts.tv_nsec) ts = left;
+      }
+      if (__atomic_load_n(w->word, __ATOMIC_ACQUIRE) != w->val) return 0;
+      int err = futex_wait(w->word, w->val, w->shared, &ts);
+      if (err == 0) return 0;
+      if (err == EINTR) { if (lipc_interrupted(d)) return EINTR; continue; }
+      if (err != ETIMEDOUT) return err;
+      /* a slice ended: the word may still hold val; the loop checks */
+    }
+  }
+  if (w->sleep) {
+    for (;;) {
+      if (lipc_interrupted(d)) return EINTR;
+      struct timespec left;
+      if (lipc_deadline_left(d, &left) < 0) left.tv_sec = 3600, left.tv_nsec = 0;
+      else if (left.tv_sec == 0 && left.tv_nsec == 0) return ETIMEDOUT;
+      if (clock_nanosleep(CLOCK_MONOTONIC, 0, &left, NULL) == EINTR && lipc_interrupted(d)) return EINTR;
+    }
+  }
+  int step = w->tries++;
+  return lipc_backoff(d, &step);
+}
+
+/* The end of a wait that did not succeed: stop, timeout or the EINTR error. */
+static int wait_end(lua_State *L, lipc_wait *w, int err) {
+  if (w->stop) return w->stop(L, w, err);
+  return lipc_fail(L, err, w->call ? w->call : "wait", NULL);
+}
+
+static int run_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Yield the running task to the loop with w (boxed on the stack unless it
+ * already is, at index box). */
+static int task_yield(lua_State *L, lipc_wait *w, int box) {
+  if (box == 0) {
+    lipc_wait *b = lua_newuserdatauv(L, sizeof *b, 0);
+    *b = *w;
+    w = b;
+    box = lua_gettop(L);
+  }
+  w->tries++;
+  task_wait = w;
+  return lua_yieldk(L, 0, (lua_KContext)box, run_k);
+}
+
+/* The loop of tries and waits (w may be boxed at index box, or 0). */
+static int run_loop(lua_State *L, lipc_wait *w, int box) {
+  for (;;) {
+    w->block = !lipc_in_task(L);
+    if (w->block && lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
+    int n = w->try(L, w);
+    if (n >= 0) return n;
+    if (n == LIPC_EINTR) {
+      if (lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
+      continue;
+    }
+    if (lipc_deadline_expired(&w->d) && !w->sleep) return wait_end(L, w, ETIMEDOUT);
+    if (w->sleep && lipc_deadline_expired(&w->d)) return 0;
+    if (!w->block) return task_yield(L, w, box);
+    int err = wait_blocking(w);
+    if (err == ETIMEDOUT && w->sleep) return 0;
+    if (err != 0) return wait_end(L, w, err);
+  }
+}
+
+/* The continuation of a task's wait: the loop resumed it (ready, deadline,
+ * or cancel). */
+static int run_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  int box = (int)ctx;
+  lipc_wait *w = lua_touserdata(L, box);
+  lua_settop(L, box);  /* drop what resume passed */
+  if (task_cancel) {
+    task_cancel = 0;
+    return luaL_error(L, "cancelled");
+  }
+  return run_loop(L, w, box);
+}
+
+int lipc_run(lua_State *L, lipc_wait *w) {
+  return run_loop(L, w, 0);
+}

@@ -158,6 +158,83 @@ int lipc_backoff(lipc_deadline *d, int *step);
  * value (ETIMEDOUT, EINTR, ...). */
 int lipc_wait_retry(lipc_deadline *d, int fd, short events, int *tries);
 
+/* ---- the one wait path ---------------------------------------------------
+ *
+ * Every lipc call that can block is written as a *try* function and run by
+ * lipc_run, the only place where lipc waits:
+ *
+ *   static int try_take(lua_State *L, lipc_wait *w) {
+ *     ... one attempt; may block in the kernel only when w->block ...
+ *     if (done) { push results; return nresults; }
+ *     if (would block) { w->fd = fd; w->events = POLLIN; return LIPC_AGAIN; }
+ *     if (a blocking call said EINTR) return LIPC_EINTR;
+ *     return lipc_error(L, err, "read", NULL);        (also a result)
+ *   }
+ *   static int ltake(lua_State *L) {
+ *     lipc_wait w; lipc_wait_init(L, &w, 2, try_take); w.p = obj;
+ *     return lipc_run(L, &w);
+ *   }
+ *
+ * lipc_run owns the deadline, Ctrl-C, EINTR, the backoff for "ready but
+ * still EAGAIN", and the choice between blocking the process and yielding:
+ * outside a task it waits here (ppoll on a descriptor, futex on a word, or
+ * a short sleep); inside a task (csrc/task.c) it yields to the loop with a
+ * continuation and retries when the loop resumes it.  So a try function:
+ *  - reads its arguments at fixed stack indices (never lua_gettop: a
+ *    yielded call has the wait record above them) and pushes results on
+ *    top;
+ *  - keeps progress across waits in w->acc / w->p, never in C locals;
+ *  - resets w->tries to 0 whenever it made progress;
+ *  - blocks in the kernel only when w->block is set (then it may call a
+ *    plain blocking read, or a timed call with lipc_deadline_abs(&w->d)),
+ *    and returns LIPC_EINTR when that call was interrupted.
+ * When the deadline passes or Ctrl-C comes while waiting, w->stop (when
+ * set) makes the final result (e.g. the bytes written so far); otherwise
+ * the result is nil, "timeout", ETIMEDOUT, or the EINTR error named after
+ * w->call ("interrupted!" is then raised by the interpreter). */
+
+#define LIPC_AGAIN (-1)   /* not ready: wait as w says, then try again */
+#define LIPC_EINTR (-2)   /* a blocking kernel call was interrupted */
+
+typedef struct lipc_wait lipc_wait;
+typedef int (*lipc_try_fn)(lua_State *L, lipc_wait *w);
+typedef int (*lipc_stop_fn)(lua_State *L, lipc_wait *w, int err);
+
+struct lipc_wait {
+  lipc_deadline d;
+  lipc_try_fn try;
+  lipc_stop_fn stop;       /* may be NULL */
+  const char *call;        /* names the EINTR error ("read") */
+  int block;               /* set by lipc_run: the try may block in the kernel */
+  /* what to wait for after LIPC_AGAIN (the try sets one): */
+  int fd;                  /* a descriptor (events POLLIN/POLLOUT), or -1 */
+  short events;
+  const uint32_t *word;    /* or a futex word, while it holds val */
+  uint32_t val;
+  int shared;              /* the word is in shared memory (not private) */
+  int sleep;               /* or nothing but the deadline (ipc.sleep) */
+                           /* none of them: retry after a short backoff */
+  int tries;               /* waits since the last progress (backoff) */
+  lua_Integer acc[2];      /* the try's progress, kept across waits */
+  void *p;                 /* the try's object */
+};
+
+/* Start w for try: the timeout at tidx (0: none, wait forever), no stop,
+ * nothing to wait for yet. */
+void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try);
+/* Run w->try until it returns results; see above.  Returns the number of
+ * results (use as `return lipc_run(L, &w);`: it may yield). */
+int lipc_run(lua_State *L, lipc_wait *w);
+/* 1 when L is the running task of csrc/task.c's loop (calls yield). */
+int lipc_in_task(lua_State *L);
+/* For csrc/task.c: make co the running task (NULL: none) around a resume,
+ * with cancel set when the loop cancels it (its pending wait then raises
+ * "cancelled"); returns the previous one. */
+lua_State *lipc_task_enter(lua_State *co, int cancel);
+/* For csrc/task.c: after a resume that yielded, the wait record the task
+ * yielded with (boxed on its stack), or NULL for a plain coroutine.yield. */
+lipc_wait *lipc_task_waiting(void);
+
 /* When err is EMFILE or ENFILE, run a full garbage collection (its __gc
  * closes the descriptors of objects the script forgot) and return 1 so
  * the caller tries once more; otherwise return 0. */

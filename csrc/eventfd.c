@@ -44,13 +44,6 @@ static const lipc_class EVENTFD = {
 /* The open eventfd at 1 for the hot methods (upvalue 1: the metatable). */
 static levent *levent_fastcheck(lua_State *L) { return lipc_check_up(L, &EVENTFD, 1); }
 
-/* Start the deadline of a call: the timeout at idx, or "try once" when
- * the object is nonblocking and no timeout was given. */
-static void levent_deadline(lua_State *L, levent *e, int idx, lipc_deadline *d) {
-  if (e->nonblock && lua_isnoneornil(L, idx)) lipc_deadline_secs(L, 0, d);
-  else lipc_deadline_init(L, idx, d);
-}
-
 /* An unsigned 64-bit amount at idx in 1..0xfffffffffffffffe: a positive
  * integer, a hex literal above math.maxinteger (a negative Lua integer
  * other than -1), or a float with an exact integer value. */
@@ -110,29 +103,45 @@ static ssize_t levent_nowait(int fd, uint64_t *v, int wr) {
   return r;
 }
 
-/* Read (wr = 0) or write the value, blocking forever or until the deadline;
- * 0 or an errno value (ETIMEDOUT, EINTR when interrupted). */
-static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
-  int tries = 0;
-  for (;;) {
-    ssize_t r;
-    /* a Ctrl-C that came before the blocking call began is seen here */
-    if (lipc_interrupted(d)) return EINTR;
-    if (d->forever) r = wr ? write(e->h.fd, v, sizeof *v) : read(e->h.fd, v, sizeof *v);
-    else r = levent_nowait(e->h.fd, v, wr);
-    if (r == (ssize_t)sizeof *v) return 0;
-    int err = r < 0 ? errno : EIO;
-    if (err == EINTR) {
-      if (lipc_interrupted(d)) return EINTR;
-      continue;
-    }
-    if (err != EAGAIN) return err;
+/* One read (w->acc[0] = 0) or write (1) of the value w->acc[1]: blocks in
+ * the kernel when the caller may and has no deadline; otherwise never. */
+static int levent_try(lua_State *L, lipc_wait *w) {
+  levent *e = w->p;
+  int wr = (int)w->acc[0];
+  uint64_t v = (uint64_t)w->acc[1];
+  ssize_t r;
+  if (w->block && w->d.forever) r = wr ? write(e->h.fd, &v, sizeof v) : read(e->h.fd, &v, sizeof v);
+  else r = levent_nowait(e->h.fd, &v, wr);
+  if (r == (ssize_t)sizeof v) {
+    if (wr) lua_pushboolean(L, 1);
+    else lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+  }
+  int err = r < 0 ? errno : EIO;
+  if (err == EINTR) return LIPC_EINTR;
+  if (err == EAGAIN) {
     /* writable means "1 more fits": a larger add may still not fit, and a
      * value can be taken by another process between poll and read: the
-     * second wait backs off against the deadline (lipc_wait_retry) */
-    err = lipc_wait_retry(d, e->h.fd, wr ? POLLOUT : POLLIN, &tries);
-    if (err != 0) return err;
+     * wait path backs off when a wait said ready and this says again */
+    w->fd = e->h.fd;
+    w->events = wr ? POLLOUT : POLLIN;
+    return LIPC_AGAIN;
   }
+  return lipc_fail(L, err, wr ? "eventfd write" : "eventfd read", NULL);
+}
+
+/* Start the wait of add (wr = 1, value n) or take (0) with the timeout at
+ * tidx (a nonblocking counter without one tries once). */
+static int levent_io(lua_State *L, levent *e, int tidx, int wr, uint64_t n) {
+  lipc_wait w;
+  lipc_wait_init(L, &w, 0, levent_try);
+  if (e->nonblock && lua_isnoneornil(L, tidx)) lipc_deadline_secs(L, 0, &w.d);
+  else lipc_deadline_init(L, tidx, &w.d);
+  w.p = e;
+  w.call = wr ? "eventfd write" : "eventfd read";
+  w.acc[0] = wr;
+  w.acc[1] = (lua_Integer)n;
+  return lipc_run(L, &w);
 }
 
 /* e:add([n=1 [, timeout]]): add n to the counter; waits while it would
@@ -140,12 +149,7 @@ static int levent_io(levent *e, lipc_deadline *d, uint64_t *v, int wr) {
 static int levent_add(lua_State *L) {
   levent *e = levent_fastcheck(L);
   uint64_t n = lua_isnoneornil(L, 2) ? 1 : levent_checkamount(L, 2);
-  lipc_deadline d;
-  levent_deadline(L, e, 3, &d);
-  int err = levent_io(e, &d, &n, 1);
-  if (err != 0) return lipc_fail(L, err, "eventfd write", NULL);
-  lua_pushboolean(L, 1);
-  return 1;
+  return levent_io(L, e, 3, 1, n);
 }
 
 /* e:take([timeout]): wait for a nonzero counter; returns its value and
@@ -154,13 +158,7 @@ static int levent_add(lua_State *L) {
  * complement, compare with math.ult). */
 static int levent_take(lua_State *L) {
   levent *e = levent_fastcheck(L);
-  lipc_deadline d;
-  levent_deadline(L, e, 2, &d);
-  uint64_t v = 0;
-  int err = levent_io(e, &d, &v, 0);
-  if (err != 0) return lipc_fail(L, err, "eventfd read", NULL);
-  lua_pushinteger(L, (lua_Integer)v);
-  return 1;
+  return levent_io(L, e, 2, 0, 0);
 }
 
 /* e:semaphore(): true when created in semaphore mode. */
