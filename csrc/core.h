@@ -155,6 +155,36 @@ int lipc_reclaim_fds(lua_State *L, int err);
 
 /* ---- arguments --------------------------------------------------------- */
 
+/* Argument errors name the function the user called ("mq.open", "exec"),
+ * however it was called (ipc.mq.open(1), a local alias, pcall): Lua's own
+ * luaL_argerror names a function by its call site ('open', the alias) or,
+ * called from C, by a search of package.loaded that finds "lipc.core.exec"
+ * and nothing in a sub-table ('?').  lipc_argerror looks the running
+ * function up in a table of names filled once the module is built
+ * (lipc_name_functions); a method called with ':' keeps Lua's naming.
+ * The macros below send every lauxlib check used in csrc/ through it, so
+ * no call site needs to change. */
+int lipc_argerror(lua_State *L, int arg, const char *extramsg);
+int lipc_typeerror(lua_State *L, int arg, const char *tname);
+const char *lipc_checklstring(lua_State *L, int arg, size_t *len);
+lua_Integer lipc_checkinteger(lua_State *L, int arg);
+void lipc_checktype(lua_State *L, int arg, int t);
+void lipc_checkanyarg(lua_State *L, int arg);
+void *lipc_checkudata(lua_State *L, int arg, const char *tname);
+int lipc_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
+#define luaL_argerror(L, arg, msg) lipc_argerror((L), (arg), (msg))
+#define luaL_typeerror(L, arg, tname) lipc_typeerror((L), (arg), (tname))
+#define luaL_checklstring(L, arg, len) lipc_checklstring((L), (arg), (len))
+#define luaL_checkinteger(L, arg) lipc_checkinteger((L), (arg))
+#define luaL_checktype(L, arg, t) lipc_checktype((L), (arg), (t))
+#define luaL_checkany(L, arg) lipc_checkanyarg((L), (arg))
+#define luaL_checkudata(L, arg, tname) lipc_checkudata((L), (arg), (tname))
+#define luaL_checkoption(L, arg, def, lst) lipc_checkoption((L), (arg), (def), (lst))
+/* Name every C function of the module table at idx for lipc_argerror:
+ * top-level ones by their key ("exec"), those of a sub-table as
+ * "<sub>.<key>" ("mq.open"), class methods by their method name. */
+void lipc_name_functions(lua_State *L, int idx);
+
 /* An integer in [min, max]; a float with an exact integer value is
  * accepted; anything else raises naming the argument. */
 lua_Integer lipc_checkrange(lua_State *L, int idx, lua_Integer min, lua_Integer max);
@@ -177,6 +207,9 @@ void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix)
  * keys must all be among allowed (NULL-terminated); raises on an unknown
  * key or a non-table. */
 void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]);
+/* Raise the one format of a bad option value: "bad argument #<idx> to
+ * '<function>' (option '<key>': <fmt...>)". */
+int lipc_opterror(lua_State *L, int idx, const char *key, const char *fmt, ...);
 int lipc_optbool(lua_State *L, int idx, const char *key, int def);
 lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
                         lua_Integer min, lua_Integer max);

@@ -23,5 +23,6 @@ int luaopen_lipc_core(lua_State *L) {
   lipc_open_poll(L);
   lipc_open_codec(L);
   lipc_open_ring(L);
+  lipc_name_functions(L, -1);
   return 1;
 }

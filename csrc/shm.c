@@ -159,7 +159,7 @@ static int64_t *atomic_at(lua_State *L, int write) {
 /* The common option keys of segment constructors. */
 static const char *const OPEN_OPTS[] = { "create", "excl", "size", "mode", "persist", "readonly", NULL };
 static const char *const SYSV_OPTS[] = { "create", "excl", "mode", "persist", "readonly", NULL };
-static const char *const MMAP_OPTS[] = { "size", "offset", "mode", NULL };
+static const char *const MMAP_OPTS[] = { "size", "offset", "access", "mode", NULL };
 
 /* Free bytes of /dev/shm, or -1. */
 static long long shm_free(void) {
@@ -193,7 +193,7 @@ static int lshm_open(lua_State *L) {
   mode_t mode = lipc_optmode(L, oidx, "mode", 0600);
   lua_Integer size = lipc_optint(L, oidx, "size", 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
   if (name == NULL && !create) luaL_argerror(L, oidx, "a generated name needs create = true");
-  if (create && size == 0) luaL_argerror(L, oidx, "option 'size' (> 0) is required with create = true");
+  if (create && size == 0) luaL_argerror(L, oidx, "option 'size': > 0 required with create = true");
   if (create && readonly) luaL_argerror(L, oidx, "readonly cannot be combined with create = true");
 
   lipc_region *r = lipc_new(L, &lipc_region_class, 0);
@@ -325,23 +325,28 @@ static int lshm_sysv(lua_State *L) {
   return 1;
 }
 
-/* ipc.mmap(path, {size=, offset=, mode="r"|"rw"}): map a file shared. */
+/* ipc.mmap(path, {size=, offset=, access="r"|"rw"}): map a file shared. */
 static int lshm_mmap(lua_State *L) {
   size_t plen;
   const char *path = luaL_checklstring(L, 1, &plen);
   luaL_argcheck(L, plen > 0 && plen < PATH_MAX && strlen(path) == plen, 1, "bad path (empty, too long or NUL byte)");
   lipc_checkoptions(L, 2, MMAP_OPTS);
-  const char *m = lipc_optstring(L, 2, "mode", "r");
+  /* access= ("mode" everywhere else means permission bits; mode= is kept as an alias) */
+  const char *key = "access";
+  const char *m = lipc_optstring(L, 2, key, NULL);
+  const char *alias = lipc_optstring(L, 2, "mode", NULL);
+  if (m != NULL && alias != NULL) return lipc_opterror(L, 2, "mode", "alias of 'access': give one of them");
+  if (m == NULL) { m = alias ? alias : "r"; if (alias) key = "mode"; }
   int rw;
   if (strcmp(m, "r") == 0) rw = 0;
   else if (strcmp(m, "rw") == 0) rw = 1;
-  else return luaL_argerror(L, 2, "option 'mode' must be \"r\" or \"rw\"");
+  else return lipc_opterror(L, 2, key, "\"r\" or \"rw\" expected");
   lua_Integer maxi = (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER);
   lua_Integer size = lipc_optint(L, 2, "size", -1, 1, maxi);
   lua_Integer off = lipc_optint(L, 2, "offset", 0, 0, maxi);
   long page = sysconf(_SC_PAGESIZE);
   if (off % page != 0)
-    luaL_argerror(L, 2, lua_pushfstring(L, "option 'offset' must be a multiple of the page size (%d)", (int)page));
+    luaL_argerror(L, 2, lua_pushfstring(L, "option 'offset': a multiple of the page size (%d) expected", (int)page));
 
   lipc_region *r = lipc_new(L, &lipc_region_class, 0);
   r->kind = LIPC_REGION_FILE;
