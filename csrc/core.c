@@ -257,6 +257,17 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv) {
   return h;
 }
 
+/* ipc.type(x): like io.type: "pipe", "closed pipe", ... (the kind after
+ * "lipc."), or nil when x is not a lipc object. */
+static int l_type(lua_State *L) {
+  luaL_checkany(L, 1);
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h == NULL) lua_pushnil(L);
+  else if (h->open) lua_pushstring(L, h->cls->name + 5);
+  else lua_pushfstring(L, "closed %s", h->cls->name + 5);
+  return 1;
+}
+
 /* ipc.audit(): the live open objects of this process. */
 static int l_audit(lua_State *L) {
   lua_newtable(L);
@@ -825,6 +836,8 @@ void lipc_open_core(lua_State *L) {
   }
   lua_pushcfunction(L, l_audit);
   lua_setfield(L, -2, "audit");
+  lua_pushcfunction(L, l_type);
+  lua_setfield(L, -2, "type");
 }
 
 /* Sleep before retrying an operation that poll called ready but that still

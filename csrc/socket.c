@@ -610,6 +610,14 @@ static lsock *checksock(lua_State *L, int idx) {
   return lipc_check(L, idx, &sock_class);
 }
 
+/* s:type(): "stream", "dgram", "seqpacket" (or "raw"). */
+static int lsocket_type(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lua_pushstring(L, k->type == SOCK_DGRAM ? "dgram" : k->type == SOCK_SEQPACKET ? "seqpacket" :
+                    k->type == SOCK_RAW ? "raw" : "stream");
+  return 1;
+}
+
 /* s:accept(timeout): the next connection as a new socket. */
 static int lsocket_accept(lua_State *L) {
   lsock *k = checksock(L, 1);
@@ -1086,6 +1094,7 @@ static const luaL_Reg sock_methods[] = {
   {"peercred", lsocket_peercred},
   {"sendfd", lsocket_sendfd},
   {"recvfd", lsocket_recvfd},
+  {"type", lsocket_type},
   {NULL, NULL}
 };
 

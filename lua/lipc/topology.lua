@@ -223,7 +223,7 @@ function M.pipeline(spec)
         argerror("pipeline", 1, ("stage %d must be an argv table or a function, got %s"):format(k, type(v)))
       end
     elseif k == "stdin" or k == "stdout" then
-      if not (k == "stdout" and v == "capture") and not ipc.channel._kindof(v) then
+      if not (k == "stdout" and v == "capture") and not ipc.type(v) then
         argerror("pipeline", 1, ("'%s' must be a lipc object%s"):format(k, k == "stdout" and " or \"capture\"" or ""))
       end
     elseif k == "grace" then
@@ -687,14 +687,14 @@ function Graph:run(timeout, opts)
   close_all(drop)               -- the parent keeps no child end
   if not ok or not res then
     for _, pr in ipairs(procs) do pcall(pr.p.kill, pr.p, "KILL"); pr.p:wait() end
-    for _, o in ipairs(keep) do if o.remove then pcall(o.remove, o) end end
+    for _, o in ipairs(keep) do if ipc.type(o) == "msg" then pcall(o.remove, o) end end
     close_all(keep)
     if not ok then error(res, 0) end
     return nil, err, code
   end
   local sok, serr = pcall(supervise, procs, deadline, grace, true)
   for _, o in ipairs(keep) do
-    if ipc.channel._kindof(o) == "lipc.msg" then pcall(o.remove, o) end
+    if ipc.type(o) == "msg" then pcall(o.remove, o) end
   end
   close_all(keep)
   if not sok then
