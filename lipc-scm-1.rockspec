@@ -34,6 +34,7 @@ build = {
     ["lipc"] = "lua/lipc/init.lua",
     ["lipc.proc"] = "lua/lipc/proc.lua",
     ["lipc.channel"] = "lua/lipc/channel.lua",
+    ["lipc.region"] = "lua/lipc/region.lua",
     ["lipc.topology"] = "lua/lipc/topology.lua",
   },
 }

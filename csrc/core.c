@@ -22,8 +22,6 @@ static const char LIVE_KEY[] = "lipc.live";
 static const char CLASS_FIELD[] = "__lipc";
 /* Registry key of the sentinel that empties the metatable cache. */
 static const char MT_GUARD_KEY[] = "lipc.mtguard";
-/* Registry key of the table kind -> methods table ("pipe" -> {read=...}). */
-static const char METHODS_KEY[] = "lipc.methods";
 /* Registry key of the table C function -> name for argument errors. */
 static const char NAMES_KEY[] = "lipc.names";
 
@@ -228,11 +226,11 @@ void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods)
   lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");
   /* remember the methods table under the kind, for ipc._methods */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, METHODS_KEY) != LUA_TTABLE) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, METHODS_KEY);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY);
   }
   lua_getfield(L, -2, "__index");
   lua_setfield(L, -2, cls->name + 5);  /* "lipc.pipe" -> "pipe" */
@@ -503,7 +501,7 @@ void lipc_name_functions(lua_State *L, int idx) {
   lua_newtable(L);
   int names = lua_gettop(L);
   /* methods first: a function that is also a module function takes that name */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, METHODS_KEY) == LUA_TTABLE) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       name_table(L, names, -1, NULL);
@@ -611,21 +609,56 @@ static int parse_rt(const char *s) {
   return sig;
 }
 
-int lipc_checksignal(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TNUMBER)
-    return (int)lipc_checkrange(L, idx, 0, SIGRTMAX);
-  const char *s = luaL_checkstring(L, idx);
+int lipc_tosignal(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER) {
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint) { lua_pushliteral(L, "number has no integer representation"); return -1; }
+    if (v < 0 || v > SIGRTMAX) { lua_pushfstring(L, "out of range (0 to %d)", SIGRTMAX); return -1; }
+    return (int)v;
+  }
+  if (t != LUA_TSTRING) {
+    lua_pushfstring(L, "signal name or number expected, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+  const char *s = lua_tostring(L, idx);
   char up[24];
   size_t n = strlen(s);
-  if (n == 0 || n >= sizeof up || n != lua_rawlen(L, idx))
-    luaL_argerror(L, idx, "unknown signal name");
+  if (n == 0 || n >= sizeof up || n != lua_rawlen(L, idx)) {
+    lua_pushliteral(L, "unknown signal name");
+    return -1;
+  }
   for (size_t i = 0; i <= n; i++) up[i] = (char)toupper((unsigned char)s[i]);
   const char *p = strncmp(up, "SIG", 3) == 0 ? up + 3 : up;
   for (const signame *sn = SIGNALS; sn->name; sn++)
     if (strcmp(sn->name, p) == 0) return sn->value;
   int rt = parse_rt(p);
   if (rt > 0) return rt;
-  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal name '%s'", s));
+  lua_pushfstring(L, "unknown signal name '%s'", s);
+  return -1;
+}
+
+int lipc_checksignal(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TNUMBER && t != LUA_TSTRING) luaL_typeerror(L, idx, "string");
+  int s = lipc_tosignal(L, idx);
+  if (s < 0) luaL_argerror(L, idx, lua_tostring(L, -1));
+  return s;
+}
+
+void lipc_setsignals(lua_State *L) {
+  char name[16];
+  for (const signame *sn = SIGNALS; sn->name; sn++) {
+    snprintf(name, sizeof name, "SIG%s", sn->name);
+    lua_pushinteger(L, sn->value);
+    lua_setfield(L, -2, name);
+  }
+  /* run-time values in glibc */
+  lua_pushinteger(L, SIGRTMIN);
+  lua_setfield(L, -2, "SIGRTMIN");
+  lua_pushinteger(L, SIGRTMAX);
+  lua_setfield(L, -2, "SIGRTMAX");
 }
 
 const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen) {

@@ -184,6 +184,9 @@ int lipc_checkoption(lua_State *L, int arg, const char *def, const char *const l
  * top-level ones by their key ("exec"), those of a sub-table as
  * "<sub>.<key>" ("mq.open"), class methods by their method name. */
 void lipc_name_functions(lua_State *L, int idx);
+/* Registry key of the table kind -> methods table ({pipe = {read=...}}),
+ * filled by lipc_register and exported as ipc._methods. */
+#define LIPC_METHODS_KEY "lipc.methods"
 
 /* An integer in [min, max]; a float with an exact integer value is
  * accepted; anything else raises naming the argument. */
@@ -195,6 +198,11 @@ size_t lipc_checksize(lua_State *L, int idx);
 mode_t lipc_checkmode(lua_State *L, int idx);
 /* A signal by name ("TERM", "SIGTERM", "RTMIN+2") or number; raises. */
 int lipc_checksignal(lua_State *L, int idx);
+/* The same without raising: the signal, or -1 with the reason pushed. */
+int lipc_tosignal(lua_State *L, int idx);
+/* Set SIGHUP = 1, ... SIGRTMIN, SIGRTMAX in the table on top (the one
+ * table of signal names is in core.c). */
+void lipc_setsignals(lua_State *L);
 /* The name of signo without "SIG" ("TERM", "RTMIN+2") into buf. */
 const char *lipc_signame(int signo, char *buf, size_t len);
 /* A POSIX IPC name: one leading '/', no other '/', no NUL, 2..maxlen

@@ -292,6 +292,7 @@ static int lmq_unlink_name(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"send", lmq_send},
   {"receive", lmq_receive},
+  {"recv", lmq_receive},
   {"attr", lmq_attr},
   {"setnonblock", lmq_setnonblock},
   {"unlink", lmq_unlink},

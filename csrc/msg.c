@@ -316,6 +316,7 @@ static int lmsg_key(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"send", lmsg_send},
   {"receive", lmsg_receive},
+  {"recv", lmsg_receive},
   {"stat", lmsg_stat},
   {"remove", lmsg_remove},
   {"id", lmsg_id},
