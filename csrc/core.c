@@ -16,8 +16,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Registry key of the weak table of live handles (for ipc.audit). */
-static const char LIVE_KEY[] = "lipc.live";
 /* Metatable field that marks a lipc class (value: the class pointer). */
 static const char CLASS_FIELD[] = "__lipc";
 /* Registry key of the sentinel that empties the metatable cache. */
@@ -245,7 +243,7 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv) {
   h->fd = -1;
   h->owner = getpid();
   luaL_setmetatable(L, cls->name);
-  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY);
   if (lua_istable(L, -1)) {
     lua_pushvalue(L, -2);
     lua_pushboolean(L, 1);
@@ -263,35 +261,6 @@ static int l_type(lua_State *L) {
   if (h == NULL) lua_pushnil(L);
   else if (h->open) lua_pushstring(L, h->cls->name + 5);
   else lua_pushfstring(L, "closed %s", h->cls->name + 5);
-  return 1;
-}
-
-/* ipc.audit(): the live open objects of this process. */
-static int l_audit(lua_State *L) {
-  lua_newtable(L);
-  int n = 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    lipc_handle *h = lipc_toany(L, -1);
-    if (h == NULL || !h->open) continue;
-    lua_newtable(L);
-    lua_pushstring(L, h->cls->kind);
-    lua_setfield(L, -2, "kind");
-    lua_pushboolean(L, h->owns && h->owner == getpid());
-    lua_setfield(L, -2, "owner");
-    if (h->cls->audit) {
-      h->cls->audit(L, h);
-    } else if (h->fd >= 0) {
-      lua_pushinteger(L, h->fd);
-      lua_setfield(L, -2, "fd");
-    }
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "object");
-    lua_rawseti(L, -4, ++n);
-  }
-  lua_pop(L, 1);
   return 1;
 }
 
@@ -856,19 +825,17 @@ void lipc_open_core(lua_State *L) {
   }
   lua_pop(L, 1);
   /* the weak-keyed table of live handles */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY) != LUA_TTABLE) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_newtable(L);
     lua_pushliteral(L, "k");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY);
   } else {
     lua_pop(L, 1);
   }
-  lua_pushcfunction(L, l_audit);
-  lua_setfield(L, -2, "audit");
   lua_pushcfunction(L, l_type);
   lua_setfield(L, -2, "type");
 }

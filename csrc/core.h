@@ -62,6 +62,10 @@ struct lipc_handle {
 
 /* ---- handles and classes ---------------------------------------------- */
 
+/* Registry key of the weak-keyed table of live handles (lipc_new fills
+ * it; ipc.audit in csrc/system.c reads it). */
+#define LIPC_LIVE_KEY "lipc.live"
+
 /* Build the metatable of cls once (guarded): __index = methods plus close,
  * __gc, __close, __tostring, __name.  Leaves nothing on the stack. */
 void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods);
@@ -257,6 +261,7 @@ void lipc_subtable(lua_State *L, int idx, const char *name);
 /* Each family's opener: fills the module table on top of the stack. */
 void lipc_open_core(lua_State *L);
 void lipc_open_system(lua_State *L);
+void lipc_open_audit(lua_State *L);
 void lipc_open_proc(lua_State *L);
 void lipc_open_pipe(lua_State *L);
 void lipc_open_mq(lua_State *L);

@@ -10,6 +10,7 @@ int luaopen_lipc_core(lua_State *L) {
   lua_newtable(L);
   lipc_open_core(L);
   lipc_open_system(L);
+  lipc_open_audit(L);
   lipc_open_proc(L);
   lipc_open_pipe(L);
   lipc_open_mq(L);
