@@ -714,15 +714,6 @@ lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
   return v;
 }
 
-double lipc_optnumber(lua_State *L, int idx, const char *key, double def) {
-  int t = getopt_(L, idx, key);
-  double v = def;
-  if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  else if (t != LUA_TNIL) opterror(L, idx, key, "number");
-  lua_pop(L, 1);
-  return v;
-}
-
 mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def) {
   int t = getopt_(L, idx, key);
   mode_t v = def;

@@ -2,7 +2,8 @@
  * core.h - what every lipc family shares: the closable handle, class
  * registration, error and timeout helpers, argument checks.
  *
- * Rules (see ../shared/STYLE.md):
+ * Rules (the contract they serve: doc/api.md, "Rules that hold for every
+ * object"):
  *  - create the userdata first (lipc_new), acquire the resource second,
  *    set h->open = 1 last;
  *  - one release function per class, called once by close/__close/__gc;
@@ -57,7 +58,6 @@ struct lipc_handle {
   unsigned char open;      /* 0 until the resource is in place; 0 after close */
   unsigned char owns;      /* this process created the system-wide name */
   unsigned char persist;   /* keep the name when the owner closes */
-  unsigned char flags;     /* free for the family */
 };
 
 /* ---- handles and classes ---------------------------------------------- */
@@ -225,7 +225,6 @@ int lipc_opterror(lua_State *L, int idx, const char *key, const char *fmt, ...);
 int lipc_optbool(lua_State *L, int idx, const char *key, int def);
 lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
                         lua_Integer min, lua_Integer max);
-double lipc_optnumber(lua_State *L, int idx, const char *key, double def);
 mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def);
 /* A string option (NULL when absent and def is NULL). */
 const char *lipc_optstring(lua_State *L, int idx, const char *key, const char *def);

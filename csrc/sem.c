@@ -18,7 +18,6 @@
 
 /* A name for sem_open: glibc adds "sem." in /dev/shm, so 4 bytes less. */
 #define SEM_NAME_MAX (NAME_MAX - 4 + 1)
-/* Longest single wait before looking at Ctrl-C (futex waits restart). */
 
 typedef struct lsem {
   lipc_handle h;

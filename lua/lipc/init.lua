@@ -1,6 +1,6 @@
 --- lipc: every Linux IPC primitive as a Lua object.
 -- `local ipc = require "lipc"` loads the C core (`lipc.core`) and the Lua
--- layers that extend it. See README.md and ../shared/API.md for the contract.
+-- layers that extend it. See README.md and doc/api.md for the contract.
 -- @module lipc
 
 local ipc = require "lipc.core"
