@@ -1,7 +1,7 @@
 /*
  * pipe.c - pipes and FIFOs: ipc.pipe, ipc.mkfifo, ipc.fifo.open, and the
  * byte-stream methods of stream.h (read, write, lines, setnonblock,
- * tofile) shared with stream sockets.
+ * tofile, direction, fileno) shared with sockets and received descriptors.
  *
  * Hot path: with no timeout a read or write is one plain system call.
  * Writes use pwritev2(RWF_NOSIGNAL) where the kernel has it (Linux 6.18+)

@@ -726,7 +726,8 @@ static int lsocket_sendto(lua_State *L) {
   return 1;
 }
 
-/* Receive into b (prepared for n bytes) with recvmsg, waiting against d.
+/* Receive up to n bytes into p, waiting against d: recv (MSG_TRUNC on
+ * message sockets), or recvmsg when the sender's address is wanted (from).
  * Returns bytes (0 = end of stream / empty datagram) or -1 with *err. */
 static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
                          socklen_t *fromlen, int *truncated, int *err) {
