@@ -658,7 +658,7 @@ void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option (a %s key; option keys are strings)",
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
                                             luaL_typename(L, -1)));
     }
     const char *k = lua_tostring(L, -1);

@@ -488,8 +488,9 @@ static int check_exec_table(lua_State *L) {
       if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "argv must be a sequence 1..n");
       continue;
     }
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (a %s key; option keys are strings)",
-                                                                       luaL_typename(L, -1)));
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
+                                          luaL_typename(L, -1)));
     const char *k = lua_tostring(L, -1);
     if (strcmp(k, "stdin") && strcmp(k, "stdout") && strcmp(k, "stderr") && strcmp(k, "env") &&
         strcmp(k, "cwd"))
