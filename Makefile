@@ -12,12 +12,20 @@ SO          = build/lipc/core.so
 ASAN_SO     = build-asan/lipc/core.so
 BUSTED      = $(LUA) /usr/bin/busted
 
-.PHONY: all deps test demo asan lint bench clean check-deps
+.PHONY: all deps deps-test deps-bench deps-lint test demo asan lint bench clean check-deps errno
 
 all: deps $(SO)
 
+# `make` needs only gcc, make and Lua 5.4 with its headers; test, bench and
+# lint install (as root) or name what they need on top (scripts/deps.sh).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build
+deps-test:
+	@sh scripts/deps.sh test
+deps-bench:
+	@sh scripts/deps.sh bench
+deps-lint:
+	@sh scripts/deps.sh lint
 
 $(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
@@ -28,21 +36,25 @@ $(ASAN_SO): $(SRC) $(HDR) Makefile
 	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=all -shared -o $@ $(SRC) $(LIBS)
 
-test: all
+test: all deps-test
 	@sh scripts/runtests.sh build
 
-asan: deps $(ASAN_SO)
+asan: deps-test $(ASAN_SO)
 	@LIPC_ASAN=1 sh scripts/runtests.sh build-asan
 
 demo: all
 	@sh scripts/demo.sh
 
-lint: deps
+lint: deps-lint
 	$(CC) $(ALL_CFLAGS) -fsyntax-only $(SRC)
 	luacheck -q lua spec examples bench
 
-bench: all
+bench: all deps-bench
 	@sh bench/run.sh
+
+# Regenerate csrc/errno_names.h (ipc.errno) from this system's <errno.h>.
+errno:
+	sh scripts/errno_names.sh $(CC) > csrc/errno_names.h
 
 clean:
 	rm -rf build build-asan build-dev bench/out lipc lua_modules csrc/*.o

@@ -2,7 +2,7 @@ rockspec_format = "3.0"
 package = "lipc"
 version = "scm-1"
 source = {
-  url = "git+file:///work/main",
+  url = "git+https://github.com/lipc/lipc.git",
 }
 description = {
   summary = "Every Linux IPC primitive as a Lua object",
@@ -34,6 +34,7 @@ build = {
     ["lipc"] = "lua/lipc/init.lua",
     ["lipc.proc"] = "lua/lipc/proc.lua",
     ["lipc.channel"] = "lua/lipc/channel.lua",
+    ["lipc.region"] = "lua/lipc/region.lua",
     ["lipc.topology"] = "lua/lipc/topology.lua",
   },
 }

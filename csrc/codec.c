@@ -46,25 +46,6 @@ enum {
 #define NOINLINE
 #endif
 
-/* The Lua API functions on the hot paths, called through the GOT rather than
- * the PLT (one jump less per call; the same as -fno-plt for these). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NOPLT __attribute__((noplt))
-extern int lua_type(lua_State *L, int idx) NOPLT;
-extern int lua_next(lua_State *L, int idx) NOPLT;
-extern void lua_settop(lua_State *L, int idx) NOPLT;
-extern int lua_isinteger(lua_State *L, int idx) NOPLT;
-extern lua_Integer lua_tointegerx(lua_State *L, int idx, int *isnum) NOPLT;
-extern lua_Number lua_tonumberx(lua_State *L, int idx, int *isnum) NOPLT;
-extern const char *lua_tolstring(lua_State *L, int idx, size_t *len) NOPLT;
-extern int lua_toboolean(lua_State *L, int idx) NOPLT;
-extern int lua_rawgeti(lua_State *L, int idx, lua_Integer n) NOPLT;
-extern void lua_rawseti(lua_State *L, int idx, lua_Integer n) NOPLT;
-extern void lua_rawset(lua_State *L, int idx) NOPLT;
-extern void lua_pushinteger(lua_State *L, lua_Integer n) NOPLT;
-extern void lua_pushnumber(lua_State *L, lua_Number n) NOPLT;
-extern const char *lua_pushlstring(lua_State *L, const char *s, size_t len) NOPLT;
-#endif
 
 /* The reusable output buffer (a userdata upvalue of ipc.encode). */
 typedef struct cbuf {

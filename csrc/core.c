@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <limits.h>
 #include <math.h>
@@ -19,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Registry key of the weak table of live handles (for ipc.audit). */
-static const char LIVE_KEY[] = "lipc.live";
 /* Metatable field that marks a lipc class (value: the class pointer). */
 static const char CLASS_FIELD[] = "__lipc";
 /* Registry key of the sentinel that empties the metatable cache. */
 static const char MT_GUARD_KEY[] = "lipc.mtguard";
+/* Registry key of the table C function -> name for argument errors. */
+static const char NAMES_KEY[] = "lipc.names";
 
 /* Set when a Ctrl-C was noticed while a coroutine waited: the next
  * lipc_error(L, EINTR, ...) raises "interrupted!" in that coroutine, as
@@ -231,7 +232,16 @@ void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods)
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  /* remember the methods table under the kind, for ipc._methods */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY);
+  }
+  lua_getfield(L, -2, "__index");
+  lua_setfield(L, -2, cls->name + 5);  /* "lipc.pipe" -> "pipe" */
+  lua_pop(L, 2);
 }
 
 /* New closed userdata of cls, registered in the live table. */
@@ -242,7 +252,7 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv) {
   h->fd = -1;
   h->owner = getpid();
   luaL_setmetatable(L, cls->name);
-  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY);
   if (lua_istable(L, -1)) {
     lua_pushvalue(L, -2);
     lua_pushboolean(L, 1);
@@ -252,32 +262,14 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv) {
   return h;
 }
 
-/* ipc.audit(): the live open objects of this process. */
-static int l_audit(lua_State *L) {
-  lua_newtable(L);
-  int n = 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    lipc_handle *h = lipc_toany(L, -1);
-    if (h == NULL || !h->open) continue;
-    lua_newtable(L);
-    lua_pushstring(L, h->cls->kind);
-    lua_setfield(L, -2, "kind");
-    lua_pushboolean(L, h->owns && h->owner == getpid());
-    lua_setfield(L, -2, "owner");
-    if (h->cls->audit) {
-      h->cls->audit(L, h);
-    } else if (h->fd >= 0) {
-      lua_pushinteger(L, h->fd);
-      lua_setfield(L, -2, "fd");
-    }
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "object");
-    lua_rawseti(L, -4, ++n);
-  }
-  lua_pop(L, 1);
+/* ipc.type(x): like io.type: "pipe", "closed pipe", ... (the kind after
+ * "lipc."), or nil when x is not a lipc object. */
+static int l_type(lua_State *L) {
+  luaL_checkany(L, 1);
+  lipc_handle *h = lipc_toany(L, 1);
+  if (h == NULL) lua_pushnil(L);
+  else if (h->open) lua_pushstring(L, h->cls->name + 5);
+  else lua_pushfstring(L, "closed %s", h->cls->name + 5);
   return 1;
 }
 
@@ -442,6 +434,116 @@ int lipc_wait_fd(lipc_deadline *d, int fd, short events) {
 
 /* ---- arguments --------------------------------------------------------- */
 
+/* The lauxlib originals are called as (luaL_x)(...), which the macros of
+ * core.h do not touch. */
+
+/* Push the name registered for the running C function, or nothing and
+ * return NULL.  ar is its frame. */
+static const char *registered_name(lua_State *L, lua_Debug *ar) {
+  lua_getinfo(L, "f", ar);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY) != LUA_TTABLE) { lua_pop(L, 2); return NULL; }
+  lua_pushvalue(L, -2);
+  if (lua_rawget(L, -2) != LUA_TSTRING) { lua_pop(L, 3); return NULL; }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return lua_tostring(L, -1);
+}
+
+int lipc_argerror(lua_State *L, int arg, const char *extramsg) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar)) return (luaL_argerror)(L, arg, extramsg);
+  lua_getinfo(L, "n", &ar);
+  if (ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0)
+    return (luaL_argerror)(L, arg, extramsg);  /* obj:m(...): Lua's naming, self not counted */
+  const char *name = registered_name(L, &ar);
+  if (name == NULL) return (luaL_argerror)(L, arg, extramsg);
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
+}
+
+int lipc_typeerror(lua_State *L, int arg, const char *tname) {
+  const char *typearg;
+  if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING) typearg = lua_tostring(L, -1);
+  else if (lua_type(L, arg) == LUA_TLIGHTUSERDATA) typearg = "light userdata";
+  else typearg = luaL_typename(L, arg);
+  return lipc_argerror(L, arg, lua_pushfstring(L, "%s expected, got %s", tname, typearg));
+}
+
+const char *lipc_checklstring(lua_State *L, int arg, size_t *len) {
+  const char *s = lua_tolstring(L, arg, len);
+  if (s == NULL) lipc_typeerror(L, arg, lua_typename(L, LUA_TSTRING));
+  return s;
+}
+
+lua_Integer lipc_checkinteger(lua_State *L, int arg) {
+  int isnum;
+  lua_Integer d = lua_tointegerx(L, arg, &isnum);
+  if (!isnum) {
+    if (lua_isnumber(L, arg)) lipc_argerror(L, arg, "number has no integer representation");
+    else lipc_typeerror(L, arg, lua_typename(L, LUA_TNUMBER));
+  }
+  return d;
+}
+
+void lipc_checktype(lua_State *L, int arg, int t) {
+  if (lua_type(L, arg) != t) lipc_typeerror(L, arg, lua_typename(L, t));
+}
+
+void lipc_checkanyarg(lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TNONE) lipc_argerror(L, arg, "value expected");
+}
+
+void *lipc_checkudata(lua_State *L, int arg, const char *tname) {
+  void *p = luaL_testudata(L, arg, tname);
+  if (p == NULL) lipc_typeerror(L, arg, tname);
+  return p;
+}
+
+int lipc_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]) {
+  const char *name = def && lua_isnoneornil(L, arg) ? def : lipc_checklstring(L, arg, NULL);
+  for (int i = 0; lst[i]; i++)
+    if (strcmp(lst[i], name) == 0) return i;
+  return lipc_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+}
+
+/* Name the C functions (string keys) of the table at t: "<prefix>.<key>",
+ * or the key alone when prefix is NULL. */
+static void name_table(lua_State *L, int names, int t, const char *prefix) {
+  t = lua_absindex(L, t);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+      lua_pushvalue(L, -1);
+      if (prefix) lua_pushfstring(L, "%s.%s", prefix, lua_tostring(L, -3));
+      else lua_pushvalue(L, -3);
+      lua_rawset(L, names);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+void lipc_name_functions(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  int names = lua_gettop(L);
+  /* methods first: a function that is also a module function takes that name */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      name_table(L, names, -1, NULL);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE)
+      name_table(L, names, -1, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  name_table(L, names, idx, NULL);  /* top-level names win: ipc.mmap, not a sub-table's */
+  lua_setfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+}
+
 lua_Integer lipc_checkrange(lua_State *L, int idx, lua_Integer min, lua_Integer max) {
   int isnum = 0;
   lua_Integer v = lua_tointegerx(L, idx, &isnum);
@@ -532,21 +634,56 @@ static int parse_rt(const char *s) {
   return sig;
 }
 
-int lipc_checksignal(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TNUMBER)
-    return (int)lipc_checkrange(L, idx, 0, SIGRTMAX);
-  const char *s = luaL_checkstring(L, idx);
+int lipc_tosignal(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER) {
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint) { lua_pushliteral(L, "number has no integer representation"); return -1; }
+    if (v < 0 || v > SIGRTMAX) { lua_pushfstring(L, "out of range (0 to %d)", SIGRTMAX); return -1; }
+    return (int)v;
+  }
+  if (t != LUA_TSTRING) {
+    lua_pushfstring(L, "signal name or number expected, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+  const char *s = lua_tostring(L, idx);
   char up[24];
   size_t n = strlen(s);
-  if (n == 0 || n >= sizeof up || n != lua_rawlen(L, idx))
-    luaL_argerror(L, idx, "unknown signal name");
+  if (n == 0 || n >= sizeof up || n != lua_rawlen(L, idx)) {
+    lua_pushliteral(L, "unknown signal name");
+    return -1;
+  }
   for (size_t i = 0; i <= n; i++) up[i] = (char)toupper((unsigned char)s[i]);
   const char *p = strncmp(up, "SIG", 3) == 0 ? up + 3 : up;
   for (const signame *sn = SIGNALS; sn->name; sn++)
     if (strcmp(sn->name, p) == 0) return sn->value;
   int rt = parse_rt(p);
   if (rt > 0) return rt;
-  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal name '%s'", s));
+  lua_pushfstring(L, "unknown signal name '%s'", s);
+  return -1;
+}
+
+int lipc_checksignal(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TNUMBER && t != LUA_TSTRING) luaL_typeerror(L, idx, "string");
+  int s = lipc_tosignal(L, idx);
+  if (s < 0) luaL_argerror(L, idx, lua_tostring(L, -1));
+  return s;
+}
+
+void lipc_setsignals(lua_State *L) {
+  char name[16];
+  for (const signame *sn = SIGNALS; sn->name; sn++) {
+    snprintf(name, sizeof name, "SIG%s", sn->name);
+    lua_pushinteger(L, sn->value);
+    lua_setfield(L, -2, name);
+  }
+  /* run-time values in glibc */
+  lua_pushinteger(L, SIGRTMIN);
+  lua_setfield(L, -2, "SIGRTMIN");
+  lua_pushinteger(L, SIGRTMAX);
+  lua_setfield(L, -2, "SIGRTMAX");
 }
 
 const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen) {
@@ -599,7 +736,8 @@ void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      luaL_argerror(L, idx, lua_pushfstring(L, "option keys must be strings (got %s)", luaL_typename(L, -1)));
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
+                                            luaL_typename(L, -1)));
     }
     const char *k = lua_tostring(L, -1);
     int ok = 0;
@@ -617,9 +755,17 @@ static int getopt_(lua_State *L, int idx, const char *key) {
   return lua_rawget(L, idx);  /* raw, as lipc_checkoptions reads the keys */
 }
 
+int lipc_opterror(lua_State *L, int idx, const char *key, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *why = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': %s", key, why));
+}
+
+/* The option value on top is not of the type expected. */
 static void opterror(lua_State *L, int idx, const char *key, const char *expected) {
-  luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': %s expected, got %s", key, expected,
-                                        luaL_typename(L, -1)));
+  lipc_opterror(L, idx, key, "%s expected, got %s", expected, luaL_typename(L, -1));
 }
 
 int lipc_optbool(lua_State *L, int idx, const char *key, int def) {
@@ -640,17 +786,8 @@ lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
     v = lua_tointegerx(L, -1, &isnum);
     if (t != LUA_TNUMBER || !isnum) opterror(L, idx, key, "integer");
     if (v < min || v > max)
-      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' out of range (%I to %I)", key, min, max));
+      lipc_opterror(L, idx, key, "out of range (%I to %I)", min, max);
   }
-  lua_pop(L, 1);
-  return v;
-}
-
-double lipc_optnumber(lua_State *L, int idx, const char *key, double def) {
-  int t = getopt_(L, idx, key);
-  double v = def;
-  if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  else if (t != LUA_TNIL) opterror(L, idx, key, "number");
   lua_pop(L, 1);
   return v;
 }
@@ -661,13 +798,13 @@ mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def) {
   if (t == LUA_TSTRING) {
     long m = parse_octal(lua_tostring(L, -1));
     if (m < 0 || m > 07777)
-      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': octal string like \"600\" expected", key));
+      lipc_opterror(L, idx, key, "octal string like \"600\" expected");
     v = (mode_t)m;
   } else if (t == LUA_TNUMBER) {
     int isnum = 0;
     lua_Integer m = lua_tointegerx(L, -1, &isnum);
     if (!isnum || m < 0 || m > 07777)
-      luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' out of range (0 to 4095)", key));
+      lipc_opterror(L, idx, key, "out of range (0 to 4095)");
     v = (mode_t)m;
   } else if (t != LUA_TNIL) {
     opterror(L, idx, key, "mode");
@@ -757,19 +894,19 @@ void lipc_open_core(lua_State *L) {
   }
   lua_pop(L, 1);
   /* the weak-keyed table of live handles */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LIVE_KEY) != LUA_TTABLE) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_newtable(L);
     lua_pushliteral(L, "k");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
+    lua_setfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY);
   } else {
     lua_pop(L, 1);
   }
-  lua_pushcfunction(L, l_audit);
-  lua_setfield(L, -2, "audit");
+  lua_pushcfunction(L, l_type);
+  lua_setfield(L, -2, "type");
 }
 
 /* Sleep before retrying an operation that poll called ready but that still

@@ -2,7 +2,8 @@
  * core.h - what every lipc family shares: the closable handle, class
  * registration, error and timeout helpers, argument checks.
  *
- * Rules (see ../shared/STYLE.md):
+ * Rules (the contract they serve: doc/api.md, "Rules that hold for every
+ * object"):
  *  - create the userdata first (lipc_new), acquire the resource second,
  *    set h->open = 1 last;
  *  - one release function per class, called once by close/__close/__gc;
@@ -57,10 +58,13 @@ struct lipc_handle {
   unsigned char open;      /* 0 until the resource is in place; 0 after close */
   unsigned char owns;      /* this process created the system-wide name */
   unsigned char persist;   /* keep the name when the owner closes */
-  unsigned char flags;     /* free for the family */
 };
 
 /* ---- handles and classes ---------------------------------------------- */
+
+/* Registry key of the weak-keyed table of live handles (lipc_new fills
+ * it; ipc.audit in csrc/system.c reads it). */
+#define LIPC_LIVE_KEY "lipc.live"
 
 /* Build the metatable of cls once (guarded): __index = methods plus close,
  * __gc, __close, __tostring, __name.  Leaves nothing on the stack. */
@@ -246,6 +250,39 @@ int lipc_reclaim_fds(lua_State *L, int err);
 
 /* ---- arguments --------------------------------------------------------- */
 
+/* Argument errors name the function the user called ("mq.open", "exec"),
+ * however it was called (ipc.mq.open(1), a local alias, pcall): Lua's own
+ * luaL_argerror names a function by its call site ('open', the alias) or,
+ * called from C, by a search of package.loaded that finds "lipc.core.exec"
+ * and nothing in a sub-table ('?').  lipc_argerror looks the running
+ * function up in a table of names filled once the module is built
+ * (lipc_name_functions); a method called with ':' keeps Lua's naming.
+ * The macros below send every lauxlib check used in csrc/ through it, so
+ * no call site needs to change. */
+int lipc_argerror(lua_State *L, int arg, const char *extramsg);
+int lipc_typeerror(lua_State *L, int arg, const char *tname);
+const char *lipc_checklstring(lua_State *L, int arg, size_t *len);
+lua_Integer lipc_checkinteger(lua_State *L, int arg);
+void lipc_checktype(lua_State *L, int arg, int t);
+void lipc_checkanyarg(lua_State *L, int arg);
+void *lipc_checkudata(lua_State *L, int arg, const char *tname);
+int lipc_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
+#define luaL_argerror(L, arg, msg) lipc_argerror((L), (arg), (msg))
+#define luaL_typeerror(L, arg, tname) lipc_typeerror((L), (arg), (tname))
+#define luaL_checklstring(L, arg, len) lipc_checklstring((L), (arg), (len))
+#define luaL_checkinteger(L, arg) lipc_checkinteger((L), (arg))
+#define luaL_checktype(L, arg, t) lipc_checktype((L), (arg), (t))
+#define luaL_checkany(L, arg) lipc_checkanyarg((L), (arg))
+#define luaL_checkudata(L, arg, tname) lipc_checkudata((L), (arg), (tname))
+#define luaL_checkoption(L, arg, def, lst) lipc_checkoption((L), (arg), (def), (lst))
+/* Name every C function of the module table at idx for lipc_argerror:
+ * top-level ones by their key ("exec"), those of a sub-table as
+ * "<sub>.<key>" ("mq.open"), class methods by their method name. */
+void lipc_name_functions(lua_State *L, int idx);
+/* Registry key of the table kind -> methods table ({pipe = {read=...}}),
+ * filled by lipc_register and exported as ipc._methods. */
+#define LIPC_METHODS_KEY "lipc.methods"
+
 /* An integer in [min, max]; a float with an exact integer value is
  * accepted; anything else raises naming the argument. */
 lua_Integer lipc_checkrange(lua_State *L, int idx, lua_Integer min, lua_Integer max);
@@ -256,6 +293,11 @@ size_t lipc_checksize(lua_State *L, int idx);
 mode_t lipc_checkmode(lua_State *L, int idx);
 /* A signal by name ("TERM", "SIGTERM", "RTMIN+2") or number; raises. */
 int lipc_checksignal(lua_State *L, int idx);
+/* The same without raising: the signal, or -1 with the reason pushed. */
+int lipc_tosignal(lua_State *L, int idx);
+/* Set SIGHUP = 1, ... SIGRTMIN, SIGRTMAX in the table on top (the one
+ * table of signal names is in core.c). */
+void lipc_setsignals(lua_State *L);
 /* The name of signo without "SIG" ("TERM", "RTMIN+2") into buf. */
 const char *lipc_signame(int signo, char *buf, size_t len);
 /* A POSIX IPC name: one leading '/', no other '/', no NUL, 2..maxlen
@@ -277,10 +319,12 @@ const char *lipc_creator_tag(void);
  * keys must all be among allowed (NULL-terminated); raises on an unknown
  * key or a non-table. */
 void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]);
+/* Raise the one format of a bad option value: "bad argument #<idx> to
+ * '<function>' (option '<key>': <fmt...>)". */
+int lipc_opterror(lua_State *L, int idx, const char *key, const char *fmt, ...);
 int lipc_optbool(lua_State *L, int idx, const char *key, int def);
 lua_Integer lipc_optint(lua_State *L, int idx, const char *key, lua_Integer def,
                         lua_Integer min, lua_Integer max);
-double lipc_optnumber(lua_State *L, int idx, const char *key, double def);
 mode_t lipc_optmode(lua_State *L, int idx, const char *key, mode_t def);
 /* A string option (NULL when absent and def is NULL). */
 const char *lipc_optstring(lua_State *L, int idx, const char *key, const char *def);
@@ -316,6 +360,7 @@ void lipc_subtable(lua_State *L, int idx, const char *name);
 /* Each family's opener: fills the module table on top of the stack. */
 void lipc_open_core(lua_State *L);
 void lipc_open_system(lua_State *L);
+void lipc_open_audit(lua_State *L);
 void lipc_open_proc(lua_State *L);
 void lipc_open_pipe(lua_State *L);
 void lipc_open_mq(lua_State *L);

@@ -10,6 +10,7 @@ int luaopen_lipc_core(lua_State *L) {
   lua_newtable(L);
   lipc_open_core(L);
   lipc_open_system(L);
+  lipc_open_audit(L);
   lipc_open_proc(L);
   lipc_open_pipe(L);
   lipc_open_mq(L);
@@ -23,5 +24,9 @@ int luaopen_lipc_core(lua_State *L) {
   lipc_open_poll(L);
   lipc_open_codec(L);
   lipc_open_ring(L);
+  lipc_name_functions(L, -1);
+  /* the methods of every class, for the Lua layers (lua/lipc/region.lua) */
+  lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY);
+  lua_setfield(L, -2, "_methods");
   return 1;
 }

@@ -118,11 +118,11 @@ static int lmq_open(lua_State *L) {
   if (strcmp(access, "rw") == 0) acc = O_RDWR;
   else if (strcmp(access, "r") == 0) acc = O_RDONLY;
   else if (strcmp(access, "w") == 0) acc = O_WRONLY;
-  else return luaL_argerror(L, 2, "option 'access' must be \"r\", \"w\" or \"rw\"");
+  else return luaL_argerror(L, 2, "option 'access': \"r\", \"w\" or \"rw\" expected");
   if (gen && !create) return luaL_argerror(L, 2, "a generated name (no name given) needs create = true");
-  if (excl && !create) return luaL_argerror(L, 2, "option 'excl' needs create = true");
+  if (excl && !create) return luaL_argerror(L, 2, "option 'excl': needs create = true");
   if ((maxmsg || msgsize) && !create)
-    return luaL_argerror(L, 2, "options 'maxmsg' and 'msgsize' need create = true");
+    return luaL_argerror(L, 2, "option 'maxmsg'/'msgsize': needs create = true");
 
   struct mq_attr attr, *pattr = NULL;
   if (maxmsg || msgsize) {
@@ -292,6 +292,7 @@ static int lmq_unlink_name(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"send", lmq_send},
   {"receive", lmq_receive},
+  {"recv", lmq_receive},
   {"attr", lmq_attr},
   {"setnonblock", lmq_setnonblock},
   {"unlink", lmq_unlink},

@@ -121,8 +121,8 @@ static int lmsg_get(lua_State *L) {
   int excl = lipc_optbool(L, 2, "excl", 0);
   mode_t mode = lipc_optmode(L, 2, "mode", 0600);
   int persist = lipc_optbool(L, 2, "persist", 0);
-  if (excl && !create) return luaL_argerror(L, 2, "option 'excl' needs create = true");
-  if (mode & ~0777u) return luaL_argerror(L, 2, "option 'mode' takes permission bits only (0 to 0777)");
+  if (excl && !create) return luaL_argerror(L, 2, "option 'excl': needs create = true");
+  if (mode & ~0777u) return luaL_argerror(L, 2, "option 'mode': permission bits only (0 to 0777)");
 
   lmsg *m = lipc_new(L, &MSG_CLASS, 0);
   int id = -1, created = 0, err = 0;
@@ -316,6 +316,7 @@ static int lmsg_key(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"send", lmsg_send},
   {"receive", lmsg_receive},
+  {"recv", lmsg_receive},
   {"stat", lmsg_stat},
   {"remove", lmsg_remove},
   {"id", lmsg_id},

@@ -1,7 +1,7 @@
 /*
  * pipe.c - pipes and FIFOs: ipc.pipe, ipc.mkfifo, ipc.fifo.open, and the
  * byte-stream methods of stream.h (read, write, lines, setnonblock,
- * tofile) shared with stream sockets.
+ * tofile, direction, fileno) shared with sockets and received descriptors.
  *
  * Hot path: with no timeout a read or write is one plain system call.
  * Writes use pwritev2(RWF_NOSIGNAL) where the kernel has it (Linux 6.18+)
@@ -527,9 +527,14 @@ static int lines_next(lua_State *L) {
   return 1;
 }
 
-/* s:lines([timeout], [keepnl]) -> iterator over lines without "\n". */
+/* s:lines([fmt], [timeout]) -> iterator over lines ("l": without "\n",
+ * "L": with it), fmt and timeout in read's order; s:lines(timeout, fmt) too. */
 static int lstream_lines(lua_State *L) {
   lipc_stream *s = lipc_stream_check(L, 1);
+  if (lua_type(L, 2) == LUA_TSTRING) {  /* (fmt, timeout) -> (timeout, fmt) */
+    lua_settop(L, 3);
+    lua_rotate(L, 2, 1);
+  }
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
   check_dir(L, s, LIPC_STREAM_READ);
@@ -592,7 +597,15 @@ static int lstream_tofile(lua_State *L) {
   return 1;
 }
 
+/* s:direction(): "read", "write" or "rw" (both ways, or not known). */
+static int lstream_direction(lua_State *L) {
+  lipc_stream *s = lipc_stream_check(L, 1);
+  lua_pushstring(L, dirname_(s->dirs));
+  return 1;
+}
+
 const luaL_Reg lipc_stream_methods[] = {
+  {"direction", lstream_direction},
   {"read", lstream_read},
   {"write", lstream_write},
   {"lines", lstream_lines},

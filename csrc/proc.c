@@ -451,22 +451,21 @@ static void check_stdio(lua_State *L, int i, exec_io *io) {
     if (strcmp(s, "pipe") == 0) io->kind = IO_PIPE;
     else if (strcmp(s, "null") == 0) io->kind = IO_NULL;
     else if (strcmp(s, "inherit") == 0) io->kind = IO_INHERIT;
-    else luaL_error(L, "bad option '%s' (\"pipe\", \"null\", \"inherit\" or a lipc object expected, got \"%s\")",
-                    STDIO_KEYS[i], s);
+    else lipc_opterror(L, 1, STDIO_KEYS[i], "\"pipe\", \"null\", \"inherit\" or a lipc object expected, got \"%s\"", s);
   } else if (t != LUA_TNIL) {
     lipc_handle *h = lipc_toany(L, -1);
     if (h == NULL && t == LUA_TNUMBER) {
       int isint = 0;
       lua_Integer v = lua_tointegerx(L, -1, &isint);
       if (!isint || v < 0 || v > INT_MAX)
-        luaL_error(L, "bad option '%s' (descriptor out of range)", STDIO_KEYS[i]);
+        lipc_opterror(L, 1, STDIO_KEYS[i], "descriptor out of range");
       io->fd = (int)v;
     } else if (h == NULL) {
-      luaL_error(L, "bad option '%s' (\"pipe\", \"null\", \"inherit\" or a lipc object expected, got %s)",
-                 STDIO_KEYS[i], luaL_typename(L, -1));
+      lipc_opterror(L, 1, STDIO_KEYS[i], "\"pipe\", \"null\", \"inherit\" or a lipc object expected, got %s",
+                    luaL_typename(L, -1));
     } else {
       if (!h->open) lipc_closed_error(L, h->cls);
-      if (h->fd < 0) luaL_error(L, "bad option '%s' (%s has no descriptor)", STDIO_KEYS[i], h->cls->name);
+      if (h->fd < 0) lipc_opterror(L, 1, STDIO_KEYS[i], "%s has no descriptor", h->cls->name);
       io->fd = h->fd;
     }
     io->kind = IO_FD;
@@ -489,7 +488,9 @@ static int check_exec_table(lua_State *L) {
       if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "argv must be a sequence 1..n");
       continue;
     }
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "unknown option key");
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
+                                          luaL_typename(L, -1)));
     const char *k = lua_tostring(L, -1);
     if (strcmp(k, "stdin") && strcmp(k, "stdout") && strcmp(k, "stderr") && strcmp(k, "env") &&
         strcmp(k, "cwd"))
@@ -514,25 +515,25 @@ static int check_exec_table(lua_State *L) {
 static char **build_env(lua_State *L) {
   int t = exec_opt(L, "env");
   if (t == LUA_TNIL) { lua_pop(L, 1); return NULL; }
-  if (t != LUA_TTABLE) luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, -1));
+  if (t != LUA_TTABLE) lipc_opterror(L, 1, "env", "table expected, got %s", luaL_typename(L, -1));
   int envt = lua_gettop(L);
   /* check the map first */
   size_t extra = 0;
   lua_pushnil(L);
   while (lua_next(L, envt)) {
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "bad option 'env' (keys must be strings)");
+    if (lua_type(L, -2) != LUA_TSTRING) lipc_opterror(L, 1, "env", "keys must be strings");
     size_t kl;
     const char *k = lua_tolstring(L, -2, &kl);
     if (kl == 0 || memchr(k, '=', kl) || memchr(k, '\0', kl))
-      luaL_error(L, "bad option 'env' (invalid variable name '%s')", k);
+      lipc_opterror(L, 1, "env", "invalid variable name '%s'", k);
     int vt = lua_type(L, -1);
     if (vt == LUA_TSTRING || vt == LUA_TNUMBER) {
       size_t vl;
       const char *v = lua_tolstring(L, -1, &vl);  /* converts a number value in place; keys are left alone, as lua_next needs */
-      if (memchr(v, '\0', vl)) luaL_error(L, "bad option 'env' (value of '%s' contains a NUL byte)", k);
+      if (memchr(v, '\0', vl)) lipc_opterror(L, 1, "env", "value of '%s' contains a NUL byte", k);
       extra++;
     } else if (!(vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-      luaL_error(L, "bad option 'env' (value of '%s' must be a string or false)", k);
+      lipc_opterror(L, 1, "env", "value of '%s' must be a string or false", k);
     }
     lua_pop(L, 1);
   }
@@ -681,10 +682,10 @@ static int lproc_exec(lua_State *L) {
   for (int i = 0; i < 3; i++) check_stdio(L, i, &io[i]);
   const char *cwd = NULL;
   if (exec_opt(L, "cwd") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad option 'cwd' (string expected, got %s)", luaL_typename(L, -1));
+    if (lua_type(L, -1) != LUA_TSTRING) lipc_opterror(L, 1, "cwd", "string expected, got %s", luaL_typename(L, -1));
     size_t cl;
     cwd = lua_tolstring(L, -1, &cl);
-    if (cl == 0 || memchr(cwd, '\0', cl)) luaL_error(L, "bad option 'cwd' (invalid path)");
+    if (cl == 0 || memchr(cwd, '\0', cl)) lipc_opterror(L, 1, "cwd", "invalid path");
   }
   lua_pop(L, 1);  /* the string stays alive in the table */
   char **envp = build_env(L);

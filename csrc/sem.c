@@ -18,7 +18,6 @@
 
 /* A name for sem_open: glibc adds "sem." in /dev/shm, so 4 bytes less. */
 #define SEM_NAME_MAX (NAME_MAX - 4 + 1)
-/* Longest single wait before looking at Ctrl-C (futex waits restart). */
 
 typedef struct lsem {
   lipc_handle h;
@@ -310,14 +309,14 @@ static int lsemset_get(lua_State *L) {
   if (t != LUA_TNIL) {
     if (t != LUA_TTABLE) luaL_argerror(L, 3, "option 'values': table expected");
     if ((int)luaL_len(L, -1) != nsems)
-      luaL_argerror(L, 3, lua_pushfstring(L, "option 'values' must have nsems (%d) entries", nsems));
+      luaL_argerror(L, 3, lua_pushfstring(L, "option 'values': nsems (%d) entries expected", nsems));
     vals = lua_newuserdatauv(L, sizeof(unsigned short) * (size_t)(nsems ? nsems : 1), 0);
     for (int i = 0; i < nsems; i++) {
       int isnum = 0;
       lua_geti(L, -2, i + 1);
       lua_Integer v = lua_tointegerx(L, -1, &isnum);
       if (!isnum || v < 0 || v > SEMVMX_)
-        luaL_argerror(L, 3, lua_pushfstring(L, "option 'values'[%d] must be an integer 0..%d", i + 1, SEMVMX_));
+        luaL_argerror(L, 3, lua_pushfstring(L, "option 'values': [%d] must be an integer 0..%d", i + 1, SEMVMX_));
       vals[i] = (unsigned short)v;
       lua_pop(L, 1);
     }

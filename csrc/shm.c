@@ -159,7 +159,7 @@ static int64_t *atomic_at(lua_State *L, int write) {
 /* The common option keys of segment constructors. */
 static const char *const OPEN_OPTS[] = { "create", "excl", "size", "mode", "persist", "readonly", NULL };
 static const char *const SYSV_OPTS[] = { "create", "excl", "mode", "persist", "readonly", NULL };
-static const char *const MMAP_OPTS[] = { "size", "offset", "mode", NULL };
+static const char *const MMAP_OPTS[] = { "size", "offset", "access", "mode", NULL };
 
 /* Free bytes of /dev/shm, or -1. */
 static long long shm_free(void) {
@@ -193,7 +193,7 @@ static int lshm_open(lua_State *L) {
   mode_t mode = lipc_optmode(L, oidx, "mode", 0600);
   lua_Integer size = lipc_optint(L, oidx, "size", 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
   if (name == NULL && !create) luaL_argerror(L, oidx, "a generated name needs create = true");
-  if (create && size == 0) luaL_argerror(L, oidx, "option 'size' (> 0) is required with create = true");
+  if (create && size == 0) luaL_argerror(L, oidx, "option 'size': > 0 required with create = true");
   if (create && readonly) luaL_argerror(L, oidx, "readonly cannot be combined with create = true");
 
   lipc_region *r = lipc_new(L, &lipc_region_class, 0);
@@ -325,23 +325,28 @@ static int lshm_sysv(lua_State *L) {
   return 1;
 }
 
-/* ipc.mmap(path, {size=, offset=, mode="r"|"rw"}): map a file shared. */
+/* ipc.mmap(path, {size=, offset=, access="r"|"rw"}): map a file shared. */
 static int lshm_mmap(lua_State *L) {
   size_t plen;
   const char *path = luaL_checklstring(L, 1, &plen);
   luaL_argcheck(L, plen > 0 && plen < PATH_MAX && strlen(path) == plen, 1, "bad path (empty, too long or NUL byte)");
   lipc_checkoptions(L, 2, MMAP_OPTS);
-  const char *m = lipc_optstring(L, 2, "mode", "r");
+  /* access= ("mode" everywhere else means permission bits; mode= is kept as an alias) */
+  const char *key = "access";
+  const char *m = lipc_optstring(L, 2, key, NULL);
+  const char *alias = lipc_optstring(L, 2, "mode", NULL);
+  if (m != NULL && alias != NULL) return lipc_opterror(L, 2, "mode", "alias of 'access': give one of them");
+  if (m == NULL) { m = alias ? alias : "r"; if (alias) key = "mode"; }
   int rw;
   if (strcmp(m, "r") == 0) rw = 0;
   else if (strcmp(m, "rw") == 0) rw = 1;
-  else return luaL_argerror(L, 2, "option 'mode' must be \"r\" or \"rw\"");
+  else return lipc_opterror(L, 2, key, "\"r\" or \"rw\" expected");
   lua_Integer maxi = (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER);
   lua_Integer size = lipc_optint(L, 2, "size", -1, 1, maxi);
   lua_Integer off = lipc_optint(L, 2, "offset", 0, 0, maxi);
   long page = sysconf(_SC_PAGESIZE);
   if (off % page != 0)
-    luaL_argerror(L, 2, lua_pushfstring(L, "option 'offset' must be a multiple of the page size (%d)", (int)page));
+    luaL_argerror(L, 2, lua_pushfstring(L, "option 'offset': a multiple of the page size (%d) expected", (int)page));
 
   lipc_region *r = lipc_new(L, &lipc_region_class, 0);
   r->kind = LIPC_REGION_FILE;
@@ -417,83 +422,6 @@ static int lshm_fill(lua_State *L) {
   memset(r->addr + off, byte, len);
   lua_pushinteger(L, (lua_Integer)(off + len));
   return 1;
-}
-
-/* r:pack(offset, fmt, ...): string.pack in place; returns the offset after. */
-static int lshm_pack(lua_State *L) {
-  lipc_region *r = lipc_region_check(L, 1);
-  lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
-  luaL_checkstring(L, 3);
-  int n = lua_gettop(L);
-  /* call string.pack on the arguments in place: copying them could need
-   * more stack than a C function is given (thousands of values) */
-  lua_pushvalue(L, lua_upvalueindex(1));  /* string.pack */
-  lua_insert(L, 3);
-  lua_call(L, n - 2, 1);
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if ((size_t)off > r->size || len > r->size - (size_t)off)
-    luaL_argerror(L, 2, lua_pushfstring(L, "offset %I + %I packed bytes outside the region (%I bytes)",
-                                        off, (lua_Integer)len, (lua_Integer)r->size));
-  if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
-  if (!r->h.open) return lipc_closed_error(L, &lipc_region_class);  /* a __tostring may close it */
-  memcpy(r->addr + off, s, len);
-  lua_pushinteger(L, off + (lua_Integer)len);
-  return 1;
-}
-
-/* Message of an unpack failure that more bytes could cure. */
-static int too_short(lua_State *L) {
-  const char *msg = lua_tostring(L, -1);
-  return msg && (strstr(msg, "too short") || strstr(msg, "unfinished string"));
-}
-
-/* r:unpack(offset, fmt): values..., offset after them.  Copies only a
- * window of the region (the format's fixed size, or a growing window for
- * variable-length formats). */
-static int lshm_unpack(lua_State *L) {
-  lipc_region *r = lipc_region_check(L, 1);
-  lua_Integer off = lipc_checkrange(L, 2, 0, LUA_MAXINTEGER);
-  luaL_checkstring(L, 3);
-  luaL_argcheck(L, lua_gettop(L) <= 3, 4, "no more arguments expected (the offset is the position)");
-  if ((size_t)off > r->size)
-    luaL_argerror(L, 2, lua_pushfstring(L, "offset %I outside the region (%I bytes)", off,
-                                        (lua_Integer)r->size));
-  size_t avail = r->size - (size_t)off;
-  size_t win;
-  lua_pushvalue(L, lua_upvalueindex(2));  /* string.packsize */
-  lua_pushvalue(L, 3);
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-    lua_Integer fixed = lua_tointeger(L, -1);
-    if ((lua_Integer)avail < fixed)
-      luaL_argerror(L, 2, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)", off,
-                                          fixed, (lua_Integer)r->size));
-    win = (size_t)fixed;
-  } else {
-    win = avail < 4096 ? avail : 4096;
-  }
-  lua_settop(L, 3);
-  for (;;) {
-    if (!r->h.open) return lipc_closed_error(L, &lipc_region_class);
-    lua_pushvalue(L, lua_upvalueindex(3));  /* string.unpack */
-    lua_pushvalue(L, 3);
-    lua_pushlstring(L, (const char *)r->addr + off, win);
-    int st = lua_pcall(L, 2, LUA_MULTRET, 0);
-    if (st == LUA_OK) break;
-    if (win == avail || !too_short(L)) {
-      if (win == avail && too_short(L))
-        return luaL_argerror(L, 3, lua_pushfstring(L, "format reads past the end of the region (%s)",
-                                                   lua_tostring(L, -1)));
-      return lua_error(L);
-    }
-    lua_settop(L, 3);
-    win = avail - win < win ? avail : win * 2;
-  }
-  int nres = lua_gettop(L) - 3;
-  lua_Integer pos = lua_tointeger(L, -1);  /* 1-based position in the window */
-  lua_pop(L, 1);
-  lua_pushinteger(L, off + pos - 1);
-  return nres;
 }
 
 /* r:add(offset, n): atomic fetch-and-add; returns the new value. */
@@ -619,15 +547,6 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-/* Push string.<name> (from package.loaded.string), or nil. */
-static void push_stringlib(lua_State *L, const char *name) {
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  if (lua_getfield(L, -1, "string") == LUA_TTABLE) lua_getfield(L, -1, name);
-  else lua_pushnil(L);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
-
 void lipc_open_shm(lua_State *L) {
   lipc_register(L, &lipc_region_class, methods);
   luaL_getmetatable(L, lipc_region_class.name);
@@ -635,24 +554,11 @@ void lipc_open_shm(lua_State *L) {
   lua_setfield(L, -2, "__len");
   lua_getfield(L, -1, "__index");
   lua_pushvalue(L, -2);
-  luaL_setfuncs(L, hot_methods, 1);
-  push_stringlib(L, "pack");
-  lua_pushcclosure(L, lshm_pack, 1);
-  lua_setfield(L, -2, "pack");
-  push_stringlib(L, "pack");
-  push_stringlib(L, "packsize");
-  push_stringlib(L, "unpack");
-  lua_pushcclosure(L, lshm_unpack, 3);
-  lua_setfield(L, -2, "unpack");
+  luaL_setfuncs(L, hot_methods, 1);  /* pack and unpack: lua/lipc/region.lua */
   lua_pop(L, 2);
   lipc_subtable(L, -1, "shm");
   luaL_setfuncs(L, funcs, 0);
   lua_pop(L, 1);
   lua_pushcfunction(L, lshm_mmap);
   lua_setfield(L, -2, "mmap");
-  if (lua_getfield(L, -1, "IPC_PRIVATE") == LUA_TNIL) {
-    lua_pushinteger(L, IPC_PRIVATE);
-    lua_setfield(L, -3, "IPC_PRIVATE");
-  }
-  lua_pop(L, 1);
 }

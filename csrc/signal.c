@@ -91,48 +91,37 @@ static const lipc_class SIGWATCH = {
   .release = sigwatch_release, .describe = sigwatch_describe,
 };
 
-/* A signal at idx that a process may block, catch or ignore: not 0, not
- * KILL/STOP, not the C library's reserved real-time ones.  what names the
- * use in the error message. */
-static int sig_checkusable(lua_State *L, int idx, const char *what) {
-  int s = lipc_checksignal(L, idx);
-  if (s == 0) luaL_argerror(L, idx, "signal 0 is not a signal");
+/* Why signal s cannot be blocked, caught or ignored (0, KILL/STOP, the C
+ * library's reserved real-time ones), or NULL when it can.  what names the
+ * use ("watched"); the reason may be pushed on the stack. */
+static const char *sig_unusable(lua_State *L, int s, const char *what) {
+  if (s == 0) return "signal 0 is not a signal";
   if (s == SIGKILL || s == SIGSTOP)
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s cannot be %s", s == SIGKILL ? "KILL" : "STOP", what));
-  if (s >= 32 && s < SIGRTMIN)
-    luaL_argerror(L, idx, lua_pushfstring(L, "signal %d is reserved by the C library", s));
-  return s;
+    return lua_pushfstring(L, "%s cannot be %s", s == SIGKILL ? "KILL" : "STOP", what);
+  if (s >= 32 && s < SIGRTMIN) return lua_pushfstring(L, "signal %d is reserved by the C library", s);
+  return NULL;
 }
 
-/* Protected: the watchable signal number of the value at 1. */
-static int sig_checkwatchable(lua_State *L) {
-  lua_pushinteger(L, sig_checkusable(L, 1, "watched"));
-  return 1;
+/* A signal at idx that a process may block, catch or ignore; raises. */
+static int sig_checkusable(lua_State *L, int idx, const char *what) {
+  int s = lipc_checksignal(L, idx);
+  const char *why = sig_unusable(L, s, what);
+  if (why) luaL_argerror(L, idx, why);
+  return s;
 }
 
 /* The signal number of item i (on top) of the list at idx; raises naming
  * the list argument and the item. */
 static int sig_checkitem(lua_State *L, int idx, lua_Integer i) {
-  int t = lua_type(L, -1);
-  if (t != LUA_TSTRING && t != LUA_TNUMBER)
-    luaL_argerror(L, idx, lua_pushfstring(L, "item %I: signal name or number expected, got %s", i,
-                                          luaL_typename(L, -1)));
-  lua_pushcfunction(L, sig_checkwatchable);
-  lua_pushvalue(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    /* "bad argument #1 to '?' (why)": keep the why */
-    const char *msg = lua_tostring(L, -1);
-    const char *open = msg ? strchr(msg, '(') : NULL;
-    size_t len = open ? strlen(open) : 0;
-    if (open && len >= 2 && open[len - 1] == ')')
-      luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s", i,
-                                            lua_pushlstring(L, open + 1, len - 2)));
-    luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s", i, msg ? msg : "bad signal"));
-  }
-  int s = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  int s = lipc_tosignal(L, -1);
+  const char *why = s < 0 ? lua_tostring(L, -1) : sig_unusable(L, s, "watched");
+  if (why) luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s", i, why));
   return s;
 }
+
+/* Most items a watch list may have: a signal may be repeated, but a list
+ * longer than this is a mistake (or a hostile __len), not a wish. */
+#define WATCH_MAXITEMS 1024
 
 /* ipc.signal.watch{ "USR1", "TERM", ... } [, {nonblock=}]: block those
  * signals and return a signalfd watch on them. */
@@ -141,15 +130,18 @@ static int lsig_watch(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lipc_checkoptions(L, 2, opts);
   int nb = lipc_optbool(L, 2, "nonblock", 0);
-  lua_Integer n = luaL_len(L, 1);
+  /* raw length and raw reads: a __len or __index cannot make the loop
+   * below run forever or change the list while it is read */
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n > 0, 1, "at least one signal expected");
+  luaL_argcheck(L, n <= WATCH_MAXITEMS, 1, "too many items (at most 1024)");
   /* check everything first; build signo -> spelling in a table */
   sigset_t set;
   sigemptyset(&set);
   lua_createtable(L, 0, (int)(n < 64 ? n : 64));
   int names = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
+    lua_rawgeti(L, 1, i);
     int s = sig_checkitem(L, 1, i);
     if (!sigismember(&set, s)) {
       sigaddset(&set, s);
@@ -364,35 +356,11 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-static const lipc_const SIGNALS[] = {
-  {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT}, {"SIGILL", SIGILL},
-  {"SIGTRAP", SIGTRAP}, {"SIGABRT", SIGABRT}, {"SIGIOT", SIGIOT}, {"SIGBUS", SIGBUS},
-  {"SIGFPE", SIGFPE}, {"SIGKILL", SIGKILL}, {"SIGUSR1", SIGUSR1}, {"SIGSEGV", SIGSEGV},
-  {"SIGUSR2", SIGUSR2}, {"SIGPIPE", SIGPIPE}, {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM},
-#ifdef SIGSTKFLT
-  {"SIGSTKFLT", SIGSTKFLT},
-#endif
-  {"SIGCHLD", SIGCHLD}, {"SIGCONT", SIGCONT}, {"SIGSTOP", SIGSTOP}, {"SIGTSTP", SIGTSTP},
-  {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU}, {"SIGURG", SIGURG}, {"SIGXCPU", SIGXCPU},
-  {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF},
-  {"SIGWINCH", SIGWINCH}, {"SIGIO", SIGIO}, {"SIGPOLL", SIGPOLL},
-#ifdef SIGPWR
-  {"SIGPWR", SIGPWR},
-#endif
-  {"SIGSYS", SIGSYS},
-  {NULL, 0}
-};
-
 /* Register lipc.sigwatch and ipc.signal.*. */
 void lipc_open_signal(lua_State *L) {
   lipc_register(L, &SIGWATCH, methods);
   lipc_subtable(L, -1, "signal");
   luaL_setfuncs(L, funcs, 0);
-  lipc_setconsts(L, SIGNALS);
-  /* SIGRTMIN/SIGRTMAX are run-time values in glibc */
-  lua_pushinteger(L, SIGRTMIN);
-  lua_setfield(L, -2, "SIGRTMIN");
-  lua_pushinteger(L, SIGRTMAX);
-  lua_setfield(L, -2, "SIGRTMAX");
+  lipc_setsignals(L);
   lua_pop(L, 1);
 }

@@ -623,6 +623,14 @@ static lsock *checksock(lua_State *L, int idx) {
   return lipc_check(L, idx, &sock_class);
 }
 
+/* s:type(): "stream", "dgram", "seqpacket" (or "raw"). */
+static int lsocket_type(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lua_pushstring(L, k->type == SOCK_DGRAM ? "dgram" : k->type == SOCK_SEQPACKET ? "seqpacket" :
+                    k->type == SOCK_RAW ? "raw" : "stream");
+  return 1;
+}
+
 /* s:accept(timeout): the next connection as a new socket. */
 static int lsocket_accept(lua_State *L) {
   lsock *k = checksock(L, 1);
@@ -734,7 +742,8 @@ static int lsocket_sendto(lua_State *L) {
   return 1;
 }
 
-/* Receive into b (prepared for n bytes) with recvmsg, waiting against d.
+/* Receive up to n bytes into p, waiting against d: recv (MSG_TRUNC on
+ * message sockets), or recvmsg when the sender's address is wanted (from).
  * Returns bytes (0 = end of stream / empty datagram) or -1 with *err. */
 static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
                          socklen_t *fromlen, int *truncated, int *err) {
@@ -1117,6 +1126,7 @@ static const luaL_Reg sock_methods[] = {
   {"peercred", lsocket_peercred},
   {"sendfd", lsocket_sendfd},
   {"recvfd", lsocket_recvfd},
+  {"type", lsocket_type},
   {NULL, NULL}
 };
 

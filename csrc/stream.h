@@ -5,7 +5,7 @@
  * (csrc/socket.c).
  *
  * A class whose struct starts with lipc_stream gets read, write, lines,
- * setnonblock, tofile and fileno by adding lipc_stream_methods to its
+ * setnonblock, tofile, direction and fileno by adding lipc_stream_methods to its
  * method table (luaL_setfuncs the two arrays), and calls
  * lipc_stream_release from its release function.
  */
@@ -30,7 +30,7 @@ typedef struct lipc_stream {
                          * cleared by lipc_stream_release; 0 otherwise */
 } lipc_stream;
 
-/* read, write, lines, setnonblock, tofile, fileno. */
+/* read, write, lines, setnonblock, tofile, direction, fileno. */
 extern const luaL_Reg lipc_stream_methods[];
 
 /* Free the read-ahead buffer and close the descriptor; 0 or errno.

@@ -448,3 +448,40 @@ void lipc_open_system(lua_State *L) {
   lua_pushcfunction(L, l_sweep);
   lua_setfield(L, -2, "sweep");
 }
+
+/* ---- audit: housekeeping beside sweep and limits ----------------------- */
+
+/* ipc.audit(): the live open objects of this process. */
+static int l_audit(lua_State *L) {
+  lua_newtable(L);
+  int n = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lipc_handle *h = lipc_toany(L, -1);
+    if (h == NULL || !h->open) continue;
+    lua_newtable(L);
+    lua_pushstring(L, h->cls->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, h->owns && h->owner == getpid());
+    lua_setfield(L, -2, "owner");
+    if (h->cls->audit) {
+      h->cls->audit(L, h);
+    } else if (h->fd >= 0) {
+      lua_pushinteger(L, h->fd);
+      lua_setfield(L, -2, "fd");
+    }
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "object");
+    lua_rawseti(L, -4, ++n);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Add ipc.audit to the module table on top. */
+void lipc_open_audit(lua_State *L) {
+  lua_pushcfunction(L, l_audit);
+  lua_setfield(L, -2, "audit");
+}

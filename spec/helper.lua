@@ -284,7 +284,7 @@ function M.tracker(after_each)
   local made, procs = {}, {}
   after_each(function()
     for _, p in ipairs(procs) do
-      if tostring(p) ~= "lipc.process(closed)" then
+      if ipc.type(p) == "process" then
         if p:status() == nil then pcall(p.kill, p, "KILL") end
         p:wait(10)
         p:close()

@@ -220,6 +220,7 @@ local TIMEOUT = {
   ["socket.sendto"] = 3, ["socket.recv"] = 2, ["socket.recvfrom"] = 2, ["socket.accept"] = 1,
   ["socket.connect"] = 2, ["socket.sendfd"] = 3, ["socket.recvfd"] = 1,
   ["mq.send"] = 3, ["mq.receive"] = 1, ["msg.send"] = 3, ["msg.receive"] = 2,
+  ["mq.recv"] = 1, ["msg.recv"] = 2,
   ["sem.wait"] = 1, ["semset.op"] = 2, ["mutex.lock"] = 1, ["cond.wait"] = 2,
   ["eventfd.add"] = 2, ["eventfd.take"] = 1, ["sigwatch.next"] = 1, ["poller.wait"] = 1,
   ["ring.send"] = 2, ["ring.recv"] = 1, ["process.wait"] = 1,
@@ -1046,4 +1047,50 @@ describe("hostile input", function()
       assert(#ipc.children() == 0, "a started process was not reaped")
     end)
   end)
+end)
+
+-- A list whose __len claims math.maxinteger items and whose __index hands out
+-- a valid item for every index: a function that trusts either loops for ever.
+-- Each call runs in its own lua5.4 under `timeout`, so a regression fails the
+-- test instead of hanging the suite.
+describe("ipc list arguments with a hostile __len", function()
+  local function run_bounded(code)
+    local file = helper.script('local ipc = require "lipc"\n' .. code, ".lua")
+    local out, ok = helper.sh(("timeout -s KILL 60 env %s %s 2>&1"):format(helper.lua_cmd(), file))
+    os.remove(file)
+    return ok, out
+  end
+
+  local HOSTILE = [[
+    local function hostile(item)
+      return setmetatable({}, { __len = function() return math.maxinteger end,
+                                __index = function() return item end,
+                                __pairs = function() return function() return 1, item end end })
+    end
+  ]]
+
+  local CASES = {
+    { "signal.watch", 'ipc.signal.watch(hostile("USR1"))', "at least one signal expected" },
+    { "poll", "ipc.poll(hostile(0), 0)", "too many items" },
+    { "exec", 'ipc.exec(hostile("/bin/true"))', "program name expected" },
+    { "run", 'ipc.run(hostile("/bin/true"))', "program name expected" },
+    { "topology.pipeline", 'require("lipc.topology").pipeline(hostile({ "/bin/true" }))',
+      "at least one stage expected" },
+    { "topology.graph node argv", 'require("lipc.topology").graph():node("a", hostile("/bin/true"))',
+      "program name at [1]" },
+    { "semset.op", 'local s <close> = assert(ipc.semset.get(ipc.IPC_PRIVATE, 1, { create = true }))\n' ..
+      's:op(hostile({ 0, 1 }), 0)', "1 to 65535 operations expected" },
+  }
+
+  for _, case in ipairs(CASES) do
+    it(case[1] .. " raises a clear error in bounded time", function()
+      local ok, out = run_bounded(HOSTILE .. ([[
+        local ok, err = pcall(function() %s end)
+        assert(not ok, "no error")
+        print(err)
+      ]]):format(case[2]))
+      assert.is_true(ok, out)
+      assert.matches(case[3], out, 1, true)
+    end)
+  end
 end)

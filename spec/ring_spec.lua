@@ -407,7 +407,7 @@ describe("ipc.ring", function()
       end
       assert.has_error(function() ipc.ring.create() end)
       assert.has_error(function() ipc.ring.create(256, { bogus = 1 }) end,
-        "bad argument #2 to 'create' (unknown option 'bogus')")
+        "bad argument #2 to 'ring.create' (unknown option 'bogus')")
       assert.has_error(function() ipc.ring.create(256, 5) end)
       for _, n in ipairs { "noslash", "/a/b", "/", "/x\0y", ("/" .. ("n"):rep(300)), 5, {} } do
         assert.has_error(function() ipc.ring.create(256, { name = n }) end)

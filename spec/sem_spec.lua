@@ -191,7 +191,7 @@ print(s:value())
       assert.has_error(function() ipc.sem.open("/x", { create = true, value = -1 }) end)
       assert.has_error(function() ipc.sem.open("/x", { create = true, value = ipc.sem.VALUE_MAX + 1 }) end)
       assert.has_error(function() ipc.sem.open("/x", { create = true, valeu = 1 }) end,
-        "bad argument #2 to 'open' (unknown option 'valeu')")
+        "bad argument #2 to 'sem.open' (unknown option 'valeu')")
       assert.has_error(function() ipc.sem.open("/x", { mode = {} }) end)
       assert.has_error(function() ipc.sem.unlink("nope") end)
       local r <close> = assert(ipc.shm.anonymous(64))

@@ -248,7 +248,7 @@ describe("ipc.mutex / ipc.cond bad input", function()
     assert.has_error(function() ipc.mutex.new(r, -8) end)
     assert.has_error(function() ipc.mutex.new(r, 0, { robust = "yes" }) end)
     assert.has_error(function() ipc.mutex.new(r, 0, { robst = true }) end,
-      "bad argument #3 to 'new' (unknown option 'robst')")
+      "bad argument #3 to 'mutex.new' (unknown option 'robst')")
     assert.has_error(function() ipc.mutex.new({}, 0) end)
     assert.has_error(function() ipc.mutex.attach(r, 0, {}) end)
     assert.has_error(function() ipc.cond.new(r, 4) end)

@@ -22,42 +22,19 @@
 return function(ipc)
   local sunpack = string.unpack
 
-  local STREAM_KINDS = { ["lipc.pipe"] = true, ["lipc.fd"] = true }
-  local MESSAGE_KINDS = { ["lipc.mq"] = true, ["lipc.msg"] = true, ["lipc.ring"] = true }
+  local STREAM_KINDS = { pipe = true, fd = true }
+  local MESSAGE_KINDS = { mq = true, msg = true, ring = true }
   local READ_CHUNK = 65536
   local DEFAULT_STREAM_MAX = 0x7fffffff      -- largest frame accepted from a stream
   local DEFAULT_DGRAM_MAX = 65536            -- default largest datagram/seqpacket value
 
-  local function errno(name, fallback)
-    return ipc.errno and ipc.errno[name] or fallback
-  end
+  local E = ipc.errno
+  local core_type = ipc.type
 
-  -- The metatable name of a lipc object (lipc.pipe, ...), or nil.
+  -- The metatable name of a lipc object, open or closed ("lipc.pipe"), or nil.
   local function kindof(obj)
-    if type(obj) ~= "userdata" then return nil end
-    local mt = getmetatable(obj)
-    local name = type(mt) == "table" and rawget(mt, "__name")
-    if type(name) == "string" and name:sub(1, 5) == "lipc." then return name end
-    return nil
-  end
-
-  -- "stream", "dgram" or "seqpacket" for a lipc.socket.
-  local function socket_type(s)
-    for _, m in ipairs { "type", "socktype" } do
-      local f = s[m]
-      if type(f) == "function" then
-        local ok, t = pcall(f, s)
-        if ok and type(t) == "string" then return t end
-      end
-    end
-    -- tostring names the address scheme after the descriptor: "fd=5, socketpair:dgram",
-    -- "fd=6, unixgram:/path", "fd=7, udp://...", "fd=8, seqpacket:/path"
-    local scheme = tostring(s):match("fd=%-?%d+, ([%w]+:%a*)") or ""
-    if scheme:find("seqpacket", 1, true) then return "seqpacket" end
-    if scheme == "socketpair:dgram" or scheme:match("^unixgram:") or scheme:match("^udp6?:") then
-      return "dgram"
-    end
-    return "stream"
+    local t = core_type(obj)
+    return t and "lipc." .. t:gsub("^closed ", "")
   end
 
   -- A monotonic clock in seconds.
@@ -74,13 +51,11 @@ return function(ipc)
     return t
   end
 
-  local encode = ipc.encode or function()
-    error("ipc.encode is not available in this build of lipc", 3)
-  end
+  local encode = ipc.encode
   local raw_decode = ipc.decode
 
   local function malformed(err)
-    return nil, "channel: malformed value (" .. tostring(err) .. ")", errno("EBADMSG", 74)
+    return nil, "channel: malformed value (" .. tostring(err) .. ")", E.EBADMSG
   end
 
   -- Decode one message (bytes i..j of s); nil, message, EBADMSG when malformed.
@@ -108,7 +83,7 @@ return function(ipc)
         timeout = deadline - now()
         if timeout <= 0 then
           self.broken = true
-          return nil, "timeout", errno("ETIMEDOUT", 110)
+          return nil, "timeout", E.ETIMEDOUT
         end
       end
       local n, err, code = w:write(s:sub(off), timeout)
@@ -128,10 +103,10 @@ return function(ipc)
     local size = #frame - 4
     if size > self.maxsize then
       return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
-        errno("EMSGSIZE", 90)
+        E.EMSGSIZE
     end
     if self.broken then
-      return nil, "channel send: stream broken by an earlier partial write", errno("EPIPE", 32)
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
     end
     local deadline = timeout and timeout > 0 and now() + timeout
     local put, err, code = self.wr:write(frame, timeout)
@@ -152,7 +127,7 @@ return function(ipc)
           self.eof = true
           self.buf, self.pos = "", 1
           return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(n, self.maxsize),
-            errno("EMSGSIZE", 90)
+            E.EMSGSIZE
         end
         need = 4 + n
         if avail >= need then
@@ -167,7 +142,7 @@ return function(ipc)
           t = deadline - now()
           if t <= 0 then
             self.buf, self.pos = buf, pos
-            return nil, "timeout", errno("ETIMEDOUT", 110)
+            return nil, "timeout", E.ETIMEDOUT
           end
         else
           deadline = now() + timeout
@@ -180,7 +155,7 @@ return function(ipc)
         if err ~= nil then return nil, err, code end
         self.eof = true
         if avail > 0 then
-          return nil, "channel recv: end of stream inside a frame", errno("EPROTO", 71)
+          return nil, "channel recv: end of stream inside a frame", E.EPROTO
         end
         return nil, "closed"
       end
@@ -216,7 +191,7 @@ return function(ipc)
 
   local function too_big(self, n)
     return nil, ("channel send: value of %d bytes exceeds the %s message limit %d"):format(
-      n, self.kind, self.maxsize), errno("EMSGSIZE", 90)
+      n, self.kind, self.maxsize), E.EMSGSIZE
   end
 
   local function msg_limit(self)
@@ -226,13 +201,11 @@ return function(ipc)
       local a = t:attr()
       lim = a and a.msgsize
     elseif k == "lipc.msg" then
-      local l = ipc.limits and ipc.limits()
-      lim = l and l.msgmax
-      local st = t.stat and t:stat()
-      if st and st.qbytes and (not lim or st.qbytes < lim) then lim = st.qbytes end
+      lim = ipc.limits().msgmax
+      local st = t:stat()
+      if st and (not lim or st.qbytes < lim) then lim = st.qbytes end
     elseif k == "lipc.ring" then
-      if type(t.maxmsg) == "function" then lim = t:maxmsg()
-      else lim = t:capacity() - 8 end        -- one 8-byte record header per message
+      lim = t:capacity() - 8                   -- one 8-byte record header per message
     end
     self.maxsize = lim or math.maxinteger
     return self.maxsize
@@ -276,7 +249,7 @@ return function(ipc)
       return nil, "closed"
     end
     if self.kind == "lipc.socket" and #data > self.maxsize then
-      return nil, ("channel recv: datagram longer than the limit %d"):format(self.maxsize), errno("EMSGSIZE", 90)
+      return nil, ("channel recv: datagram longer than the limit %d"):format(self.maxsize), E.EMSGSIZE
     end
     local v, derr = raw_decode(data)
     if v == nil and derr ~= nil then return malformed(derr) end
@@ -361,7 +334,7 @@ return function(ipc)
     self.finished = true
     if self.framing == "stream" then
       if self.wr == self.rd then
-        if self.wr.shutdown then return self.wr:shutdown("w") end
+        if core_type(self.wr) == "socket" then return self.wr:shutdown("w") end
         return true
       end
       return self.wr:close()
@@ -431,18 +404,28 @@ return function(ipc)
   local OPTIONS = { read = true, write = true, own = true, maxsize = true, priority = true,
                     send_type = true, recv_type = true, type = true, eof = true, linger = true }
 
-  local function checkint(v, what, lo, hi)
+  -- Raise the option error of the options at argument argn of ipc.channel,
+  -- level levels above the caller of opterror.
+  local function opterror(argn, key, why, level)
+    error(("bad argument #%d to 'channel' (option '%s': %s)"):format(argn, key, why), level + 1)
+  end
+
+  local function checkint(v, what, lo, hi, argn)
     if math.type(v) ~= "integer" or v < lo or v > hi then
-      error(("bad option '%s' (integer in %d..%d expected, got %s)"):format(what, lo, hi, tostring(v)), 4)
+      opterror(argn, what, ("integer in %d..%d expected, got %s"):format(lo, hi, tostring(v)), 4)
     end
     return v
   end
 
-  -- Build a channel from a read transport, a write transport and options.
-  local function new(rd, wr, opts)
+  -- Build a channel from a read transport, a write transport and options
+  -- (given as argument argn of ipc.channel).
+  local function new(rd, wr, opts, argn)
     opts = opts or {}
-    for k in pairs(opts) do
-      if not OPTIONS[k] then error(("bad option '%s' for ipc.channel"):format(tostring(k)), 3) end
+    argn = argn or 1
+    for k in next, opts do
+      if not OPTIONS[k] then
+        error(("bad argument #%d to 'channel' (unknown option '%s')"):format(argn, tostring(k)), 3)
+      end
     end
     local objs = {}
     if rd ~= nil then objs[#objs + 1] = rd end
@@ -456,9 +439,10 @@ return function(ipc)
           kindof(o) or type(o)), 3)
       end
       local f
-      if STREAM_KINDS[k] then f = "stream"
-      elseif MESSAGE_KINDS[k] then f = "message"
-      elseif k == "lipc.socket" then f = socket_type(o) == "stream" and "stream" or "message"
+      local short = k:sub(6)
+      if STREAM_KINDS[short] then f = "stream"
+      elseif MESSAGE_KINDS[short] then f = "message"
+      elseif short == "socket" then f = o:type() == "stream" and "stream" or "message"
       else
         error(("bad argument #%d to 'channel' (%s cannot carry a channel)"):format(i, k), 3)
       end
@@ -470,9 +454,8 @@ return function(ipc)
     if wr ~= nil and rd ~= nil and wr ~= rd and kindof(wr) ~= kindof(rd) and framing == "message" then
       error("bad argument #2 to 'channel' (read and write sides must be the same kind of transport)", 3)
     end
-    -- Check the objects are open (raises "attempt to use a closed ...").
     for _, o in ipairs(objs) do
-      if kindof(o) ~= "lipc.msg" and kindof(o) ~= "lipc.ring" and o.fileno then o:fileno() end
+      if core_type(o):find("^closed ") then error("attempt to use a closed " .. kindof(o), 3) end
     end
     local self = setmetatable({
       rd = rd, wr = wr, kind = kind, framing = framing, own = opts.own ~= false,
@@ -480,10 +463,10 @@ return function(ipc)
     }, Channel)
     if opts.linger ~= nil then
       local l = opts.linger
-      if type(l) ~= "number" or l ~= l or l < 0 then error("bad option 'linger' (seconds >= 0 expected)", 3) end
+      if type(l) ~= "number" or l ~= l or l < 0 then opterror(argn, "linger", "seconds >= 0 expected", 3) end
       self.linger = l
     end
-    if opts.maxsize ~= nil then self.maxsize = checkint(opts.maxsize, "maxsize", 1, 0x7fffffff) end
+    if opts.maxsize ~= nil then self.maxsize = checkint(opts.maxsize, "maxsize", 1, 0x7fffffff, argn) end
     if framing == "stream" then
       self.maxsize = self.maxsize or DEFAULT_STREAM_MAX
       self._send, self._recv = stream_send, stream_recv
@@ -491,10 +474,12 @@ return function(ipc)
       if kind == "lipc.ring" then self._send, self._recv = ring_send, ring_recv
       else self._send, self._recv = message_send, message_recv end
       if kind == "lipc.socket" then self.maxsize = self.maxsize or DEFAULT_DGRAM_MAX end
-      self.priority = opts.priority ~= nil and checkint(opts.priority, "priority", 0, 32767) or 0
-      local t = opts.type ~= nil and checkint(opts.type, "type", 1, math.maxinteger) or nil
-      self.send_type = opts.send_type ~= nil and checkint(opts.send_type, "send_type", 1, math.maxinteger) or t or 1
-      self.recv_type = opts.recv_type ~= nil and checkint(opts.recv_type, "recv_type", 0, math.maxinteger) or t or 0
+      self.priority = opts.priority ~= nil and checkint(opts.priority, "priority", 0, 32767, argn) or 0
+      local t = opts.type ~= nil and checkint(opts.type, "type", 1, math.maxinteger, argn) or nil
+      self.send_type = opts.send_type ~= nil and checkint(opts.send_type, "send_type", 1, math.maxinteger, argn)
+        or t or 1
+      self.recv_type = opts.recv_type ~= nil and checkint(opts.recv_type, "recv_type", 0, math.maxinteger, argn)
+        or t or 0
     end
     if wr == nil then self._send = nil end
     if rd == nil then self._recv = nil end
@@ -515,31 +500,30 @@ return function(ipc)
   local function channel(_, a, b, c)
     if type(a) == "table" and getmetatable(a) == nil then
       local opts = {}
-      for k, v in pairs(a) do opts[k] = v end
+      for k, v in next, a do opts[k] = v end
       local r, w = opts.read, opts.write
       opts.read, opts.write = nil, nil
       if r == nil and w == nil then
         error("bad argument #1 to 'channel' (table needs a 'read' or 'write' transport)", 2)
       end
-      return new(r, w, opts)
+      return new(r, w, opts, 1)
     end
-    local opts
-    if type(b) == "table" and getmetatable(b) == nil then opts, b = b, nil
+    local opts, argn
+    if type(b) == "table" and getmetatable(b) == nil then opts, b, argn = b, nil, 2
     elseif c ~= nil then
       if type(c) ~= "table" then error("bad argument #3 to 'channel' (options table expected)", 2) end
-      opts = c
+      opts, argn = c, 3
     end
     if b == nil then
-      local k = kindof(a)
-      if k == "lipc.pipe" or k == "lipc.fd" then
-        -- a pipe end is one-way: find out which from its description
-        local text = tostring(a)
-        if text:find("write", 1, true) and not text:find("rw", 1, true) then return new(nil, a, opts) end
-        if text:find("read", 1, true) and not text:find("rw", 1, true) then return new(a, nil, opts) end
+      local t = core_type(a)
+      if t == "pipe" or t == "fd" then
+        local dir = a:direction()         -- a pipe end is one-way
+        if dir == "write" then return new(nil, a, opts, argn) end
+        if dir == "read" then return new(a, nil, opts, argn) end
       end
-      return new(a, a, opts)
+      return new(a, a, opts, argn)
     end
-    return new(a, b, opts)
+    return new(a, b, opts, argn)
   end
 
   local pair_count = 0
@@ -570,7 +554,6 @@ return function(ipc)
     opts = opts or {}
     kind = kind or "pipe"   -- the fastest byte stream between two processes
     if kind == "stream" or kind == "socketpair" or kind == "dgram" or kind == "seqpacket" then
-      if not ipc.socketpair then return nil, "channel.pair: sockets are not available", errno("ENOSYS", 38) end
       local a, b, code = ipc.socketpair(kind == "socketpair" and "stream" or kind)
       if not a then return nil, b, code end
       return new(a, a), new(b, b)
@@ -596,7 +579,7 @@ return function(ipc)
           local name = ("/lipc.%d.%d"):format(ipc.getpid(), 900000 + pair_count)
           q, err, code = ipc.mq.open(name, { create = true, excl = true,
             maxmsg = opts.maxmsg or 10, msgsize = opts.msgsize or 8192 })
-          if q or code ~= errno("EEXIST", 17) then break end
+          if q or code ~= E.EEXIST then break end
         end
         if not q then
           if qs[1] then qs[1]:close() end
@@ -615,6 +598,18 @@ return function(ipc)
   end
 
   ipc.channel = setmetatable({ pair = pair, new = function(r, w, o) return new(r, w, o) end,
-                               Channel = Channel, _kindof = kindof, _now = now },
+                               Channel = Channel, _now = now },
                              { __call = channel })
+
+  --- Like `io.type`: "pipe", "closed pipe", "channel", "closed channel"...
+  -- (the kind after "lipc."), or nil for anything that is not a lipc object.
+  -- @param x any value
+  -- @treturn ?string
+  -- @function ipc.type
+  function ipc.type(x)
+    if rawequal(getmetatable(x), Channel) then
+      return x.closed and "closed channel" or "channel"
+    end
+    return core_type(x)
+  end
 end

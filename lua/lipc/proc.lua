@@ -2,10 +2,10 @@
 -- Adds `ipc.run` to the module.
 -- @module lipc.proc
 
---- Copy an exec table, leaving the caller's table untouched.
+--- Copy an exec table (raw, as ipc.exec reads it), leaving the caller's table untouched.
 local function copy(t)
   local c = {}
-  for k, v in pairs(t) do c[k] = v end
+  for k, v in next, t do c[k] = v end
   return c
 end
 

@@ -45,18 +45,20 @@ end
 local function check_options(fname, n, opts, allowed)
   if opts == nil then return {} end
   if type(opts) ~= "table" then argerror(fname, n, "options table expected, got " .. type(opts), 2) end
-  for k in pairs(opts) do
+  for k in next, opts do
     if not allowed[k] then argerror(fname, n, ("unknown option '%s'"):format(tostring(k)), 2) end
   end
   return opts
 end
 
 -- An argv table: strings 1..n (n >= 1); other keys are exec options.
+-- User tables are read raw (rawlen, next): a __len or __pairs must not
+-- make the checks loop for ever.
 local EXEC_KEYS = { stderr = true, env = true, cwd = true }
 local function check_argv(fname, n, argv)
-  local len = #argv
+  local len = rawlen(argv)
   if len < 1 then argerror(fname, n, "a command needs its program name at [1]", 3) end
-  for k, v in pairs(argv) do
+  for k, v in next, argv do
     if math.type(k) == "integer" and k >= 1 and k <= len then
       if type(v) ~= "string" then
         argerror(fname, n, ("command argument [%d] must be a string, got %s"):format(k, type(v)), 3)
@@ -69,7 +71,7 @@ end
 
 local function exec_table(argv, stdin, stdout)
   local t = {}
-  for k, v in pairs(argv) do t[k] = v end
+  for k, v in next, argv do t[k] = v end
   t.stdin, t.stdout = stdin or "inherit", stdout or "inherit"
   return t
 end
@@ -214,16 +216,16 @@ Pipeline.__index = Pipeline
 -- @return a pipeline object with `:run(timeout)`
 function M.pipeline(spec)
   if type(spec) ~= "table" then argerror("pipeline", 1, "table of stages expected, got " .. type(spec)) end
-  local n = #spec
+  local n = rawlen(spec)
   if n < 1 then argerror("pipeline", 1, "at least one stage expected") end
-  for k, v in pairs(spec) do
+  for k, v in next, spec do
     if math.type(k) == "integer" and k >= 1 and k <= n then
       if type(v) == "table" then check_argv("pipeline", 1, v)
       elseif type(v) ~= "function" then
         argerror("pipeline", 1, ("stage %d must be an argv table or a function, got %s"):format(k, type(v)))
       end
     elseif k == "stdin" or k == "stdout" then
-      if not (k == "stdout" and v == "capture") and not ipc.channel._kindof(v) then
+      if not (k == "stdout" and v == "capture") and not ipc.type(v) then
         argerror("pipeline", 1, ("'%s' must be a lipc object%s"):format(k, k == "stdout" and " or \"capture\"" or ""))
       end
     elseif k == "grace" then
@@ -233,7 +235,7 @@ function M.pipeline(spec)
     end
   end
   local stages = {}
-  for i = 1, n do stages[i] = spec[i] end
+  for i = 1, n do stages[i] = rawget(spec, i) end
   return setmetatable({ stages = stages, stdin = spec.stdin, stdout = spec.stdout,
                         grace = spec.grace or DEFAULT_GRACE }, Pipeline)
 end
@@ -687,14 +689,14 @@ function Graph:run(timeout, opts)
   close_all(drop)               -- the parent keeps no child end
   if not ok or not res then
     for _, pr in ipairs(procs) do pcall(pr.p.kill, pr.p, "KILL"); pr.p:wait() end
-    for _, o in ipairs(keep) do if o.remove then pcall(o.remove, o) end end
+    for _, o in ipairs(keep) do if ipc.type(o) == "msg" then pcall(o.remove, o) end end
     close_all(keep)
     if not ok then error(res, 0) end
     return nil, err, code
   end
   local sok, serr = pcall(supervise, procs, deadline, grace, true)
   for _, o in ipairs(keep) do
-    if ipc.channel._kindof(o) == "lipc.msg" then pcall(o.remove, o) end
+    if ipc.type(o) == "msg" then pcall(o.remove, o) end
   end
   close_all(keep)
   if not sok then
