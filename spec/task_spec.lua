@@ -190,9 +190,8 @@ describe("ipc.go", function()
     it("wakes every task waiting on one descriptor, one gets each value", function()
       local e <close> = ipc.eventfd(0, { semaphore = true })
       local got = {}
-      local tasks = {}
       for i = 1, 3 do
-        tasks[i] = ipc.go(function()
+        ipc.go(function()
           local v = e:take(10)
           got[#got + 1] = v and i
         end)
@@ -238,8 +237,8 @@ describe("ipc.go", function()
       local e <close> = ipc.eventfd(0)
       local log = {}
       local t = ipc.go(function()
-        local a <close> = closer(log, "a")
-        local b <close> = closer(log, "b")
+        local _a <close> = closer(log, "a") -- luacheck: ignore
+        local _b <close> = closer(log, "b") -- luacheck: ignore
         e:take()
         log[#log + 1] = "not reached"
       end)
@@ -265,11 +264,11 @@ describe("ipc.go", function()
     it("cancels a sleeping task and a joining task from another task", function()
       local log = {}
       local sleeper = ipc.go(function()
-        local c <close> = closer(log, "sleeper closed")
+        local _c <close> = closer(log, "sleeper closed") -- luacheck: ignore
         ipc.sleep(60)
       end)
       local joiner = ipc.go(function()
-        local c <close> = closer(log, "joiner closed")
+        local _c <close> = closer(log, "joiner closed") -- luacheck: ignore
         sleeper:join()
       end)
       local boss = ipc.go(function()
@@ -292,7 +291,7 @@ describe("ipc.go", function()
       local log = {}
       local t
       t = ipc.go(function()
-        local c <close> = closer(log, "closed")
+        local _c <close> = closer(log, "closed") -- luacheck: ignore
         t:cancel()
         log[#log + 1] = "still running"
         ipc.sleep(0.01)
@@ -413,7 +412,7 @@ describe("ipc.go", function()
     it("runs <close> variables of a failed task", function()
       local log = {}
       local t = ipc.go(function()
-        local c <close> = closer(log, "closed")
+        local _c <close> = closer(log, "closed") -- luacheck: ignore
         error("failed")
       end)
       local ok, msg = t:join(10)
