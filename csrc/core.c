@@ -1046,6 +1046,12 @@ static int task_yield(lua_State *L, lipc_wait *w, int box) {
   return lua_yieldk(L, 0, (lua_KContext)box, run_k);
 }
 
+/* A sleep (w->sleep) that lasted its time: w->stop with 0 makes its
+ * result when set, otherwise none. */
+static int sleep_end(lua_State *L, lipc_wait *w) {
+  return w->stop ? w->stop(L, w, 0) : 0;
+}
+
 /* The loop of tries and waits (w may be boxed at index box, or 0). */
 static int run_loop(lua_State *L, lipc_wait *w, int box) {
   for (;;) {
@@ -1058,10 +1064,10 @@ static int run_loop(lua_State *L, lipc_wait *w, int box) {
       continue;
     }
     if (lipc_deadline_expired(&w->d) && !w->sleep) return wait_end(L, w, ETIMEDOUT);
-    if (w->sleep && lipc_deadline_expired(&w->d)) return 0;
+    if (w->sleep && lipc_deadline_expired(&w->d)) return sleep_end(L, w);
     if (!w->block) return task_yield(L, w, box);
     int err = wait_blocking(w);
-    if (err == ETIMEDOUT && w->sleep) return 0;
+    if (err == ETIMEDOUT && w->sleep) return sleep_end(L, w);
     if (err != 0) return wait_end(L, w, err);
   }
 }
@@ -1081,5 +1087,11 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 int lipc_run(lua_State *L, lipc_wait *w) {
+  /* a task cancelled while it ran (or yielded by coroutine.yield): its
+   * next wait raises */
+  if (task_cancel && lipc_in_task(L)) {
+    task_cancel = 0;
+    return luaL_error(L, "cancelled");
+  }
   return run_loop(L, w, 0);
 }

@@ -24,6 +24,8 @@ int luaopen_lipc_core(lua_State *L) {
   lipc_open_poll(L);
   lipc_open_codec(L);
   lipc_open_ring(L);
+  lipc_open_task(L);
+  lipc_open_timer(L);
   lipc_name_functions(L, -1);
   /* the methods of every class, for the Lua layers (lua/lipc/region.lua) */
   lua_getfield(L, LUA_REGISTRYINDEX, LIPC_METHODS_KEY);

@@ -226,6 +226,7 @@ local TIMEOUT = {
   ["ring.send"] = 2, ["ring.recv"] = 1, ["process.wait"] = 1,
   ["channel.send"] = 2, ["channel.recv"] = 1, ["channel.values"] = 1, ["channel.finish"] = 1,
   ["fifo.open"] = 3, ["poll"] = 2, ["wait"] = 2, ["connect"] = 2, ["socket.connect()"] = 2,
+  ["sleep"] = 1, ["loop"] = 1, ["timer.wait"] = 1, ["task.join"] = 1,
 }
 
 -- Positions of creation sizes (a number above 1 MiB there is skipped).
