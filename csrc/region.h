@@ -1,6 +1,7 @@
 /*
  * region.h - the lipc.region type (csrc/shm.c) as seen by the families
- * that place objects inside a mapping (csrc/sem.c, csrc/sync.c, csrc/ring.c).
+ * that place objects inside a mapping (csrc/sem.c, csrc/sync.c), and the
+ * shm_free wording of ENOSPC errors (csrc/shm.c, csrc/ring.c).
  *
  * An object placed in a region keeps the region userdata alive in a user
  * value and registers itself with lipc_region_place: the region then knows
