@@ -1,11 +1,17 @@
 /*
  * region.h - the lipc.region type (csrc/shm.c) as seen by the families
- * that place objects inside a mapping (csrc/sem.c, csrc/sync.c, csrc/ring.c).
+ * that place objects inside a mapping (csrc/sem.c, csrc/sync.c), and the
+ * shm_free wording of ENOSPC errors (csrc/shm.c, csrc/ring.c).
  *
  * An object placed in a region keeps the region userdata alive in a user
- * value and counts itself in r->users; closing the region while users
- * remain marks it closed but defers munmap/shmdt until the last user
- * calls lipc_region_unretain.
+ * value and registers itself with lipc_region_place: the region then knows
+ * which bytes hold a live semaphore, mutex or condition variable of this
+ * process, refuses to place another object over them and refuses every
+ * region writer (write, fill, pack, store, add, cas) that overlaps them.
+ * Closing the region while objects remain marks it closed but defers
+ * munmap/shmdt until the last of them is gone; a region in which this
+ * thread may still hold a robust mutex is never unmapped (glibc's
+ * per-thread robust list runs through the mutex itself).
  */
 #ifndef LIPC_REGION_H
 #define LIPC_REGION_H
@@ -16,6 +22,20 @@
 
 enum { LIPC_REGION_POSIX = 1, LIPC_REGION_ANON, LIPC_REGION_SYSV, LIPC_REGION_FILE };
 
+/* Kinds of objects placed in a region. */
+enum { LIPC_PLACED_SEM = 1, LIPC_PLACED_MUTEX, LIPC_PLACED_COND };
+
+/* One object of this process inside a region, shared by every handle that
+ * attached the same kind at the same offset. */
+typedef struct lipc_placed {
+  size_t off, len;          /* bytes [off, off + len) of the mapping */
+  int kind;                 /* LIPC_PLACED_* */
+  int refs;                 /* live handles using it */
+  int held;                 /* mutex: locks this process took through lipc and
+                             * has not released (a recursive mutex counts each) */
+  pid_t holder;             /* mutex: the thread id that took them */
+} lipc_placed;
+
 typedef struct lipc_region {
   lipc_handle h;            /* h.fd: the shm/file descriptor, or -1 */
   unsigned char *addr;      /* mapping, NULL once unmapped */
@@ -24,6 +44,10 @@ typedef struct lipc_region {
   int users;                /* live objects placed in the mapping */
   int shmid;                /* System V id, or -1 */
   int writable;
+  int pinned;               /* never unmap: a lock of this thread may live here */
+  lipc_placed **placed;     /* the live objects (malloc'd), nplaced of them */
+  int nplaced, capplaced;
+  size_t placed_lo, placed_hi;  /* bounds of all of them: a quick miss test */
   char name[PATH_MAX];      /* POSIX name or file path ("" for anonymous) */
 } lipc_region;
 
@@ -40,9 +64,36 @@ void *lipc_region_at(lua_State *L, int ridx, int oidx, size_t len, size_t align,
  * also raises when the region is mapped read-only. */
 void *lipc_region_at_rw(lua_State *L, int ridx, int oidx, size_t len, size_t align,
                         lipc_region **out);
-/* Count one more object living inside r. */
+/* Register an object of kind at p (from lipc_region_at_rw, len bytes) for a
+ * new handle, and keep r mapped while it lives.  attach: join the object of
+ * the same kind already at that offset, if any; otherwise (and for a new
+ * object) the bytes must not overlap a live object: raises
+ * "region bytes X..Y hold a live lipc.<kind>" naming argument oidx.
+ * Returns the entry, or NULL when out of memory (nothing registered). */
+lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int oidx, void *p, size_t len,
+                               int kind, int attach);
+/* The live object at p of kind in r, or NULL (for checks before placing). */
+lipc_placed *lipc_region_find(lipc_region *r, void *p, int kind);
+/* A handle of the object e is gone: forget e with its last handle, and
+ * unmap r when it is closed and nothing else lives in it. */
+void lipc_region_unplace(lipc_region *r, lipc_placed *e);
+/* Never unmap r (a robust lock of this thread may remain in it). */
+void lipc_region_pin(lipc_region *r);
+/* Raise (naming argument oidx) when [off, off + len) overlaps a live
+ * object placed in r by this process. */
+void lipc_region_guard_slow(lua_State *L, lipc_region *r, int oidx, size_t off, size_t len);
+static inline void lipc_region_guard(lua_State *L, lipc_region *r, int oidx, size_t off, size_t len) {
+  if (r->nplaced > 0 && len > 0 && off < r->placed_hi && off + len > r->placed_lo)
+    lipc_region_guard_slow(L, r, oidx, off, len);
+}
+/* Count one more object living inside r (lipc_region_place does it). */
 void lipc_region_retain(lipc_region *r);
 /* One object inside r is gone; unmaps when r is closed and none remain. */
 void lipc_region_unretain(lipc_region *r);
+
+/* The part of an error message that names the shm_free limit when err is
+ * ENOSPC: "<name> (size N bytes; shm_free: M bytes left in /dev/shm)";
+ * otherwise just name.  Written into buf. */
+const char *lipc_shm_what(char *buf, size_t len, const char *name, long long size, int err);
 
 #endif

@@ -10,6 +10,7 @@
  * when the other side counted itself as sleeping.
  */
 #include "core.h"
+#include "region.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -253,12 +254,19 @@ static int lring_create(lua_State *L) {
     if (fd < 0) return lipc_error(L, errno, "shm_open", r->name);
     /* allocate the pages now: a sparse segment on a full /dev/shm would
      * raise SIGBUS on the first write instead of an error here */
-    err = ftruncate(fd, (off_t)(RING_HDR + cap)) != 0 ? errno
-        : posix_fallocate(fd, 0, (off_t)(RING_HDR + cap));
+    const char *call = "ftruncate";
+    err = ftruncate(fd, (off_t)(RING_HDR + cap)) != 0 ? errno : 0;
+    if (err == 0) {
+      call = "posix_fallocate";
+      err = posix_fallocate(fd, 0, (off_t)(RING_HDR + cap));
+    }
     if (err) {
+      char what[320];
       close(fd);
       shm_unlink(r->name);
-      return lipc_error(L, err, "ftruncate", r->name);
+      /* ENOSPC names the limit that bit: ipc.limits().shm_free */
+      return lipc_error(L, err, call,
+                        lipc_shm_what(what, sizeof what, r->name, (long long)(RING_HDR + cap), err));
     }
     err = ring_map(r, fd, cap);
     close(fd);

@@ -23,6 +23,7 @@ typedef struct lsem {
   lipc_handle h;
   sem_t *sem;             /* sem_open's mapping, or a place inside region */
   lipc_region *region;    /* unnamed: the region (kept alive in uservalue 1) */
+  lipc_placed *placed;    /* unnamed: its entry in the region's registry */
   char name[SEM_NAME_MAX + 1];
 } lsem;
 
@@ -32,8 +33,9 @@ static int sem_release(lipc_handle *h, int remove_name) {
   lsem *s = (lsem *)h;
   int err = 0;
   if (s->region) {
-    lipc_region_unretain(s->region);
+    lipc_region_unplace(s->region, s->placed);
     s->region = NULL;
+    s->placed = NULL;
   } else if (s->sem) {
     if (sem_close(s->sem) != 0) err = errno;
     if (remove_name && sem_unlink(s->name) != 0 && errno != ENOENT && err == 0) err = errno;
@@ -115,7 +117,9 @@ static int lsem_unlink_name(lua_State *L) {
 }
 
 /* A lipc.sem placed at the offset (argument 2) of the region (argument 1);
- * initialised with value (argument 3) when init is set. */
+ * initialised with value (argument 3) when init is set.  Raises when the
+ * bytes hold another live object of this process (attach may join a
+ * semaphore already there). */
 static int place(lua_State *L, int init) {
   lipc_region *r;
   sem_t *at = lipc_region_at_rw(L, 1, 2, sizeof(sem_t), alignof(sem_t), &r);
@@ -123,11 +127,17 @@ static int place(lua_State *L, int init) {
   lsem *s = lipc_new(L, &sem_class, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);  /* the region stays mapped while s lives */
-  if (init && sem_init(at, 1, value) != 0) return lipc_error(L, errno, "sem_init", NULL);
+  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(sem_t), LIPC_PLACED_SEM, !init);
+  if (e == NULL) return lipc_error(L, ENOMEM, init ? "sem_init" : "sem attach", NULL);
   s->sem = at;
   s->region = r;
-  lipc_region_retain(r);
-  s->h.open = 1;
+  s->placed = e;
+  s->h.open = 1;  /* from here a failure releases the registration */
+  if (init && sem_init(at, 1, value) != 0) {
+    int err = errno;
+    (void)lipc_release(&s->h);
+    return lipc_error(L, err, "sem_init", NULL);
+  }
   return 1;
 }
 

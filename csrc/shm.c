@@ -2,14 +2,18 @@
  * shm.c - the lipc.region type: POSIX shared memory (shm_open), anonymous
  * shared mappings, System V segments (shmget/shmat) and mapped files, with
  * bounds-checked byte access, string.pack/unpack in place and 64-bit
- * atomics.  Objects placed inside a region (sem.c, sync.c, ring.c) keep it
- * mapped through lipc_region_retain/unretain.
+ * atomics.  Objects placed inside a region (sem.c, sync.c) register with
+ * lipc_region_place: they keep it mapped, and no region writer may touch
+ * their bytes while they live (see region.h).
  */
 #include "region.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -20,10 +24,20 @@
 /* The longest POSIX shm name: a file name in /dev/shm plus the '/'. */
 #define SHM_NAME_MAX (NAME_MAX + 1)
 
-/* Unmap (or detach) the mapping of r, once. */
+/* Unmap (or detach) the mapping of r, once; a pinned mapping stays (see
+ * lipc_region_pin).  The registry of placed objects goes with it. */
 static int region_unmap(lipc_region *r) {
   int err = 0;
+  if (r->nplaced == 0) {
+    free(r->placed);
+    r->placed = NULL;
+    r->capplaced = 0;
+  }
   if (r->addr == NULL) return 0;
+  if (r->pinned) {
+    r->addr = NULL;  /* left mapped on purpose: glibc's robust list may point here */
+    return 0;
+  }
   if (r->kind == LIPC_REGION_SYSV) {
     if (shmdt(r->addr) != 0) err = errno;
   } else if (munmap(r->addr, r->size) != 0) {
@@ -125,6 +139,89 @@ void lipc_region_unretain(lipc_region *r) {
   if (r->users == 0 && !r->h.open) (void)region_unmap(r);
 }
 
+void lipc_region_pin(lipc_region *r) {
+  r->pinned = 1;
+}
+
+/* The Lua type name of a placed kind. */
+static const char *placed_name(int kind) {
+  switch (kind) {
+    case LIPC_PLACED_SEM: return "lipc.sem";
+    case LIPC_PLACED_MUTEX: return "lipc.mutex";
+    default: return "lipc.cond";
+  }
+}
+
+/* Raise: the bytes of e are taken (a programming error, not a system one). */
+static void placed_conflict(lua_State *L, int oidx, const lipc_placed *e) {
+  luaL_argerror(L, oidx, lua_pushfstring(L, "region bytes %I..%I hold a live %s", (lua_Integer)e->off,
+                                         (lua_Integer)(e->off + e->len - 1), placed_name(e->kind)));
+}
+
+/* Recompute the quick-miss bounds of the registry. */
+static void placed_bounds(lipc_region *r) {
+  r->placed_lo = SIZE_MAX;
+  r->placed_hi = 0;
+  for (int i = 0; i < r->nplaced; i++) {
+    const lipc_placed *e = r->placed[i];
+    if (e->off < r->placed_lo) r->placed_lo = e->off;
+    if (e->off + e->len > r->placed_hi) r->placed_hi = e->off + e->len;
+  }
+}
+
+lipc_placed *lipc_region_find(lipc_region *r, void *p, int kind) {
+  size_t off = (size_t)((unsigned char *)p - r->addr);
+  for (int i = 0; i < r->nplaced; i++)
+    if (r->placed[i]->off == off && r->placed[i]->kind == kind) return r->placed[i];
+  return NULL;
+}
+
+lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int oidx, void *p, size_t len,
+                               int kind, int attach) {
+  size_t off = (size_t)((unsigned char *)p - r->addr);
+  lipc_placed *e = attach ? lipc_region_find(r, p, kind) : NULL;
+  if (e == NULL) {
+    lipc_region_guard(L, r, oidx, off, len);
+    if (r->nplaced == r->capplaced) {
+      int cap = r->capplaced ? 2 * r->capplaced : 4;
+      lipc_placed **grown = realloc(r->placed, sizeof *grown * (size_t)cap);
+      if (grown == NULL) return NULL;
+      r->placed = grown;
+      r->capplaced = cap;
+    }
+    e = calloc(1, sizeof *e);
+    if (e == NULL) return NULL;
+    e->off = off;
+    e->len = len;
+    e->kind = kind;
+    r->placed[r->nplaced++] = e;
+    placed_bounds(r);
+  }
+  e->refs++;
+  lipc_region_retain(r);
+  return e;
+}
+
+void lipc_region_unplace(lipc_region *r, lipc_placed *e) {
+  if (--e->refs <= 0) {
+    for (int i = 0; i < r->nplaced; i++) {
+      if (r->placed[i] != e) continue;
+      r->placed[i] = r->placed[--r->nplaced];
+      break;
+    }
+    free(e);
+    placed_bounds(r);
+  }
+  lipc_region_unretain(r);
+}
+
+void lipc_region_guard_slow(lua_State *L, lipc_region *r, int oidx, size_t off, size_t len) {
+  for (int i = 0; i < r->nplaced; i++) {
+    const lipc_placed *e = r->placed[i];
+    if (off < e->off + e->len && e->off < off + len) placed_conflict(L, oidx, e);
+  }
+}
+
 /* ---- argument helpers --------------------------------------------------- */
 
 /* Offset at oidx and a length at lidx (default: to the end) inside r;
@@ -150,9 +247,14 @@ static int64_t *atomic_at(lua_State *L, int write) {
   lipc_region *r = fast_region(L);
   int isnum;
   lua_Integer off = lua_tointegerx(L, 2, &isnum);
-  if (!isnum || off < 0 || (off & 7) != 0 || (size_t)off > r->size - 8 || r->size < 8)
-    return lipc_region_at(L, 1, 2, 8, 8, NULL);  /* raises with the precise message */
-  if (write && !r->writable) luaL_error(L, "lipc.region is mapped read-only");
+  if (!isnum || off < 0 || (off & 7) != 0 || (size_t)off > r->size - 8 || r->size < 8) {
+    /* the slow check raises with the precise message */
+    off = (unsigned char *)lipc_region_at(L, 1, 2, 8, 8, NULL) - r->addr;
+  }
+  if (write) {
+    if (!r->writable) luaL_error(L, "lipc.region is mapped read-only");
+    lipc_region_guard(L, r, 2, (size_t)off, 8);
+  }
   return (int64_t *)(r->addr + off);
 }
 
@@ -166,6 +268,13 @@ static long long shm_free(void) {
   struct statvfs v;
   if (statvfs("/dev/shm", &v) != 0) return -1;
   return (long long)v.f_bavail * (long long)v.f_frsize;
+}
+
+const char *lipc_shm_what(char *buf, size_t len, const char *name, long long size, int err) {
+  if (err != ENOSPC) return name;
+  snprintf(buf, len, "%s (size %lld bytes; shm_free: %lld bytes left in /dev/shm)", name, size,
+           shm_free());
+  return buf;
 }
 
 /* ---- constructors ------------------------------------------------------- */
@@ -214,7 +323,11 @@ static int lshm_open(lua_State *L) {
         lipc_genname(r->name, sizeof r->name, "/", "");
         continue;
       }
-      if (errno != EEXIST || excl || name == NULL) return lipc_error(L, errno, "shm_open", r->name);
+      if (errno != EEXIST || excl || name == NULL) {
+        int err = errno;
+        char what[PATH_MAX + 96];
+        return lipc_error(L, err, "shm_open", lipc_shm_what(what, sizeof what, r->name, size, err));
+      }
     }
     LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CLOEXEC, 0));
     if (fd >= 0) break;
@@ -226,14 +339,12 @@ static int lshm_open(lua_State *L) {
   char what[PATH_MAX + 96];
   if (created) {
     int err = ftruncate(fd, (off_t)size) != 0 ? errno : 0;
-    if (err != 0) return fail(L, r, err, "ftruncate", r->name);
+    if (err != 0)
+      return fail(L, r, err, "ftruncate", lipc_shm_what(what, sizeof what, r->name, size, err));
     /* reserve the pages now: ENOSPC here instead of SIGBUS on first touch */
     err = posix_fallocate(fd, 0, (off_t)size);
-    if (err != 0) {
-      snprintf(what, sizeof what, "%s (size %lld bytes, shm_free %lld bytes)", r->name,
-               (long long)size, shm_free());
-      return fail(L, r, err, "posix_fallocate", what);
-    }
+    if (err != 0)
+      return fail(L, r, err, "posix_fallocate", lipc_shm_what(what, sizeof what, r->name, size, err));
     len = (size_t)size;
   } else {
     struct stat st;
@@ -354,22 +465,35 @@ static int lshm_mmap(lua_State *L) {
   r->writable = rw;
   snprintf(r->name, sizeof r->name, "%s", path);
   int fd;
-  LIPC_FDCALL(L, fd, open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  /* O_NONBLOCK: opening a FIFO (or a device that waits for a carrier)
+   * must not block, and a FIFO is refused below anyway */
+  LIPC_FDCALL(L, fd, open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (fd < 0) return lipc_error(L, errno, "open", path);
   r->h.fd = fd;
   struct stat st;
   if (fstat(fd, &st) != 0) return fail(L, r, errno, "fstat", path);
   char what[PATH_MAX + 96];
+  long long end;  /* bytes that can be mapped */
   if (S_ISREG(st.st_mode)) {
-    /* never map past the end of the file: touching that page is SIGBUS */
-    if (size < 0) size = (lua_Integer)st.st_size - off;
-    if (size <= 0 || size > (lua_Integer)st.st_size - off) {
-      snprintf(what, sizeof what, "%s (offset + size beyond the end of the file, %lld bytes)", path,
-               (long long)st.st_size);
-      return fail(L, r, EINVAL, "mmap", what);
-    }
-  } else if (size < 0) {
-    snprintf(what, sizeof what, "%s (not a regular file: option 'size' needed)", path);
+    end = (long long)st.st_size;
+  } else if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) return fail(L, r, errno, "ioctl BLKGETSIZE64", path);
+    end = bytes > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)bytes;
+  } else {
+    const char *type = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device"
+                     : "not a regular file";
+    snprintf(what, sizeof what, "%s (%s: only regular files and block devices can be mapped)", path, type);
+    return fail(L, r, ENODEV, "mmap", what);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) return fail(L, r, errno, "fcntl", path);
+  /* never map past the end of the file: touching that page is SIGBUS */
+  if (size < 0) size = (lua_Integer)(end - off);
+  if (size <= 0 || size > (lua_Integer)(end - off)) {
+    snprintf(what, sizeof what, "%s (offset + size beyond the end of the %s, %lld bytes)", path,
+             S_ISREG(st.st_mode) ? "file" : "device", end);
     return fail(L, r, EINVAL, "mmap", what);
   }
   void *p = mmap(NULL, (size_t)size, rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, (off_t)off);
@@ -407,6 +531,7 @@ static int lshm_write(lua_State *L) {
     luaL_argerror(L, 3, lua_pushfstring(L, "offset %I + %I bytes outside the region (%I bytes)", off,
                                         (lua_Integer)len, (lua_Integer)r->size));
   if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
+  lipc_region_guard(L, r, 2, (size_t)off, len);
   memcpy(r->addr + off, s, len);
   lua_pushinteger(L, off + (lua_Integer)len);
   return 1;
@@ -419,6 +544,7 @@ static int lshm_fill(lua_State *L) {
   size_t len;
   size_t off = span(L, r, 3, 4, &len);
   if (!r->writable) return luaL_error(L, "lipc.region is mapped read-only");
+  lipc_region_guard(L, r, 3, off, len);
   memset(r->addr + off, byte, len);
   lua_pushinteger(L, (lua_Integer)(off + len));
   return 1;

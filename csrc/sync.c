@@ -1,47 +1,85 @@
 /*
  * sync.c - process-shared pthread mutexes (robust by default) and
  * condition variables placed inside a lipc.region: lipc.mutex, lipc.cond.
- * Blocking waits run in bounded slices because the kernel restarts futex
- * waits after the interpreter's SIGINT handler; between slices a Ctrl-C
- * hook makes the call return so "interrupted!" is raised.
+ *
+ * Every wait is "try, then wait in bounded slices against one
+ * lipc_deadline": glibc retries its futex waits after the interpreter's
+ * SIGINT handler, so between slices a Ctrl-C hook makes the call return and
+ * "interrupted!" is raised.
+ *
+ * A lipc.cond is not a pthread_cond_t: glibc re-takes the mutex at the end
+ * of pthread_cond_*wait with an untimed lock, which no timeout and no
+ * Ctrl-C can end while another process holds the mutex.  It is a futex
+ * sequence word next to a waiter count (layout: doc/shm.md); the mutex is
+ * released and re-taken here, with the same bounded lock as mu:lock.
  */
 #include "region.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Longest single wait before looking at Ctrl-C. */
 #define SLICE_NS 200000000L
+
+/* A lipc.cond in shared memory (ipc.cond.SIZE bytes, 8-aligned). */
+typedef struct lipc_condvar {
+  _Atomic uint32_t seq;       /* futex word: bumped by every signal and broadcast */
+  _Atomic uint32_t waiters;   /* callers inside wait: signal skips FUTEX_WAKE at 0 */
+  _Atomic uint32_t magic;     /* COND_MAGIC once initialised */
+  uint32_t reserved;          /* 0 */
+} lipc_condvar;
+
+#define COND_MAGIC 0x3156434Cu  /* "LCV1" little-endian */
 
 typedef struct lmutex {
   lipc_handle h;
   pthread_mutex_t *mu;    /* inside region */
   lipc_region *region;    /* kept alive in uservalue 1 */
-  int held;               /* locks taken through this handle, not yet unlocked */
+  lipc_placed *placed;    /* its registry entry: locks this process holds */
 } lmutex;
 
 typedef struct lcond {
   lipc_handle h;
-  pthread_cond_t *cv;
+  lipc_condvar *cv;
   lipc_region *region;
+  lipc_placed *placed;
 } lcond;
 
-/* Release a placed object: let go of the region, never destroy the shared
+/* The last handle of a mutex in this region is going: unlock what this
+ * thread still holds through lipc.  glibc keeps held robust mutexes on a
+ * per-thread list linked through the mutexes themselves; when a lock
+ * cannot be released (its bytes were overwritten by someone else), the
+ * region stays mapped so the list never points into unmapped memory.  A
+ * forked child's copy of the parent's count holds nothing (glibc empties
+ * the child's list), hence the thread id check. */
+static void release_held(lmutex *m) {
+  lipc_placed *e = m->placed;
+  if (e->held <= 0) return;
+  if (e->holder == gettid()) {
+    while (e->held > 0 && m->mu->__data.__owner == e->holder && pthread_mutex_unlock(m->mu) == 0)
+      e->held--;
+    if (e->held > 0) lipc_region_pin(m->region);
+  }
+  e->held = 0;
+}
+
+/* Release a placed mutex: let go of the region, never destroy the shared
  * object (other processes may use it). */
 static int mutex_release(lipc_handle *h, int remove_name) {
   lmutex *m = (lmutex *)h;
   (void)remove_name;
-  /* Locks still held through this handle are released first: glibc keeps
-   * held robust mutexes on a per-thread list, which must not point into
-   * memory that is about to be unmapped.  Only this handle's own locks, and
-   * only while this process holds the mutex: a forked child's copy of the
-   * parent's count holds nothing, but a lock the child took through the
-   * inherited handle is the child's (its main thread's tid is its pid). */
-  if (m->mu && m->held > 0 && m->mu->__data.__owner == getpid())
-    for (; m->held > 0; m->held--) (void)pthread_mutex_unlock(m->mu);
-  if (m->region) lipc_region_unretain(m->region);
+  if (m->placed) {
+    if (m->placed->refs == 1) release_held(m);
+    lipc_region_unplace(m->region, m->placed);
+  }
+  m->placed = NULL;
   m->region = NULL;
   m->mu = NULL;
   return 0;
@@ -51,7 +89,8 @@ static int mutex_release(lipc_handle *h, int remove_name) {
 static int cond_release(lipc_handle *h, int remove_name) {
   lcond *c = (lcond *)h;
   (void)remove_name;
-  if (c->region) lipc_region_unretain(c->region);
+  if (c->placed) lipc_region_unplace(c->region, c->placed);
+  c->placed = NULL;
   c->region = NULL;
   c->cv = NULL;
   return 0;
@@ -96,10 +135,10 @@ static const lipc_class cond_class = {
 
 static const char *const MUTEX_OPTS[] = { "robust", "recursive", NULL };
 
-/* The absolute CLOCK_MONOTONIC end of the next slice (or the deadline). */
-static void slice_end(const lipc_deadline *d, struct timespec *abs, int sliced) {
+/* The absolute CLOCK_MONOTONIC end of the next slice: one slice from now,
+ * or the deadline when that comes first. */
+static void slice_end(const lipc_deadline *d, struct timespec *abs) {
   clock_gettime(CLOCK_MONOTONIC, abs);
-  if (!sliced && !d->forever) { *abs = d->end; return; }
   abs->tv_nsec += SLICE_NS;
   if (abs->tv_nsec >= 1000000000L) { abs->tv_sec++; abs->tv_nsec -= 1000000000L; }
   if (!d->forever && (d->end.tv_sec < abs->tv_sec ||
@@ -107,7 +146,36 @@ static void slice_end(const lipc_deadline *d, struct timespec *abs, int sliced) 
     *abs = d->end;
 }
 
-/* Place a mutex at (region 1, offset 2): init when init, else attach. */
+/* Take the mutex before the deadline: 0, EOWNERDEAD (taken), ETIMEDOUT,
+ * EINTR (Ctrl-C) or another errno.  Bounded: glibc's timed lock ends each
+ * slice, whoever holds the mutex. */
+static int mutex_take(pthread_mutex_t *mu, lipc_deadline *d) {
+  int err = pthread_mutex_trylock(mu);
+  if (err != EBUSY) return err;
+  for (;;) {
+    if (lipc_interrupted(d)) return EINTR;
+    if (!d->forever && lipc_deadline_expired(d)) return ETIMEDOUT;
+    struct timespec abs;
+    slice_end(d, &abs);
+    err = pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &abs);
+    if (err != ETIMEDOUT && err != EINTR) return err;
+  }
+}
+
+/* Count a lock this thread just took (glibc recorded its thread id). */
+static void note_locked(lmutex *m) {
+  lipc_placed *e = m->placed;
+  pid_t me = m->mu->__data.__owner;
+  if (me == 0) me = gettid();
+  if (e->holder != me) {  /* counts inherited from the parent are not ours */
+    e->holder = me;
+    e->held = 0;
+  }
+  e->held++;
+}
+
+/* Place a mutex at (region 1, offset 2): init when init, else attach.
+ * Raises when the bytes hold another live object of this process. */
 static int mutex_place(lua_State *L, int init) {
   lipc_region *r;
   pthread_mutex_t *at = lipc_region_at_rw(L, 1, 2, sizeof(pthread_mutex_t), alignof(pthread_mutex_t), &r);
@@ -122,23 +190,35 @@ static int mutex_place(lua_State *L, int init) {
   lmutex *m = lipc_new(L, &mutex_class, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);  /* the region stays mapped while m lives */
-  if (init) {
-    pthread_mutexattr_t a;
-    int err = pthread_mutexattr_init(&a);
-    if (err) return lipc_error(L, err, "pthread_mutexattr_init", NULL);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (robust) pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    /* error-checking: relocking or unlocking someone else's lock is an
-     * error triple, not a deadlock or undefined behaviour */
-    pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
-    err = pthread_mutex_init(at, &a);
-    pthread_mutexattr_destroy(&a);
-    if (err) return lipc_error(L, err, "pthread_mutex_init", NULL);
-  }
+  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(pthread_mutex_t), LIPC_PLACED_MUTEX, !init);
+  if (e == NULL) return lipc_error(L, ENOMEM, init ? "pthread_mutex_init" : "mutex attach", NULL);
   m->mu = at;
   m->region = r;
-  lipc_region_retain(r);
-  m->h.open = 1;
+  m->placed = e;
+  m->h.open = 1;  /* from here a failure releases the registration */
+  if (init) {
+    /* this thread holds it (through another mapping of the same memory):
+     * re-initialising would leave it on glibc's robust list */
+    if (at->__data.__owner == gettid()) {
+      (void)lipc_release(&m->h);
+      return lipc_error(L, EBUSY, "pthread_mutex_init", NULL);
+    }
+    pthread_mutexattr_t a;
+    int err = pthread_mutexattr_init(&a);
+    if (err == 0) {
+      pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+      if (robust) pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+      /* error-checking: relocking or unlocking someone else's lock is an
+       * error triple, not a deadlock or undefined behaviour */
+      pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
+      err = pthread_mutex_init(at, &a);
+      pthread_mutexattr_destroy(&a);
+    }
+    if (err) {
+      (void)lipc_release(&m->h);
+      return lipc_error(L, err, "pthread_mutex_init", NULL);
+    }
+  }
   return 1;
 }
 
@@ -148,11 +228,12 @@ static int lmutex_new(lua_State *L) { return mutex_place(L, 1); }
 static int lmutex_attach(lua_State *L) { return mutex_place(L, 0); }
 
 /* Push the result of a lock attempt that returned err: true, true +
- * "owner died" (made consistent), or the error triple. */
-static int lock_result(lua_State *L, lmutex *m, int err, const char *call, int taken) {
-  if (err == 0) { m->held += taken; lua_pushboolean(L, 1); return 1; }
+ * "owner died" (made consistent), or the error triple ("timeout" for
+ * ETIMEDOUT). */
+static int lock_result(lua_State *L, lmutex *m, int err, const char *call) {
+  if (err == 0) { note_locked(m); lua_pushboolean(L, 1); return 1; }
   if (err == EOWNERDEAD) {
-    m->held += taken;
+    note_locked(m);
     int e2 = pthread_mutex_consistent(m->mu);
     if (e2) return lipc_error(L, e2, "pthread_mutex_consistent", NULL);
     lua_pushboolean(L, 1);
@@ -167,16 +248,7 @@ static int lmutex_lock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
   lipc_deadline d;
   lipc_deadline_init(L, 2, &d);
-  int err = pthread_mutex_trylock(m->mu);
-  if (err != EBUSY) return lock_result(L, m, err, "pthread_mutex_lock", 1);
-  for (;;) {
-    struct timespec abs;
-    slice_end(&d, &abs, 1);
-    err = pthread_mutex_clocklock(m->mu, CLOCK_MONOTONIC, &abs);
-    if (err != ETIMEDOUT && err != EINTR) return lock_result(L, m, err, "pthread_mutex_lock", 1);
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "pthread_mutex_lock", NULL);
-    if (!d.forever && lipc_deadline_expired(&d)) return lipc_timeout(L);
-  }
+  return lock_result(L, m, mutex_take(m->mu, &d), "pthread_mutex_lock");
 }
 
 /* mu:trylock(): true | false | true, "owner died". */
@@ -184,7 +256,7 @@ static int lmutex_trylock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
   int err = pthread_mutex_trylock(m->mu);
   if (err == EBUSY) { lua_pushboolean(L, 0); return 1; }
-  return lock_result(L, m, err, "pthread_mutex_trylock", 1);
+  return lock_result(L, m, err, "pthread_mutex_trylock");
 }
 
 /* mu:unlock(): true | error triple (EPERM when not the holder). */
@@ -192,17 +264,19 @@ static int lmutex_unlock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
   int err = pthread_mutex_unlock(m->mu);
   if (err) return lipc_error(L, err, "pthread_mutex_unlock", NULL);
-  if (m->held > 0) m->held--;
+  if (m->placed->held > 0) m->placed->held--;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* mu:destroy(): pthread_mutex_destroy, then close mu. */
+/* mu:destroy(): pthread_mutex_destroy, then close mu; EBUSY while anyone
+ * holds it. */
 static int lmutex_destroy(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
-  /* glibc lets a held robust mutex be destroyed; unmapping it later would
-   * leave it on the thread's robust list */
-  if (m->held > 0) return lipc_error(L, EBUSY, "pthread_mutex_destroy", NULL);
+  /* glibc lets a held robust mutex be destroyed: the holder's robust list
+   * would keep it, and its unlock would fail */
+  if (m->placed->held > 0 || (m->mu->__data.__lock & FUTEX_TID_MASK) != 0)
+    return lipc_error(L, EBUSY, "pthread_mutex_destroy", NULL);
   int err = pthread_mutex_destroy(m->mu);
   if (err) return lipc_error(L, err, "pthread_mutex_destroy", NULL);
   (void)lipc_release(&m->h);
@@ -210,80 +284,118 @@ static int lmutex_destroy(lua_State *L) {
   return 1;
 }
 
-/* Place a condition variable at (region 1, offset 2). */
+/* Wake up to n waiters sleeping on the futex word w (shared, not private:
+ * the waiters are other processes). */
+static void futex_wake(_Atomic uint32_t *w, int n) {
+  (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Place a condition variable at (region 1, offset 2): initialise it when
+ * init, else attach one (it must carry the magic word). */
 static int cond_place(lua_State *L, int init) {
   lipc_region *r;
-  pthread_cond_t *at = lipc_region_at_rw(L, 1, 2, sizeof(pthread_cond_t), alignof(pthread_cond_t), &r);
+  lipc_condvar *at = lipc_region_at_rw(L, 1, 2, sizeof(lipc_condvar), 8, &r);
   luaL_argcheck(L, lua_isnone(L, 3), 3, "no more arguments expected");
   lcond *c = lipc_new(L, &cond_class, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
+  if (!init && atomic_load(&at->magic) != COND_MAGIC) {
+    char what[64];
+    snprintf(what, sizeof what, "offset %td (no lipc.cond there)", (unsigned char *)at - r->addr);
+    return lipc_error(L, EINVAL, "cond attach", what);
+  }
+  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(lipc_condvar), LIPC_PLACED_COND, !init);
+  if (e == NULL) return lipc_error(L, ENOMEM, init ? "cond init" : "cond attach", NULL);
   if (init) {
-    pthread_condattr_t a;
-    int err = pthread_condattr_init(&a);
-    if (err) return lipc_error(L, err, "pthread_condattr_init", NULL);
-    pthread_condattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    err = pthread_cond_init(at, &a);
-    pthread_condattr_destroy(&a);
-    if (err) return lipc_error(L, err, "pthread_cond_init", NULL);
+    atomic_store(&at->waiters, 0);
+    at->reserved = 0;
+    atomic_fetch_add(&at->seq, 1);  /* anyone still asleep on old bytes wakes at its next slice */
+    atomic_store(&at->magic, COND_MAGIC);
   }
   c->cv = at;
   c->region = r;
-  lipc_region_retain(r);
+  c->placed = e;
   c->h.open = 1;
   return 1;
 }
 
-/* ipc.cond.new(region, offset): PROCESS_SHARED, CLOCK_MONOTONIC. */
+/* ipc.cond.new(region, offset): a lipc.cond, initialised. */
 static int lcond_new(lua_State *L) { return cond_place(L, 1); }
 /* ipc.cond.attach(region, offset): a cond another process initialised. */
 static int lcond_attach(lua_State *L) { return cond_place(L, 0); }
 
-/* cv:wait(mu [, timeout]): true (possibly early, as pthread_cond_wait may
- * wake spuriously) | true, "owner died" | nil, "timeout".  With no timeout
- * one call waits at most one slice (0.2 s) so Ctrl-C is seen; re-waiting
- * inside would lose a signal sent between slices, so it returns true
- * instead: always re-check the condition in a loop. */
+/* Sleep until the sequence word moves past old: 0, ETIMEDOUT or EINTR
+ * (Ctrl-C).  Slices are lossless: a signal between two of them has moved
+ * the word, and the next futex wait returns at once. */
+static int cond_sleep(lipc_condvar *cv, uint32_t old, lipc_deadline *d) {
+  int passed = 0;
+  for (;;) {
+    if (atomic_load(&cv->seq) != old) return 0;
+    if (lipc_interrupted(d)) return EINTR;
+    if (!d->forever && lipc_deadline_expired(d)) return ETIMEDOUT;
+    struct timespec abs;
+    slice_end(d, &abs);
+    long rc = syscall(SYS_futex, &cv->seq, FUTEX_WAIT_BITSET, old, &abs, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (rc == 0 && atomic_load(&cv->seq) == old && !passed) {
+      /* woken by a signal that came before our ticket, meant for an older
+       * waiter still asleep: pass it on (once, so waiters never ping-pong) */
+      futex_wake(&cv->seq, 1);
+      passed = 1;
+    }
+  }
+}
+
+/* cv:wait(mu [, timeout]): true | true, "owner died" (mu held again) |
+ * nil, "timeout", ETIMEDOUT | an error triple (mu NOT held: the deadline
+ * bounds the re-take too).  Ctrl-C raises "interrupted!" with mu not held. */
 static int lcond_wait(lua_State *L) {
   lcond *c = lipc_check(L, 1, &cond_class);
   lmutex *m = lipc_check(L, 2, &mutex_class);
   lipc_deadline d;
   lipc_deadline_init(L, 3, &d);
-  struct timespec abs;
-  slice_end(&d, &abs, d.forever);
-  int err = pthread_cond_clockwait(c->cv, m->mu, CLOCK_MONOTONIC, &abs);
-  if (err == ETIMEDOUT) {
-    if (!d.forever && lipc_deadline_expired(&d)) return lipc_timeout(L);
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "pthread_cond_wait", NULL);
-    err = 0;  /* end of a slice: a spurious wake-up */
+  lipc_condvar *cv = c->cv;
+  pthread_mutex_t *mu = m->mu;
+  /* a recursive mutex locked more than once would stay held while we sleep */
+  if ((mu->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP && mu->__data.__count > 1 &&
+      mu->__data.__owner == gettid())
+    return lipc_error(L, EDEADLK, "pthread_cond_wait", "(recursive mutex locked more than once)");
+  /* the ticket is read while mu is held: a signal after the unlock moves it */
+  uint32_t old = atomic_load(&cv->seq);
+  atomic_fetch_add(&cv->waiters, 1);
+  int err = pthread_mutex_unlock(mu);
+  if (err) {
+    atomic_fetch_sub(&cv->waiters, 1);
+    return lipc_error(L, err, "pthread_cond_wait", NULL);
   }
-  return lock_result(L, m, err, "pthread_cond_wait", 0);
+  if (m->placed->held > 0) m->placed->held--;
+  err = cond_sleep(cv, old, &d);
+  atomic_fetch_sub(&cv->waiters, 1);
+  if (err == 0) err = mutex_take(mu, &d);
+  if (err == EINTR) return lipc_error(L, EINTR, "pthread_cond_wait", NULL);
+  return lock_result(L, m, err, "pthread_cond_wait");
+}
+
+/* Bump the sequence word and wake up to n waiters. */
+static int cond_wake(lua_State *L, int n) {
+  lcond *c = lipc_check(L, 1, &cond_class);
+  atomic_fetch_add(&c->cv->seq, 1);
+  if (atomic_load(&c->cv->waiters) > 0) futex_wake(&c->cv->seq, n);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* cv:signal(): wake one waiter. */
-static int lcond_signal(lua_State *L) {
-  lcond *c = lipc_check(L, 1, &cond_class);
-  int err = pthread_cond_signal(c->cv);
-  if (err) return lipc_error(L, err, "pthread_cond_signal", NULL);
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int lcond_signal(lua_State *L) { return cond_wake(L, 1); }
 
 /* cv:broadcast(): wake every waiter. */
-static int lcond_broadcast(lua_State *L) {
-  lcond *c = lipc_check(L, 1, &cond_class);
-  int err = pthread_cond_broadcast(c->cv);
-  if (err) return lipc_error(L, err, "pthread_cond_broadcast", NULL);
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int lcond_broadcast(lua_State *L) { return cond_wake(L, INT_MAX); }
 
-/* cv:destroy(): pthread_cond_destroy, then close cv. */
+/* cv:destroy(): clear the magic word, wake every waiter, close cv. */
 static int lcond_destroy(lua_State *L) {
   lcond *c = lipc_check(L, 1, &cond_class);
-  int err = pthread_cond_destroy(c->cv);
-  if (err) return lipc_error(L, err, "pthread_cond_destroy", NULL);
+  atomic_store(&c->cv->magic, 0);
+  atomic_fetch_add(&c->cv->seq, 1);
+  futex_wake(&c->cv->seq, INT_MAX);
   (void)lipc_release(&c->h);
   lua_pushboolean(L, 1);
   return 1;
@@ -321,7 +433,7 @@ void lipc_open_sync(lua_State *L) {
   lua_setfield(L, -2, "new");
   lua_pushcfunction(L, lcond_attach);
   lua_setfield(L, -2, "attach");
-  lua_pushinteger(L, (lua_Integer)sizeof(pthread_cond_t));
+  lua_pushinteger(L, (lua_Integer)sizeof(lipc_condvar));
   lua_setfield(L, -2, "SIZE");
   lua_pop(L, 1);
 }

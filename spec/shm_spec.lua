@@ -64,6 +64,33 @@ describe("ipc.shm", function()
       assert.is_false(exists("/dev/shm" .. name))
     end)
 
+    it("on a full /dev/shm, segment and named ring creation name posix_fallocate and shm_free", function()
+      -- a private 1 MiB tmpfs over /dev/shm, in a mount namespace of a child
+      if not helper.sh("id -u"):match("^0\n") or not helper.sh("command -v unshare") :match("unshare") then
+        print("skipped: a private tmpfs on /dev/shm needs root and unshare(1)")
+        pending("needs root and unshare(1)")
+        return
+      end
+      local script = helper.script([[
+local ipc = require "lipc"
+local function show(label, ok, msg, err) print(label, tostring(ok), msg, err) end
+show("shm", ipc.shm.open(nil, { create = true, size = 4 * 1024 * 1024 }))
+show("ring", ipc.ring.create(4 * 1024 * 1024, { name = "/lipcspec.full.ring" }))
+print("free", ipc.limits().shm_free)
+]], ".lua")
+      local out, ok = helper.sh(("unshare --mount --propagation private sh -c %s 2>&1"):format(helper.shquote(
+        "mount -t tmpfs -o size=1m tmpfs /dev/shm && " .. helper.lua_cmd() .. " " .. script)))
+      os.remove(script)
+      assert.is_true(ok, out)
+      local free = out:match("free\t(%d+)")
+      assert.is_truthy(free, out)
+      local enospc = "\t" .. ipc.errno.ENOSPC .. "\n"
+      assert.matches("shm\tnil\tposix_fallocate /lipc%.[%w.]+ %(size 4194304 bytes; shm_free: " .. free ..
+                     " bytes left in /dev/shm%): No space left on device" .. enospc, out)
+      assert.matches("ring\tnil\tposix_fallocate /lipcspec%.full%.ring %(size %d+ bytes; shm_free: " .. free ..
+                     " bytes left in /dev/shm%): No space left on device" .. enospc, out)
+    end)
+
     it("opening an existing segment takes its size and never resizes", function()
       local name = helper.name()
       local r <close> = assert(ipc.shm.open(name, { create = true, size = 5000 })) -- luacheck: ignore
@@ -281,6 +308,34 @@ m.detach()
       assert.equal(ipc.errno.ENOENT, err2)
       os.remove(path)
     end)
+    it("refuses what cannot be mapped (FIFO, directory, socket, character device) without blocking", function()
+      -- open() of a FIFO without a writer blocked forever, and Ctrl-C
+      -- could not end it (the open restarts)
+      local fifo = helper.path(".fifo")
+      local made = assert(ipc.mkfifo(fifo))
+      local srv = assert(ipc.listen("unix:" .. helper.path(".sock")))
+      local sock = srv:address():sub(#"unix:" + 1)
+      local pid = helper.fork(function()
+        for _, case in ipairs { { fifo, "a FIFO" }, { helper.tmpdir(), "a directory" }, { sock, "a socket" },
+                                { "/dev/null", "a character device" }, { "/dev/zero", "a character device" } } do
+          for _, mode in ipairs { "r", "rw" } do
+            local r, msg, err = ipc.mmap(case[1], { mode = mode, size = 4096 })
+            assert(r == nil, case[1])
+            if case[2] ~= "a socket" or err == ipc.errno.ENODEV then   -- open of a socket is ENXIO
+              assert(err == ipc.errno.ENODEV or (case[2] == "a directory" and err == ipc.errno.EISDIR),
+                     case[1] .. ": " .. tostring(msg))
+              assert(err ~= ipc.errno.ENODEV or msg:find("mmap " .. case[1] .. " (" .. case[2], 1, true), msg)
+            end
+          end
+        end
+        assert(#ipc.descriptors() > 0)
+      end)
+      local how, code = ipc.wait(pid, 20)
+      if not how then ipc.signal.kill(pid, "KILL"); ipc.wait(pid, 10) end
+      assert.same({ "exited", 0 }, { how, code })
+      srv:close()
+      made:close()    -- removes the FIFO
+    end)
   end)
 
   describe("region access", function()
@@ -483,7 +538,7 @@ m.detach()
       assert.has_error(function() ipc.mmap("/etc/hostname", { extra = true }) end)
       local x, _, err = ipc.mmap("/dev/null")
       assert.is_nil(x)
-      assert.equal(ipc.errno.EINVAL, err)
+      assert.equal(ipc.errno.ENODEV, err)
     end)
 
     it("rejects bad method arguments and use after close", function()

@@ -151,7 +151,7 @@ describe("ipc.cond", function()
     assert.equal(200, r:load(STATE))
   end)
 
-  it("times out and returns with the mutex held again", function()
+  it("times out without the mutex held (a failed wait never holds it)", function()
     local r <close> = assert(ipc.shm.anonymous(4096))
     local mu <close> = assert(ipc.mutex.new(r, MU))
     local cv <close> = assert(ipc.cond.new(r, CV))
@@ -159,33 +159,108 @@ describe("ipc.cond", function()
     local t0 = ipc.clock()
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0.3) })
     assert.is_true(ipc.clock() - t0 >= 0.25)
+    assert.equal(ipc.errno.EPERM, select(3, mu:unlock()), "not held after the timeout")
+    assert.is_true(mu:lock())
     assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 0) })
-    assert.is_true(mu:unlock())
+    assert.equal(ipc.errno.EPERM, select(3, mu:unlock()))
     local ok, _, err = cv:wait(mu, 0.1)
     assert.is_nil(ok)
     assert.equal(ipc.errno.EPERM, err)
   end)
 
-  it("interoperates with a C program using the same segment (mutex, cond, sem)", function()
+  it("returns by its deadline while another process holds the mutex (then without it)", function()
+    -- glibc re-takes the mutex at the end of pthread_cond_timedwait with an
+    -- untimed lock: this wait returned only when the holder let go
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local cv <close> = assert(ipc.cond.new(r, CV))
+    local held <close> = assert(ipc.sem.new(r, SEM, 0))
+    local go <close> = assert(ipc.sem.new(r, SEM + 64, 0))
+    assert.is_true(mu:lock())
+    local pid = helper.fork(function()
+      assert(mu:lock(20))       -- only once the parent's wait released it
+      assert(cv:signal())       -- the parent wakes and must take the mutex back
+      held:post()
+      go:wait(20)
+      assert(mu:unlock())
+    end)
+    local t0 = ipc.clock()
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, { cv:wait(mu, 1) })
+    local took = ipc.clock() - t0
+    assert.is_true(held:wait(20))
+    assert.is_true(took < 5, ("returned after %.2f s"):format(took))
+    assert.is_false(mu:trylock(), "the child holds it")
+    assert.equal(ipc.errno.EPERM, select(3, mu:unlock()))
+    go:post()
+    join(pid)
+    assert.is_true(mu:lock(20))
+    assert.is_true(mu:unlock())
+  end)
+
+  it("wakes a waiter signalled between two slices (no lost wake-up)", function()
+    local r <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(r, MU))
+    local cv <close> = assert(ipc.cond.new(r, CV))
+    r:store(STATE, 0)
+    local pid = helper.fork(function()
+      for round = 1, 20 do
+        assert(mu:lock(20))
+        while r:load(STATE) < round do assert(cv:wait(mu, 20)) end
+        assert(mu:unlock())
+      end
+    end)
+    local t0 = ipc.clock()
+    for round = 1, 20 do
+      assert.is_true(mu:lock(20))
+      r:store(STATE, round)
+      assert.is_true(cv:signal())
+      assert.is_true(mu:unlock())
+      if round % 5 == 0 then ipc.poll({}, 0.25) end   -- let the child sleep past a slice boundary
+    end
+    join(pid)
+    assert.is_true(ipc.clock() - t0 < 10)
+  end)
+
+  it("interoperates with a C program using the same segment (mutex, cond protocol, sem)", function()
+    -- the lipc.cond protocol of doc/shm.md: a futex sequence word at +0, a
+    -- waiter count at +4, the magic word at +8
     local exe, gcc_out = helper.compile_c([[
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+static void cond_signal(uint32_t *cv) {
+  __atomic_add_fetch(&cv[0], 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&cv[1], __ATOMIC_SEQ_CST)) syscall(SYS_futex, &cv[0], FUTEX_WAKE, INT_MAX, 0, 0, 0);
+}
+static void cond_wait(uint32_t *cv, pthread_mutex_t *mu) {
+  uint32_t seq = __atomic_load_n(&cv[0], __ATOMIC_SEQ_CST);
+  __atomic_add_fetch(&cv[1], 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(mu);
+  syscall(SYS_futex, &cv[0], FUTEX_WAIT, seq, 0, 0, 0);
+  __atomic_sub_fetch(&cv[1], 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(mu);
+}
 int main(int argc, char **argv) {
   int fd = shm_open(argv[1], O_RDWR, 0);
   if (fd < 0) return 2;
   unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return 3;
   pthread_mutex_t *mu = (pthread_mutex_t *)(p + 0);
-  pthread_cond_t *cv = (pthread_cond_t *)(p + 64);
+  uint32_t *cv = (uint32_t *)(p + 64);
   sem_t *sem = (sem_t *)(p + 128);
+  int64_t *state = (int64_t *)(p + 256);
+  if (cv[2] != 0x3156434C) return 6;
   if (pthread_mutex_lock(mu) != 0) return 4;
-  __atomic_store_n((int64_t *)(p + 256), 42, __ATOMIC_SEQ_CST);
-  pthread_cond_signal(cv);
+  __atomic_store_n(state, 42, __ATOMIC_SEQ_CST);
+  cond_signal(cv);
+  while (__atomic_load_n(state, __ATOMIC_SEQ_CST) != 43) cond_wait(cv, mu);
   pthread_mutex_unlock(mu);
   if (sem_wait(sem) != 0) return 5;
   printf("%lld\n", (long long)__atomic_load_n((int64_t *)(p + 264), __ATOMIC_SEQ_CST));
@@ -199,20 +274,21 @@ int main(int argc, char **argv) {
     local cv <close> = assert(ipc.cond.new(r, CV))
     local sem <close> = assert(ipc.sem.new(r, SEM, 0))
     assert.is_true(mu:lock())
-    local out = helper.path(".out")
-    local pid = helper.fork(function()
-      local ok = os.execute(exe .. " " .. name .. " > " .. out)
-      return ok == true
+    local p = assert(ipc.exec{ exe, name, stdout = "pipe" })
+    finally(function()
+      if p:status() == nil then p:kill("KILL") end
+      p:wait(10)
+      p.stdout:close()
+      p:close()
     end)
     while r:load(STATE) ~= 42 do assert.is_true(cv:wait(mu, 20)) end
+    r:store(STATE, 43)
+    assert.is_true(cv:signal())
     assert.is_true(mu:unlock())
     r:store(STATE + 8, 4711)
     assert.is_true(sem:post())
-    join(pid)
-    local rf = assert(io.open(out))
-    assert.equal("4711\n", rf:read("a"))
-    rf:close()
-    os.remove(out)
+    assert.equal("4711\n", p.stdout:read("a", 20))
+    assert.same({ "exited", 0 }, { p:wait(20) })
     os.remove(exe)
   end)
 end)
@@ -223,8 +299,22 @@ describe("Ctrl-C", function()
       "local never = ipc.sem.new(r, 192, 0); " ..
       "if ipc.fork() == 0 then mu:lock(); held:post(); never:wait(5); ipc.exit(0) end; " ..
       "assert(held:wait(10)); print('ready'); io.stdout:flush(); mu:lock()" },
+    { "mutex lock with a timeout", "local mu = ipc.mutex.new(r, 0); local held = ipc.sem.new(r, 128, 0); " ..
+      "local never = ipc.sem.new(r, 192, 0); " ..
+      "if ipc.fork() == 0 then mu:lock(); held:post(); never:wait(5); ipc.exit(0) end; " ..
+      "assert(held:wait(10)); print('ready'); io.stdout:flush(); mu:lock(30)" },
     { "cond wait", "local mu = ipc.mutex.new(r, 0); local cv = ipc.cond.new(r, 64); assert(mu:lock()); " ..
       "print('ready'); io.stdout:flush(); while true do cv:wait(mu) end" },
+    -- glibc's timed cond wait is one uninterrupted call: this ended after 12 s
+    { "cond wait with a timeout", "local mu = ipc.mutex.new(r, 0); local cv = ipc.cond.new(r, 64); " ..
+      "assert(mu:lock()); print('ready'); io.stdout:flush(); cv:wait(mu, 12)" },
+    -- woken, then taking the mutex back from a child that keeps it (until
+    -- this process is gone: its pipe end closes); glibc's untimed re-take
+    -- never ended
+    { "cond wait taking the mutex back", "local mu = ipc.mutex.new(r, 0); local cv = ipc.cond.new(r, 64); " ..
+      "local rd, wr = ipc.pipe(); assert(mu:lock()); " ..
+      "if ipc.fork() == 0 then wr:close(); assert(mu:lock(20)); cv:signal(); print('ready'); " ..
+      "io.stdout:flush(); rd:read(1, 30); ipc.exit(0) end; rd:close(); cv:wait(mu)" },
     { "sem wait", "local s = ipc.sem.new(r, 128, 0); print('ready'); io.stdout:flush(); s:wait()" },
     { "semset op", "local set <close> = assert(ipc.semset.get(0, 1)); print('ready'); io.stdout:flush(); " ..
       "set:op{{0, -1}}" },
