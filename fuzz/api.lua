@@ -292,7 +292,8 @@ function child.run(seed, case, maxsteps, skip)
     if ISO and r == 8 then return math.random(1, 3) end
     return ({ -1, math.maxinteger, 2 ^ 32 // 1, 0 / 0, "1", 1.5 })[math.random(6)]
   end
-  function G.mode() return maybe_hostile(0.2, function() return ({ "600", "0600", 384, "644", "777" })[math.random(5)] end) end
+  local function one_of(list) return function() return list[math.random(#list)] end end
+  function G.mode() return maybe_hostile(0.2, one_of { "600", "0600", 384, "644", "777" }) end
   local function opts(keys)
     local r = math.random(12)
     if r == 1 then return nil end
@@ -328,13 +329,12 @@ function child.run(seed, case, maxsteps, skip)
                 { "eof", "b" }, { "linger", "T" } },
   }
   function G.small() return maybe_hostile(0.15, function() return math.random(0, 10) end) end
-  function G.size() return maybe_hostile(0.15, function() return ({ 1, 8, 64, 100, 4096, 8192 })[math.random(6)] end) end
+  function G.size() return maybe_hostile(0.15, one_of { 1, 8, 64, 100, 4096, 8192 }) end
   function G.access() return maybe_hostile(0.15, function() return ({ "r", "w", "rw" })[math.random(3)] end) end
   function G.any() return hostile_any() end
   function G.sig()
-    return maybe_hostile(0.15, function()
-      return ({ "USR1", "USR2", "TERM", "SIGUSR2", "RTMIN+1", "HUP", 10, "CHLD", "INT", "PIPE", "ALRM" })[math.random(11)]
-    end)
+    return maybe_hostile(0.15, one_of { "USR1", "USR2", "TERM", "SIGUSR2", "RTMIN+1", "HUP", 10, "CHLD", "INT",
+                                        "PIPE", "ALRM" })
   end
   function G.siglist()
     local r = math.random(8)
@@ -420,9 +420,8 @@ function child.run(seed, case, maxsteps, skip)
   function G.fn() return maybe_hostile(0.1, function() return FUNCS[math.random(#FUNCS)] end) end
   function G.how() return maybe_hostile(0.15, function() return ({ "r", "w", "rw" })[math.random(3)] end) end
   function G.optname()
-    return maybe_hostile(0.1, function()
-      return ({ "nodelay", "reuseaddr", "reuseport", "keepalive", "broadcast", "rcvbuf", "sndbuf", "linger", "bogus" })[math.random(9)]
-    end)
+    return maybe_hostile(0.1, one_of { "nodelay", "reuseaddr", "reuseport", "keepalive", "broadcast", "rcvbuf",
+                                       "sndbuf", "linger", "bogus" })
   end
   function G.optval() return maybe_hostile(0.3, function() return ({ true, false, 4096, 0, 1 })[math.random(5)] end) end
   function G.events() return maybe_hostile(0.15, function() return ({ "r", "w", "rw", "wr" })[math.random(4)] end) end
@@ -464,6 +463,13 @@ function child.run(seed, case, maxsteps, skip)
 
   -- ---- the classes: constructors and method signatures --------------------
   -- a constructor: { name, function(step) -> call description, fn, args }
+  -- arguments (region, offset[, extra()]) on a live region, mostly
+  local function in_region(extra)
+    return function()
+      local e = pick_entry("region") or {}
+      return { e.obj or G.obj(), e.obj and offset_for(e)() or 0, extra and extra() }
+    end
+  end
   local CTORS = {
     { "ipc.pipe", ipc.pipe, function() return { opts(OPT.pipe) } end },
     { "ipc.mkfifo", ipc.mkfifo, function() return { G.path(), opts(OPT.fifo) } end },
@@ -475,20 +481,22 @@ function child.run(seed, case, maxsteps, skip)
     { "ipc.shm.sysv", ipc.shm.sysv, function() return { G.key(), G.size(), opts(OPT.sysv) } end },
     { "ipc.mmap", ipc.mmap, function() return { G.path(), opts(OPT.mmap) } end },
     { "ipc.sem.open", ipc.sem.open, function() return { G.pname(), opts(OPT.sem) } end },
-    { "ipc.sem.new", ipc.sem.new, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0, G.small() } end },
-    { "ipc.sem.attach", ipc.sem.attach, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0 } end },
+    { "ipc.sem.new", ipc.sem.new, in_region(function() return G.small() end) },
+    { "ipc.sem.attach", ipc.sem.attach, in_region() },
     { "ipc.semset.get", ipc.semset.get, function() return { G.key(), G.small(), opts(OPT.semset) } end },
-    { "ipc.mutex.new", ipc.mutex.new, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0, opts(OPT.mutex) } end },
-    { "ipc.mutex.attach", ipc.mutex.attach, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0 } end },
-    { "ipc.cond.new", ipc.cond.new, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0 } end },
-    { "ipc.cond.attach", ipc.cond.attach, function() local e = pick_entry("region") or {} return { e.obj or G.obj(), e.obj and offset_for(e)() or 0 } end },
+    { "ipc.mutex.new", ipc.mutex.new, in_region(function() return opts(OPT.mutex) end) },
+    { "ipc.mutex.attach", ipc.mutex.attach, in_region() },
+    { "ipc.cond.new", ipc.cond.new, in_region() },
+    { "ipc.cond.attach", ipc.cond.attach, in_region() },
     { "ipc.listen", ipc.listen, function() return { G.addr("listen"), opts(OPT.listen) } end },
     { "ipc.connect", ipc.connect, function() return { G.addr(), G.T() } end },
-    { "ipc.socketpair", ipc.socketpair, function() return { maybe_hostile(0.1, function() return ({ "stream", "dgram", "seqpacket" })[math.random(3)] end) } end },
+    { "ipc.socketpair", ipc.socketpair, function()
+        return { maybe_hostile(0.1, one_of { "stream", "dgram", "seqpacket" }) } end },
     { "ipc.eventfd", ipc.eventfd, function() return { G.small(), opts(OPT.eventfd) } end },
     { "ipc.signal.watch", ipc.signal.watch, function() return { G.siglist() } end },
     { "ipc.poller", ipc.poller, function() return {} end },
-    { "ipc.ring.create", ipc.ring.create, function() return { maybe_hostile(0.15, function() return ({ 64, 256, 4096, 65536 })[math.random(4)] end), opts(OPT.ring) } end },
+    { "ipc.ring.create", ipc.ring.create, function()
+        return { maybe_hostile(0.15, one_of { 64, 256, 4096, 65536 }), opts(OPT.ring) } end },
     { "ipc.ring.open", ipc.ring.open, function()
         local e = pick_entry("ring")
         local name = e and (select(2, pcall(e.obj.name, e.obj))) or G.pname()
@@ -503,16 +511,29 @@ function child.run(seed, case, maxsteps, skip)
     { "ipc.exec", ipc.exec, function() return { G.argv() } end },
   }
   if ipc.socket and ipc.socket.raw and ISO then
-    CTORS[#CTORS + 1] = { "ipc.socket.raw", ipc.socket.raw, function() return { maybe_hostile(0.3, function() return "icmp" end) } end }
+    CTORS[#CTORS + 1] = { "ipc.socket.raw", ipc.socket.raw,
+                          function() return { maybe_hostile(0.3, one_of { "icmp" }) } end }
   end
 
   -- methods: name -> function(entry) returning the argument list
-  local function A(...) local kinds = { ... } return function() local t = {} for i, k in ipairs(kinds) do t[i] = G[k]() end return t, #kinds end end
+  local function A(...)
+    local kinds = { ... }
+    return function()
+      local t = {}
+      for i, k in ipairs(kinds) do t[i] = G[k]() end
+      return t, #kinds
+    end
+  end
   local STREAM = {
     read = A("rd", "T"), write = A("data", "T"), lines = A("T"), setnonblock = A("b"), tofile = A(),
     fileno = A(), close = A(),
   }
-  local function with(base, extra) local t = {} for k, v in pairs(base) do t[k] = v end for k, v in pairs(extra) do t[k] = v end return t end
+  local function with(base, extra)
+    local t = {}
+    for k, v in pairs(base) do t[k] = v end
+    for k, v in pairs(extra) do t[k] = v end
+    return t
+  end
   local function region_methods()
     local function R(f) return function(e) local t = f(e, offset_for(e)) return t, #t end end
     return {
@@ -607,7 +628,8 @@ function child.run(seed, case, maxsteps, skip)
     { "ipc.signal.ignore", ipc.signal.ignore, function() return { G.sig() } end },
     { "ipc.signal.default", ipc.signal.default, function() return { G.sig() } end },
     { "ipc.signal.disposition", ipc.signal.disposition, function() return { G.sig() } end },
-    { "ipc.signal.name", ipc.signal.name, function() return { maybe_hostile(0.3, function() return math.random(0, 70) end) } end },
+    { "ipc.signal.name", ipc.signal.name,
+      function() return { maybe_hostile(0.3, function() return math.random(0, 70) end) } end },
     { "ipc.signal.number", ipc.signal.number, function() return { G.sig() } end },
     { "ipc.signal.blocked", ipc.signal.blocked, function() return {} end },
     { "ipc.run", ipc.run, function() return { G.argv(), ({ 0.05, 0.5, -1, 0 / 0 })[math.random(4)] } end },
@@ -634,15 +656,11 @@ function child.run(seed, case, maxsteps, skip)
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
       local e = res[1]
-      if type(e) ~= "string" then
-        -- errors our own hostile functions raise are not lipc's
-        if not (type(e) == "table" and next(e) == nil and sig:find("spawn")) then
-          finding("raise-not-string", step, sig, "raised a " .. type(e) .. ": " .. show(e))
-        end
-      elseif e:find("hostile __") or e:find("attempt to yield") or e == "boom" then
-        -- ours (a metamethod raising, a yield across the C boundary)
-      elseif e:find("stack overflow") or e:find("not enough memory") then
-        -- acceptable
+      -- (a raised string is fine: an argument error, one of our hostile
+      -- metamethods, a yield across the C boundary; error({}) of our spawned
+      -- function is ours too)
+      if type(e) ~= "string" and not (type(e) == "table" and next(e) == nil and sig:find("spawn")) then
+        finding("raise-not-string", step, sig, "raised a " .. type(e) .. ": " .. show(e))
       end
       return
     end
@@ -653,15 +671,15 @@ function child.run(seed, case, maxsteps, skip)
     end
     if n >= 1 and res[1] == nil and n >= 2 then
       local exc = TWO_VALUE_NIL[sig]
-      if exc and (exc == true or res[2] == exc) and (n == 2 or res[3] == nil) then
-        -- documented: nil, message (decode) / nil, "closed" (channel)
-      elseif type(res[2]) ~= "string" or math.type(res[3]) ~= "integer" then
+      -- documented: nil, message (decode) / nil, "closed" (channel)
+      local documented = exc and (exc == true or res[2] == exc) and (n == 2 or res[3] == nil)
+      if not documented and (type(res[2]) ~= "string" or math.type(res[3]) ~= "integer") then
         local parts = {}
         for i = 1, n do parts[i] = show(res[i]) end
         finding("error-shape", step, sig, "returned " .. table.concat(parts, ", "))
-      elseif res[2] == "timeout" and res[3] ~= ETIMEDOUT then
+      elseif not documented and res[2] == "timeout" and res[3] ~= ETIMEDOUT then
         finding("timeout-errno", step, sig, "timeout with errno " .. show(res[3]))
-      elseif res[3] == ipc.errno.EAGAIN and timeout ~= nil then
+      elseif not documented and res[3] == ipc.errno.EAGAIN and timeout ~= nil then
         finding("eagain-not-timeout", step, sig, "EAGAIN from a call with a timeout: " .. show(res[2]))
       end
     end
@@ -669,7 +687,8 @@ function child.run(seed, case, maxsteps, skip)
       if took > SLOW then
         finding("slow", step, sig, ("took %.2f s with timeout %s"):format(took, show(timeout)))
       elseif took >= 0.15 and cpu >= 0.6 * took and not sig:find("ring") then
-        finding("spin", step, sig, ("used %.2f s of CPU in %.2f s waiting (timeout %s)"):format(cpu, took, show(timeout)))
+        finding("spin", step, sig,
+          ("used %.2f s of CPU in %.2f s waiting (timeout %s)"):format(cpu, took, show(timeout)))
       end
     end
   end
@@ -686,9 +705,7 @@ function child.run(seed, case, maxsteps, skip)
       res = { table.unpack(r, 2, r.n) }
       cnt = r.n - 1
       if ok and coroutine.status(co) == "suspended" then
-        -- it yielded (a hostile metamethod): leave it; results are the yield's
-        ok, res, cnt = true, {}, 0
-        return
+        return   -- it yielded (a hostile metamethod): leave it
       end
     else
       local r = table.pack(pcall(fn, table.unpack(args, 1, n)))
@@ -730,7 +747,11 @@ function child.run(seed, case, maxsteps, skip)
     for i = 1, n do
       local a = args[i]
       if type(a) == "string" then
-        if persist_flag then persisted[a] = true end
+        if persist_flag then
+          persisted[a] = true
+          local path = a:match("^%a+:(/.*)$")   -- a Unix socket URL
+          if path then persisted[path] = true end
+        end
         if removal then removing(a) end
       end
     end
@@ -769,7 +790,8 @@ function child.run(seed, case, maxsteps, skip)
       end
       note_names(args, n, persist, false)
       local timeout = (c[1] == "ipc.fifo.open" or c[1] == "ipc.connect") and args[n] or nil
-      local ok, res = call(step, c[1], c[1] .. "(" .. describe_args(args, n) .. ")", c[2], args, n, timeout, false, in_co)
+      local desc = c[1] .. "(" .. describe_args(args, n) .. ")"
+      local ok, res = call(step, c[1], desc, c[2], args, n, timeout, false, in_co)
       if ok and persist and res then
         for _, v in ipairs(res) do
           if kindof(v) then
@@ -858,7 +880,9 @@ function child.run(seed, case, maxsteps, skip)
       pcall(function()
         if e.obj:status() == nil then e.obj:kill("KILL") end
         local how, msg = e.obj:wait(10)
-        if how == nil and msg == "timeout" then finding("child-not-reaped", nsteps + 1, "lipc.process.wait", tostring(e.obj)) end
+        if how == nil and msg == "timeout" then
+          finding("child-not-reaped", nsteps + 1, "lipc.process.wait", tostring(e.obj))
+        end
       end)
     end
   end
@@ -875,7 +899,9 @@ function child.run(seed, case, maxsteps, skip)
   -- children started by others (ipc.run feeders, spawned helpers)
   for _, pid in ipairs(ipc.children()) do
     -- a handle closed while its child ran leaves it (documented): reap it
-    if not procpids[pid] then finding("child-left", nsteps + 1, "children", "child process still there after every handle closed: pid " .. pid) end
+    if not procpids[pid] then
+      finding("child-left", nsteps + 1, "children", "child process still there after every handle closed: pid " .. pid)
+    end
     pcall(ipc.signal.kill, pid, "KILL")
     pcall(ipc.wait, pid, 5)
   end
@@ -901,8 +927,8 @@ function child.run(seed, case, maxsteps, skip)
     local isdir = os.execute("test -e '" .. path .. "'") == true
     if f then f:close() end
     if not f and not isdir then
-      finding("foreign-removed", nsteps + 1, "removed:" .. (path:match("lipc%.%d+") and "sweep-bait" or "replaced-name"),
-        path .. " (not lipc's) was removed")
+      local what = path:match("lipc%.%d+") and "sweep-bait" or "replaced-name"
+      finding("foreign-removed", nsteps + 1, "removed:" .. what, path .. " (not lipc's) was removed")
     end
   end
   if not ISO then
@@ -960,7 +986,7 @@ local function skiplist(skip)
 end
 
 -- Run one case; returns its result: { how, code, out, findings = { {kind, step, sig, detail} }, last = step }
-local function run_case(seed, case, steps, skip)
+local function run_case(seed, case, steps, skip, hang)
   local argv = { "lua5.4", "fuzz/api.lua", "--child", "--seed", tostring(seed), "--case", tostring(case) }
   if steps then argv[#argv + 1] = "--steps" argv[#argv + 1] = tostring(steps) end
   local sl = skiplist(skip)
@@ -969,7 +995,7 @@ local function run_case(seed, case, steps, skip)
                 LUA_CPATH = CWD .. "/" .. (os.getenv("FUZZ_BUILD") or "build") .. "/?.so",
                 FUZZ_ISOLATED = U.can_isolate() and "1" or "0" }
   argv[2] = CWD .. "/fuzz/api.lua"
-  local res = U.run_child(argv, { hang = HANG, env = env })
+  local res = U.run_child(argv, { hang = hang or HANG, env = env })
   res.findings = {}
   local last, lastdone, lastsig = 0, 0, "?"
   for line in res.out:gmatch("[^\n]+") do
@@ -980,14 +1006,17 @@ local function run_case(seed, case, steps, skip)
     local d = line:match("^@@R (%d+) ")
     if d then lastdone = tonumber(d) end
     local kind, step, sig, detail = line:match("^@@F ([^\t]+)\t(%d+)\t([^\t]+)\t(.*)$")
-    if kind then res.findings[#res.findings + 1] = { kind = kind, step = tonumber(step), sig = sig, detail = detail } end
+    if kind then
+      res.findings[#res.findings + 1] = { kind = kind, step = tonumber(step), sig = sig, detail = detail }
+    end
   end
   res.last = last
   if res.how == "hang" then
     res.findings[#res.findings + 1] = { kind = "hang", step = last, sig = "hang:" .. lastsig,
                                         detail = ("no progress for %d s in step %d"):format(HANG, last) }
   elseif res.how == "signaled" then
-    res.findings[#res.findings + 1] = { kind = "crash", step = last, sig = "crash:" .. lastsig .. ":signal " .. tostring(res.code),
+    res.findings[#res.findings + 1] = { kind = "crash", step = last,
+                                        sig = "crash:" .. lastsig .. ":signal " .. tostring(res.code),
                                         detail = ("killed by signal %s in step %d%s"):format(tostring(res.code), last,
                                           lastdone == last and " (after it returned)" or "") }
   elseif res.how == "exited" and res.code ~= 0 and res.code ~= 3 then
@@ -1005,32 +1034,40 @@ local function reproduces(res, f)
   return nil
 end
 
--- The shortest prefix, then single steps dropped, that still give finding f.
+-- The shortest prefix, then chunks and single steps dropped, that still
+-- give finding f (within budget seconds).  While minimising, a hang is a
+-- call silent for 4 s (every call is bounded far below that).
 local function minimise(seed, case, f, budget)
   local t0 = ipc.clock()
+  local hang = f.kind == "hang" and math.min(HANG, 4) or nil
+  local function try(steps, skip) return reproduces(run_case(seed, case, steps, skip, hang), f) end
   local steps = f.step
   local skip = {}
   -- a leak or a foreign file removed shows only in the teardown after the last step
   if f.kind == "leak" or f.kind == "foreign-removed" or f.kind == "child-left" or f.kind:find("^close") then
-    steps = f.step - 1
-    -- shortest prefix, by bisection
-    local lo, hi = 1, steps
+    local lo, hi = 1, f.step - 1
     while lo < hi and ipc.clock() - t0 < budget do
       local mid = (lo + hi) // 2
-      local res = run_case(seed, case, mid, skip)
-      if reproduces(res, f) then hi = mid else lo = mid + 1 end
+      if try(mid, skip) then hi = mid else lo = mid + 1 end
     end
     steps = hi
-  else
-    local res = run_case(seed, case, steps, skip)
-    if not reproduces(res, f) then return steps, skip, false end
+  elseif not try(steps, skip) then
+    return steps, skip, false
   end
-  if f.kind == "hang" and budget < HANG * 8 then return steps, skip, true end
-  for s = steps - 1, 1, -1 do
-    if ipc.clock() - t0 > budget then break end
-    skip[s] = true
-    local res = run_case(seed, case, steps, skip)
-    if not reproduces(res, f) then skip[s] = nil end
+  -- drop chunks of steps, halving their size
+  local size = math.max(1, (steps - 1) // 2)
+  while size >= 1 and ipc.clock() - t0 < budget do
+    local live = {}
+    for s = 1, steps - 1 do if not skip[s] then live[#live + 1] = s end end
+    for i = #live - size + 1, 1, -size do
+      if ipc.clock() - t0 > budget then break end
+      local chunk = {}
+      for k = math.max(1, i), i + size - 1 do chunk[#chunk + 1] = live[k] end
+      for _, s in ipairs(chunk) do skip[s] = true end
+      if not try(steps, skip) then for _, s in ipairs(chunk) do skip[s] = nil end end
+    end
+    if size == 1 then break end
+    size = size // 2
   end
   return steps, skip, true
 end

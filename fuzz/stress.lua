@@ -285,7 +285,9 @@ local function round(kind, seconds, nprod, ncons, scratch)
         if not g[i] then problem("producer %d's value %d is missing (got up to %d)", p, i, max) break end
       end
       if max < pr.sent then problem("producer %d sent %d values, %d arrived", p, pr.sent, max) end
-      if not pr.killed and max ~= pr.sent then problem("producer %d ended after %d values, %d arrived", p, pr.sent, max) end
+      if not pr.killed and max ~= pr.sent then
+        problem("producer %d ended after %d values, %d arrived", p, pr.sent, max)
+      end
       if pr.killed and max > pr.sent + 1 then problem("killed producer %d: %d arrived, %d sent", p, max, pr.sent) end
     end
   end

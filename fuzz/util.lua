@@ -81,9 +81,9 @@ function U.run_child(argv, opts)
     end
     local h, c = p:status()
     if h then how, code = h, c break end
-    local t = ipc.clock()
-    if not killed and t - last > opts.hang then killed = "hang"
-    elseif not killed and opts.limit and t - start > opts.limit then killed = "limit" end
+    local tnow = ipc.clock()
+    if not killed and tnow - last > opts.hang then killed = "hang"
+    elseif not killed and opts.limit and tnow - start > opts.limit then killed = "limit" end
     if killed then
       pcall(ipc.signal.kill, -pid, "KILL")
       pcall(p.kill, p, "KILL")
