@@ -14,7 +14,8 @@
 -- FUZZ_MIN_SECONDS (time spent minimising each finding, default 40),
 -- FUZZ_DEBUG=1 (also swap metatables with debug.setmetatable),
 -- FUZZ_IGNORE (Lua patterns, comma-separated: findings whose signature
--- matches are reported as known, not counted), FUZZ_NS=0 (no namespaces).
+-- matches are reported as known, not counted; FUZZ_IGNORE_FILE: the same,
+-- one pattern a line, e.g. fuzz/known.txt), FUZZ_NS=0 (no namespaces).
 -- Exit status: 0 without findings, 1 with findings (FUZZ_FAIL=0: always 0).
 package.path = "fuzz/?.lua;" .. package.path
 local ipc = require "lipc"
@@ -927,7 +928,8 @@ function child.run(seed, case, maxsteps, skip)
     local isdir = os.execute("test -e '" .. path .. "'") == true
     if f then f:close() end
     if not f and not isdir then
-      local what = path:match("lipc%.%d+") and "sweep-bait" or "replaced-name"
+      local what = path:match("lipc%.%d+") and "sweep-bait"
+        or path:match("^/dev/shm/") and "replaced-posix-name" or "replaced-path"
       finding("foreign-removed", nsteps + 1, "removed:" .. what, path .. " (not lipc's) was removed")
     end
   end
@@ -962,6 +964,11 @@ local HANG = tonumber(os.getenv("FUZZ_HANG")) or 10
 local MINSECS = tonumber(os.getenv("FUZZ_MIN_SECONDS")) or 40
 local IGNORE = {}
 for pat in (os.getenv("FUZZ_IGNORE") or ""):gmatch("[^,]+") do IGNORE[#IGNORE + 1] = pat end
+if os.getenv("FUZZ_IGNORE_FILE") then
+  for line in io.lines(os.getenv("FUZZ_IGNORE_FILE")) do
+    if line:match("%S") and not line:match("^#") then IGNORE[#IGNORE + 1] = line end
+  end
+end
 
 local function now_seed()
   local f = io.open("/dev/urandom", "rb")
