@@ -5,6 +5,7 @@
 -- that are not the contract's shape.
 --
 --   lua5.4 fuzz/api.lua [--seed S] [--case N] [--seconds T] [--steps K] [--skip a,b]
+--                       [--minimise SECONDS]   (with --case: minimise its findings)
 --   (make fuzz sets LUA_PATH/LUA_CPATH; FUZZ_SEED, FUZZ_CASE, FUZZ_SECONDS work too)
 --
 -- Without --case it runs cases 1, 2, ... of seed S until T seconds passed;
@@ -77,7 +78,7 @@ function child.run(seed, case, maxsteps, skip)
   local function bait(path, how)
     if how == "file" then local f = io.open(path, "w") if f then f:write("decoy") f:close() end
     elseif how == "dir" then os.execute("mkdir -p '" .. path .. "'") end
-    decoys[path] = true
+    decoys[path] = how == "dir" and "-d" or "-f"   -- (what `test` checks it with)
     ours[path] = true
   end
   bait(scratch .. "/lipc." .. DEADPID .. ".aaaaaaaa.sock", "file")
@@ -652,7 +653,9 @@ function child.run(seed, case, maxsteps, skip)
   end
 
   -- results that are documented exceptions to "nil, string, integer"
-  local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true }
+  -- (channel:transport() is (read side, write side), either may be nil)
+  local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true,
+                          ["lipc.channel.transport"] = true }
 
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
@@ -855,7 +858,7 @@ function child.run(seed, case, maxsteps, skip)
       emit("@@S ", step, " outside: replace ", path, " with a regular file")
       os.remove(path)
       local f = io.open(path, "w")
-      if f then f:write("foreign") f:close() decoys[path] = true ours[path] = true end
+      if f then f:write("foreign") f:close() decoys[path] = "-f" ours[path] = true end
       emit("@@R ", step, " => ok")
     elseif DEBUGSWAP then
       local a, b = pick_entry(), pick_entry()
@@ -873,11 +876,13 @@ function child.run(seed, case, maxsteps, skip)
   end
 
   -- ---- teardown: close everything, then nothing may be left ---------------
+  emit("@@C ", nsteps + 1, " teardown")
   emit("@@S ", nsteps + 1, " teardown: close every object, kill and reap every child")
   math.randomseed(casebase, nsteps + 1)
   -- processes first (they may hold pipes)
   for _, e in ipairs(pool) do
     if e.kind == "lipc.process" then
+      emit("@@C ", nsteps + 1, " teardown:", e.kind, ".wait ", show(e.obj))
       pcall(function()
         if e.obj:status() == nil then e.obj:kill("KILL") end
         local how, msg = e.obj:wait(10)
@@ -889,6 +894,7 @@ function child.run(seed, case, maxsteps, skip)
   end
   for i = #pool, 1, -1 do
     local e = pool[i]
+    emit("@@C ", nsteps + 1, " teardown:", e.kind, ".close ", show(e.obj))
     local ok, res = pcall(function() return e.obj:close() end)
     if not ok then
       if type(res) ~= "string" then finding("raise-not-string", nsteps + 1, e.kind .. ".close", show(res)) end
@@ -923,11 +929,9 @@ function child.run(seed, case, maxsteps, skip)
       finding("leak", nsteps + 1, "leak:" .. what, item .. extra)
     end
   end
-  for path in pairs(decoys) do
-    local f = io.open(path)
-    local isdir = os.execute("test -e '" .. path .. "'") == true
-    if f then f:close() end
-    if not f and not isdir then
+  for path, test in pairs(decoys) do
+    -- (never opened: a FIFO made there since would block the open)
+    if os.execute("test " .. test .. " '" .. path .. "'") ~= true then
       local what = path:match("lipc%.%d+") and "sweep-bait"
         or path:match("^/dev/shm/") and "replaced-posix-name" or "replaced-path"
       finding("foreign-removed", nsteps + 1, "removed:" .. what, path .. " (not lipc's) was removed")
@@ -1006,7 +1010,7 @@ local function run_case(seed, case, steps, skip, hang)
   res.findings = {}
   local last, lastdone, lastsig = 0, 0, "?"
   for line in res.out:gmatch("[^\n]+") do
-    local c = line:match("^@@C %d+ (.*)$")
+    local c = line:match("^@@C %d+ (%S+)")
     if c then lastsig = c end
     local s = line:match("^@@S (%d+) ")
     if s then last = tonumber(s) end
@@ -1051,7 +1055,8 @@ local function minimise(seed, case, f, budget)
   local steps = f.step
   local skip = {}
   -- a leak or a foreign file removed shows only in the teardown after the last step
-  if f.kind == "leak" or f.kind == "foreign-removed" or f.kind == "child-left" or f.kind:find("^close") then
+  if f.kind == "leak" or f.kind == "foreign-removed" or f.kind == "child-left" or f.kind:find("^close")
+     or f.sig:find("teardown", 1, true) then
     local lo, hi = 1, f.step - 1
     while lo < hi and ipc.clock() - t0 < budget do
       local mid = (lo + hi) // 2
@@ -1119,6 +1124,14 @@ if CASE then
   for _, f in ipairs(res.findings) do
     print(("FINDING %s [%s] at step %d: %s"):format(f.kind, f.sig, f.step, f.detail))
     if not ignored(f) then bad = bad + 1 end
+  end
+  if ARGS.minimise then   -- --minimise SECONDS: minimise each finding of this case
+    for _, f in ipairs(res.findings) do
+      local steps, skip2, rep = minimise(SEED, CASE, f, tonumber(ARGS.minimise) or MINSECS)
+      print(("\nminimised %s [%s]%s"):format(f.kind, f.sig, rep and "" or " (did not reproduce)"))
+      print("  replay: " .. replay_cmd(SEED, CASE, steps, skip2))
+      print_sequence(run_case(SEED, CASE, steps, skip2).out, steps)
+    end
   end
   print(("lipc api fuzz: %d finding(s)"):format(#res.findings))
   os.exit((bad > 0 and os.getenv("FUZZ_FAIL") ~= "0") and 1 or 0)
