@@ -801,6 +801,9 @@ function child.run(seed, case, maxsteps, skip)
           if kindof(v) then
             local okn, name = pcall(function() return v:name() end)
             if okn and type(name) == "string" then persisted[name] = true end
+            local oka, addr = pcall(function() return v:address() end)
+            local path = oka and type(addr) == "string" and addr:match("^%a+:(/.*)$")
+            if path then persisted[path] = true end
             local oki, id = pcall(function() return v:id() end)
             if oki and id then persisted["id=" .. tostring(id)] = true end
           end
@@ -877,6 +880,8 @@ function child.run(seed, case, maxsteps, skip)
 
   -- ---- teardown: close everything, then nothing may be left ---------------
   emit("@@C ", nsteps + 1, " teardown")
+  -- (a step may have ignored SIGCHLD: os.execute and io.popen need it back)
+  pcall(ipc.signal.default, "CHLD")
   emit("@@S ", nsteps + 1, " teardown: close every object, kill and reap every child")
   math.randomseed(casebase, nsteps + 1)
   -- processes first (they may hold pipes)
