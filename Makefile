@@ -58,3 +58,22 @@ errno:
 
 clean:
 	rm -rf build build-asan build-dev bench/out lipc lua_modules csrc/*.o
+
+# Fuzzing and stress (fuzz/): `make fuzz` runs the codec fuzzer, then the API
+# fuzzer for FUZZ_SECONDS in all (default 60; FUZZ_SEED default random, printed;
+# FUZZ_CASE=N replays one API case).  `make stress` kills producers mid-stream
+# over every channel transport for STRESS_SECONDS (default 30).
+FUZZ_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;fuzz/?.lua" LUA_CPATH="build/?.so"
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz stress
+
+fuzz: all
+	@if [ -n "$(FUZZ_CASE)" ]; then $(FUZZ_ENV) $(LUA) fuzz/api.lua --case "$(FUZZ_CASE)"; else \
+	  seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; st=0; \
+	  $(FUZZ_ENV) FUZZ_SEED=$$seed FUZZ_DECODE_SECONDS=$$(( $(FUZZ_SECONDS) / 6 + 1 )) $(LUA) fuzz/decode.lua || st=1; \
+	  $(FUZZ_ENV) FUZZ_SEED=$$seed FUZZ_SECONDS=$$(( $(FUZZ_SECONDS) - $(FUZZ_SECONDS) / 6 )) $(LUA) fuzz/api.lua || st=1; \
+	  echo "lipc fuzz: FUZZ_SEED=$$seed: $$([ $$st = 0 ] && echo ok || echo FINDINGS)"; exit $$st; fi
+
+stress: all
+	@$(FUZZ_ENV) $(LUA) fuzz/stress.lua
