@@ -22,8 +22,6 @@
 
 /* Metatable field that marks a lipc class (value: the class pointer). */
 static const char CLASS_FIELD[] = "__lipc";
-/* Registry key of the sentinel that empties the metatable cache. */
-static const char MT_GUARD_KEY[] = "lipc.mtguard";
 /* Registry key of the table C function -> name for argument errors. */
 static const char NAMES_KEY[] = "lipc.names";
 
@@ -39,93 +37,42 @@ int lipc_closed_error(lua_State *L, const lipc_class *cls) {
   return luaL_error(L, "attempt to use a closed %s", cls->name);
 }
 
-/* Metatables known to be lipc class metatables, keyed by the table's
- * address: a small direct-mapped cache that spares the hot path the
- * lookup of a metatable by name.  An entry is only a hint: a hit is
- * accepted only when the userdata is big enough for the class and starts
- * with the class pointer, so a stale entry (a closed lua_State, a table
- * reused at that address) can never let a foreign userdata through; a
- * miss falls back to the exact check, which refills the entry.  Relaxed
- * atomics: states in several threads may share it (a torn pair can only
- * miss). */
-#define MT_SLOTS 64
-static struct { const void *mt; const lipc_class *cls; } mt_cache[MT_SLOTS];
-
-/* The cache slot of metatable address mt. */
-static unsigned mt_slot(const void *mt) {
-  uintptr_t a = (uintptr_t)mt;
-  return (unsigned)((a >> 6) ^ (a >> 12)) % MT_SLOTS;
-}
-
-/* The class cached for metatable address mt, or NULL. */
-static const lipc_class *mt_lookup(const void *mt) {
-  unsigned i = mt_slot(mt);
-  if (__atomic_load_n(&mt_cache[i].mt, __ATOMIC_RELAXED) != mt) return NULL;
-  return __atomic_load_n(&mt_cache[i].cls, __ATOMIC_RELAXED);
-}
-
-/* Remember that metatable address mt belongs to cls. */
-static void mt_remember(const void *mt, const lipc_class *cls) {
-  unsigned i = mt_slot(mt);
-  __atomic_store_n(&mt_cache[i].cls, NULL, __ATOMIC_RELAXED);
-  __atomic_store_n(&mt_cache[i].mt, mt, __ATOMIC_RELAXED);
-  __atomic_store_n(&mt_cache[i].cls, cls, __ATOMIC_RELAXED);
-}
-
-/* The class of the lipc userdata at idx by its metatable, via the cache:
- * NULL on a miss (not lipc, or not cached yet).  *mtp gets the metatable
- * address (NULL if none). */
-static const lipc_class *fast_class(lua_State *L, int idx, lipc_handle *h, const void **mtp) {
-  *mtp = NULL;
-  if (!lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  *mtp = mt;
-  const lipc_class *cls = mt_lookup(mt);
-  if (cls == NULL || lua_rawlen(L, idx) < cls->size || h->cls != cls) return NULL;
-  return cls;
-}
-
-/* Any lipc handle at idx, open or closed, or NULL. */
+/* Any lipc handle at idx, open or closed, or NULL: a userdata whose
+ * metatable names a class (CLASS_FIELD), big enough for it, that was
+ * made as that class (a metatable moved to another userdata with
+ * debug.setmetatable is not enough). */
 lipc_handle *lipc_toany(lua_State *L, int idx) {
   lipc_handle *h = lua_touserdata(L, idx);
-  if (h == NULL) return NULL;
-  const void *mt;
-  if (fast_class(L, idx, h, &mt) != NULL) return h;
-  if (mt == NULL) return NULL;
-  lua_getmetatable(L, idx);
+  if (h == NULL || !lua_getmetatable(L, idx)) return NULL;
   lua_getfield(L, -1, CLASS_FIELD);
   const lipc_class *cls = lua_touserdata(L, -1);
   lua_pop(L, 2);
   if (cls == NULL || lua_rawlen(L, idx) < cls->size || h->cls != cls) return NULL;
-  mt_remember(mt, cls);
   return h;
 }
 
-/* The handle at idx of class cls, open or closed; raises otherwise. */
+/* The handle at idx of class cls, open or closed; raises otherwise.
+ * The one class check: every method is registered with its class's
+ * metatable as upvalue 1 (lipc_register), so for a method's own object
+ * the check is one metatable comparison; any other value (an argument of
+ * another class, a function without that upvalue) takes the registry
+ * lookup of luaL_checkudata.  Both then require the userdata to have been
+ * made as that class, so a metatable moved onto a foreign userdata never
+ * passes. */
 void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls) {
   lipc_handle *h = lua_touserdata(L, idx);
-  const void *mt;
-  if (h != NULL && fast_class(L, idx, h, &mt) == cls) return h;
-  h = luaL_checkudata(L, idx, cls->name);
-  if (h->cls == cls && lua_rawlen(L, idx) >= cls->size && lua_getmetatable(L, idx)) {
-    mt_remember(lua_topointer(L, -1), cls);
+  if (h != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
     lua_pop(L, 1);
+    if (same && lua_rawlen(L, idx) >= cls->size && h->cls == cls) return h;
   }
+  h = luaL_checkudata(L, idx, cls->name);
+  if (lua_rawlen(L, idx) < cls->size || h->cls != cls) luaL_typeerror(L, idx, cls->name);
   return h;
 }
 
-/* The handle at 1 for a hot method whose upvalue 1 is cls's metatable. */
+/* The handle at 1 for a method (kept for the families that call it). */
 void *lipc_check_up(lua_State *L, const lipc_class *cls, int need_open) {
-  lipc_handle *h = lua_touserdata(L, 1);
-  if (h != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) {
-      if (need_open && !h->open) lipc_closed_error(L, cls);
-      return h;
-    }
-  }
   return need_open ? lipc_check(L, 1, cls) : lipc_checkclass(L, 1, cls);
 }
 
@@ -217,12 +164,23 @@ int lipc_m_fileno(lua_State *L) {
 /* Build cls's metatable once: methods as __index plus the shared ones. */
 void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods) {
   int fresh = luaL_newmetatable(L, cls->name);
-  if (lua_type(L, -1) == LUA_TTABLE) mt_remember(lua_topointer(L, -1), cls);
   if (!fresh) { lua_pop(L, 1); return; }
   lua_pushlightuserdata(L, (void *)cls);
   lua_setfield(L, -2, CLASS_FIELD);
   lua_newtable(L);
-  if (methods) luaL_setfuncs(L, methods, 0);
+  /* every method gets the metatable as upvalue 1 (lipc_checkclass); an
+   * alias (recv = receive) is the same closure */
+  for (const luaL_Reg *m = methods; m && m->name; m++) {
+    const luaL_Reg *first = methods;
+    while (first->func != m->func) first++;
+    if (first != m) {
+      lua_getfield(L, -1, first->name);
+    } else {
+      lua_pushvalue(L, -2);
+      lua_pushcclosure(L, m->func, 1);
+    }
+    lua_setfield(L, -2, m->name);
+  }
   lua_pushcfunction(L, m_close);
   lua_setfield(L, -2, "close");
   lua_setfield(L, -2, "__index");
@@ -871,28 +829,7 @@ void lipc_subtable(lua_State *L, int idx, const char *name) {
   }
 }
 
-/* __gc of the registry sentinel: the state is closing, so its metatables
- * are about to be freed; forget every cached one (other states refill). */
-static int mt_forget(lua_State *L) {
-  (void)L;
-  for (unsigned i = 0; i < MT_SLOTS; i++) {
-    __atomic_store_n(&mt_cache[i].cls, NULL, __ATOMIC_RELAXED);
-    __atomic_store_n(&mt_cache[i].mt, NULL, __ATOMIC_RELAXED);
-  }
-  return 0;
-}
-
 void lipc_open_core(lua_State *L) {
-  /* a sentinel whose __gc empties the metatable cache at lua_close */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, MT_GUARD_KEY) == LUA_TNIL) {
-    lua_newuserdatauv(L, 1, 0);
-    lua_newtable(L);
-    lua_pushcfunction(L, mt_forget);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, MT_GUARD_KEY);
-  }
-  lua_pop(L, 1);
   /* the weak-keyed table of live handles */
   if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);

@@ -43,7 +43,7 @@ describe("fuzz findings", function()
   -- o:read(1 << 40, 16) dies of SIGSEGV.  Only the debug library can do
   -- this, but "never a crash, whatever a script passes".
   describe("a handle under another class's metatable", function()
-    pending("raises instead of being used as that class", function()
+    it("raises instead of being used as that class", function()
       local ok, code, out = helper.run_lua([[
         local ipc = require "lipc"
         local o = assert(ipc.ring.create(4096))

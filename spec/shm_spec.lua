@@ -85,7 +85,7 @@ print("free", ipc.limits().shm_free)
       local free = out:match("free\t(%d+)")
       assert.is_truthy(free, out)
       local enospc = "\t" .. ipc.errno.ENOSPC .. "\n"
-      assert.matches("shm\tnil\tposix_fallocate /lipc%.[%w.]+ %(size 4194304 bytes; shm_free: " .. free ..
+      assert.matches("shm\tnil\tposix_fallocate /lipc%.[%w.%-]+ %(size 4194304 bytes; shm_free: " .. free ..
                      " bytes left in /dev/shm%): No space left on device" .. enospc, out)
       assert.matches("ring\tnil\tposix_fallocate /lipcspec%.full%.ring %(size %d+ bytes; shm_free: " .. free ..
                      " bytes left in /dev/shm%): No space left on device" .. enospc, out)
