@@ -292,6 +292,63 @@ describe("lipc (the command)", function()
       assert.not_matches(live:name(), out, 1, true)
       assert.is_false(helper.exists(path))
     end)
+
+    it("--dry-run lists exactly what sweep then removes, of every kind", function()
+      -- a process with TMPDIR = our scratch directory makes one object of each
+      -- kind sweep knows and is killed (SIGKILL: it cleans nothing)
+      local dir = helper.tmpdir()
+      local script = helper.script([[
+local ipc = require "lipc"
+local objs = { ipc.mq.open(), ipc.shm.open { size = 4096 }, ipc.sem.open { value = 0 }, ipc.mkfifo(),
+               ipc.listen("unix:") }
+local names = {}
+for i, o in ipairs(objs) do
+  assert(o)
+  names[i] = i == 5 and o:address():match("^unix:(.*)$") or o:name()
+end
+io.stdout:write(table.concat(names, " "), "\n")
+io.stdout:flush()
+ipc.poll({}, 60)
+]], ".lua")
+      local p = assert(ipc.exec { "lua5.4", script, stdout = "pipe",
+                                  env = { TMPDIR = dir, LUA_PATH = package.path, LUA_CPATH = package.cpath } })
+      local line = p.stdout:read("l", 30)
+      p.stdout:close()
+      assert(p:kill("KILL"))
+      assert.equal("signaled", (p:wait(30)))
+      p:close()
+      os.remove(script)
+      local names = {}
+      for n in (line or ""):gmatch("%S+") do names[#names + 1] = n end
+      assert.equal(5, #names, line)
+      finally(function()
+        os.remove("/dev/shm" .. names[2])
+        os.remove("/dev/shm/sem." .. names[3]:sub(2))
+        os.remove(names[4])
+        os.remove(names[5])
+        for _, d in ipairs(require("lipc.testing").mqueue_dirs()) do os.remove(d .. names[1]) end
+      end)
+      local env = "TMPDIR=" .. helper.shquote(dir)
+      local code, dry = lipc("sweep --dry-run", env)
+      assert.equal(0, code)
+      local want = { "mq " .. names[1], "shm " .. names[2], "sem " .. names[3], "fifo " .. names[4],
+                     "unix " .. names[5] }
+      if not require("lipc.testing").mqueue_dirs()[1] then table.remove(want, 1) end
+      for _, w in ipairs(want) do assert.matches("would remove " .. w .. "\n", dry, 1, true) end
+      assert.is_true(helper.exists(names[4]))
+      local out
+      code, out = lipc("sweep", env)
+      assert.equal(0, code)
+      local function set(text, prefix)
+        local t = {}
+        for l in text:gmatch("[^\n]+") do t[#t + 1] = (l:gsub("^" .. prefix .. " ", "")) end
+        table.sort(t)
+        return t
+      end
+      assert.same(set(dry, "would remove"), set(out, "removed"))
+      assert.is_false(helper.exists(names[4]))
+      assert.is_false(helper.exists(names[5]))
+    end)
   end)
 
   describe("limits", function()
