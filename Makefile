@@ -12,7 +12,7 @@ SO          = build/lipc/core.so
 ASAN_SO     = build-asan/lipc/core.so
 BUSTED      = $(LUA) /usr/bin/busted
 
-.PHONY: all deps deps-test deps-bench deps-lint test demo asan lint bench clean check-deps errno
+.PHONY: all deps deps-test deps-bench deps-lint test demo asan lint bench clean check-deps errno reference
 
 all: deps $(SO)
 
@@ -51,6 +51,10 @@ lint: deps-lint
 
 bench: all deps-bench
 	@sh bench/run.sh
+
+# Regenerate doc/reference.md from the editor types (types/); spec/types_spec.lua checks it.
+reference:
+	$(LUA) scripts/reference.lua > doc/reference.md
 
 # Regenerate csrc/errno_names.h (ipc.errno) from this system's <errno.h>.
 errno:

@@ -15,7 +15,12 @@ process control, each as a userdata that cleans itself up.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",
+  -- Lua 5.4 only: the C core uses the 5.4 C API (lua_newuserdatauv, lua_resetthread,
+  -- to-be-closed variables, integer subtypes); see README, "Lua version"
+  "lua >= 5.4, < 5.5",
+}
+test_dependencies = {
+  "busted",
 }
 build = {
   type = "builtin",
@@ -25,7 +30,7 @@ build = {
         "csrc/codec.c", "csrc/core.c", "csrc/eventfd.c", "csrc/init.c", "csrc/mq.c",
         "csrc/msg.c", "csrc/pipe.c", "csrc/poll.c", "csrc/proc.c", "csrc/ring.c",
         "csrc/sem.c", "csrc/shm.c", "csrc/signal.c", "csrc/socket.c", "csrc/sync.c",
-        "csrc/system.c",
+        "csrc/system.c", "csrc/task.c", "csrc/timer.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "rt", "pthread", "m" },
@@ -36,5 +41,13 @@ build = {
     ["lipc.channel"] = "lua/lipc/channel.lua",
     ["lipc.region"] = "lua/lipc/region.lua",
     ["lipc.topology"] = "lua/lipc/topology.lua",
+    ["lipc.testing"] = "lua/lipc/testing.lua",
   },
+  install = {
+    -- the `lipc` command: ls, sweep, limits, bench
+    bin = { lipc = "bin/lipc" },
+  },
+  -- editor types for lua-language-server (types/lipc.lua, types/lipc/*.lua)
+  -- and the docs, under the rock's directory (`luarocks show lipc`)
+  copy_directories = { "types", "doc" },
 }

@@ -306,77 +306,26 @@ function M.tracker(after_each)
   return keep, track
 end
 
--- ---- the leak audit --------------------------------------------------------
+-- ---- the leak audit (lipc.testing, with the scratch directory and netns) --
 
-local function listdir(dir)
-  local set = {}
-  local p = io.popen("ls -A " .. dir .. " 2>/dev/null")
-  if p then
-    for line in p:lines() do set[line] = true end
-    p:close()
-  end
-  return set
-end
+local testing = require "lipc.testing"
+local audit_opts = { dirs = { tmp = M.tmpdir() }, netns = true }
 
-local function sysv(kind)
-  local set = {}
-  local f = io.open("/proc/sysvipc/" .. kind)
-  if f then
-    f:read("l")
-    for line in f:lines() do
-      local key, id = line:match("^%s*(%-?%d+)%s+(%d+)")
-      if id then set[kind .. " key=" .. key .. " id=" .. id] = true end
-    end
-    f:close()
-  end
-  return set
-end
-
---- Everything that could leak, as sets of strings.
+--- Everything that could leak (a lipc.testing snapshot).
 function M.snapshot()
-  collectgarbage()
-  collectgarbage()
-  local s = { fds = {}, shm = listdir("/dev/shm"), mqueue = listdir("/dev/mqueue"),
-              tmp = listdir(M.tmpdir()), sysv = {} }
-  for _, fd in ipairs(ipc.descriptors()) do s.fds[tostring(fd)] = true end
-  for _, k in ipairs { "msg", "shm", "sem" } do
-    for id in pairs(sysv(k)) do s.sysv[id] = true end
-  end
-  s.netns = {}   -- network namespaces made by topology tests
-  local p = io.popen("ip netns list 2>/dev/null")
-  if p then
-    for line in p:lines() do
-      local name = line:match("^(%S+)")
-      if name then s.netns[name] = true end
-    end
-    p:close()
-  end
-  return s
+  return testing.snapshot(audit_opts)
 end
 
-local function fd_target(fd)
-  local p = io.popen("readlink /proc/" .. ipc.getpid() .. "/fd/" .. fd .. " 2>/dev/null")
-  local t = p and p:read("l") or "?"
-  if p then p:close() end
-  return t
-end
-
---- What appeared since the snapshot `before`, as a list of descriptions.
+--- What appeared since the snapshot `before`, as a list of descriptions
+-- ("fds: 7 -> pipe:[123]", "shm: x", "child process still there: pid 9").
 function M.leaks(before)
-  local now = M.snapshot()
   local found = {}
-  for area, set in pairs(now) do
-    for item in pairs(set) do
-      if not before[area][item] then
-        local extra = area == "fds" and (" -> " .. tostring(fd_target(item))) or ""
-        found[#found + 1] = area .. ": " .. item .. extra
-      end
+  for _, r in ipairs(testing.leaks(before)) do
+    if r.area == "child" then
+      found[#found + 1] = "child process still there: pid " .. r.item
+    else
+      found[#found + 1] = r.area .. ": " .. r.item .. (r.detail and (" -> " .. r.detail) or "")
     end
-  end
-  for _, pid in ipairs(ipc.children()) do
-    found[#found + 1] = "child process still there: pid " .. pid
-    if ipc.signal and ipc.signal.kill then pcall(ipc.signal.kill, pid, "KILL") end
-    if ipc.wait then pcall(ipc.wait, pid, 5) end
   end
   table.sort(found)
   return found
@@ -410,21 +359,8 @@ if ok_busted and type(busted) == "table" and busted.subscribe then
     return nil, true
   end)
 
-  local before
-  busted.subscribe({ "file", "start" }, function()
-    before = M.snapshot()
-    return nil, true
-  end)
-  busted.subscribe({ "file", "end" }, function(file)
-    if before then
-      local found = M.leaks(before)
-      before = nil
-      if #found > 0 then
-        error(("%s leaked:\n  %s"):format(file.name, table.concat(found, "\n  ")), 0)
-      end
-    end
-    return nil, true
-  end)
+  -- the leak audit after every spec file
+  testing.busted { per = "file", dirs = audit_opts.dirs, netns = true }
 end
 
 return M
