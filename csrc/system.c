@@ -186,6 +186,7 @@ typedef struct sweeper {
   creator me;       /* pid namespace and boot (pid and start unused) */
   int proc_ours;    /* /proc shows our pid namespace */
   uid_t uid;
+  int dry;          /* list what would be removed, remove nothing */
 } sweeper;
 
 /* 1 when /proc is of this process's pid namespace, so that /proc/<pid>
@@ -288,7 +289,7 @@ static void sweep_dir(lua_State *L, const sweeper *s, const char *dir, const swe
     if (fstatat(dfd, e->d_name, &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
         now.st_ino != st.st_ino || (now.st_mode & S_IFMT) != k->type || now.st_uid != s->uid)
       continue;
-    if (unlinkat(dfd, e->d_name, 0) != 0) continue;
+    if (!s->dry && unlinkat(dfd, e->d_name, 0) != 0) continue;
     if (k->posix) snprintf(shown, sizeof shown, "/%s", e->d_name + strlen(k->prefix));
     else snprintf(shown, sizeof shown, "%s/%s", dir, e->d_name);
     add_removed(L, k->kind, shown);
@@ -354,10 +355,14 @@ const char *lipc_tmpdir(void) {
   return (t && *t == '/') ? t : "/tmp";
 }
 
-/* ipc.sweep(): remove generated names whose creating process is gone. */
+/* ipc.sweep([{dry_run = bool}]): remove generated names whose creating
+ * process is gone (dry_run: only list them). */
 static int l_sweep(lua_State *L) {
+  static const char *const opts[] = {"dry_run", NULL};
+  lipc_checkoptions(L, 1, opts);
   sweeper s;
   memset(&s, 0, sizeof s);
+  s.dry = lipc_optbool(L, 1, "dry_run", 0);
   s.me.pidns = read_pidns();
   read_boot(s.me.boot);
   s.proc_ours = proc_is_ours();

@@ -143,6 +143,11 @@ describe("generated names", function()
 end)
 
 describe("ipc.sweep", function()
+  it("takes only the dry_run option", function()
+    assert.has_error(function() ipc.sweep { dryrun = true } end, "bad argument #1 to 'sweep' (unknown option 'dryrun')")
+    assert.has_error(function() ipc.sweep(1) end)
+  end)
+
   it("keeps a live or unreaped creator's objects and removes them once it is reaped", function()
     local child, names, hold = child_holding_all()
     finally(function()
@@ -173,7 +178,16 @@ describe("ipc.sweep", function()
       assert.is_true(exists(path), path)
     end
     assert.same({ "signaled", 9 }, { child:wait(10) })
+    -- a dry run lists exactly what the sweep then removes, and removes nothing
+    local listed = {}
+    for _, item in ipairs(ipc.sweep { dry_run = true }) do listed[item] = true end
+    for kind, name in pairs(names) do
+      local path, item = where(kind, name)
+      assert.is_true(listed[item], item)
+      assert.is_true(exists(path), path)
+    end
     removed = sweep()
+    assert.same(listed, removed)
     for kind, name in pairs(names) do
       local path, item = where(kind, name)
       assert.is_true(removed[item], item)

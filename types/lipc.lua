@@ -659,9 +659,10 @@ function ipc.type(x) end
 function ipc.audit() end
 
 ---Remove the generated names whose creating process provably no longer runs.
+---@param opts? {dry_run?: boolean} dry_run: list them, remove nothing
 ---@return string[] removed "<kind>:<name>" items
 ---@see api.md
-function ipc.sweep() end
+function ipc.sweep(opts) end
 
 ---The kernel limits that bite (mq_maxmsg, msgmax, shm_free, nofile...).
 ---@return table<string, integer>
