@@ -7,7 +7,8 @@
  * A class whose struct starts with lipc_stream gets read, write, lines,
  * setnonblock, tofile and fileno by adding lipc_stream_methods to its
  * method table (luaL_setfuncs the two arrays), and calls
- * lipc_stream_release from its release function.
+ * lipc_stream_release from its release function.  The engine behind
+ * those methods is csrc/stream.c.
  */
 #ifndef LIPC_STREAM_H
 #define LIPC_STREAM_H
@@ -41,6 +42,17 @@ int lipc_stream_release(lipc_stream *s);
  * flags, whose struct starts with lipc_stream); raises otherwise.  Fast
  * after the first call on an object (see tag). */
 lipc_stream *lipc_stream_check(lua_State *L, int idx);
+
+/* Probe the kernel once (RWF_NOWAIT, RWF_NOSIGNAL on pipes) and draw the
+ * identity tag; every opener of a stream class calls it first. */
+void lipc_stream_init(void);
+
+/* Make room in s's read-ahead buffer for at least extra more bytes after
+ * the unread ones: 0 or ENOMEM. */
+int lipc_stream_reserve(lipc_stream *s, size_t extra);
+
+/* "read", "write" or "rw". */
+const char *lipc_stream_dirname(int dirs);
 
 /* Push a new closed lipc.pipe userdata (csrc/pipe.c); put a descriptor
  * in it with lipc_pipe_set once it exists. */
