@@ -275,101 +275,101 @@ static int lfifo_unlink(lua_State *L) {
   return 1;
 }
 
-/* Sleep up to ms milliseconds (less if the deadline is nearer) while
- * watching fd for events; 0, ETIMEDOUT when the deadline passed, EINTR. */
-static int backoff(lipc_deadline *d, int fd, short events, int ms, int *ready) {
-  struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
-  *ready = 0;
-  /* a Ctrl-C that came outside poll (during the open or read) */
-  if (lipc_interrupted(d)) return EINTR;
-  int left = lipc_deadline_ms(d);
-  if (left == 0) return ETIMEDOUT;
-  if (left > 0 && left < ms) ms = left;
-  int n = poll(&p, fd >= 0 ? 1 : 0, ms);
-  if (n < 0 && errno == EINTR) return lipc_interrupted(d) ? EINTR : 0;
-  if (n > 0) *ready = p.revents;
-  return 0;
+/* The end of a FIFO open that did not succeed (also its w->stop): the
+ * half-made end is closed; the timeout or the error triple. */
+static int fifo_open_stop(lua_State *L, lipc_wait *w, int err) {
+  lipc_stream *s = w->p;
+  if (s->h.open) lipc_release(&s->h);
+  return lipc_fail(L, err, "open", lua_tostring(L, 1));
 }
 
-/* Wait until a writer has opened the FIFO our nonblocking reader fd is
- * on: a nonblocking read gives EAGAIN (writer, no data) or data (kept
- * read ahead) instead of 0 (no writer), or poll reports a writer that
- * came and went.  Returns 0 or an errno value. */
-static int wait_writer(lipc_stream *s, lipc_deadline *d) {
-  int ms = 1;
-  for (;;) {
-    if (lipc_stream_reserve(s, 4096)) return ENOMEM;
-    ssize_t r = read(s->h.fd, s->buf + s->off + s->len, s->cap - s->off - s->len);
-    if (r > 0) { s->len += (size_t)r; return 0; }
-    if (r < 0 && errno == EAGAIN) return 0;
-    if (r < 0 && errno != EINTR) return errno;
-    int ready;
-    int err = backoff(d, s->h.fd, POLLIN, ms, &ready);
-    if (err) return err;
-    if (ready & (POLLIN | POLLHUP)) return 0;  /* data, or a writer came and left */
-    if (ms < 50) ms *= 2;
-  }
-}
-
-/* ipc.fifo.open(path, "r"|"w"|"rw", timeout, {nonblock=}) -> lipc.pipe */
-static int lfifo_open(lua_State *L) {
-  static const char *const opts[] = {"nonblock", NULL};
-  const char *path = check_path(L, 1);
-  const char *m = luaL_checkstring(L, 2);
-  int dirs, flags;
-  if (strcmp(m, "r") == 0) { dirs = LIPC_STREAM_READ; flags = O_RDONLY; }
-  else if (strcmp(m, "w") == 0) { dirs = LIPC_STREAM_WRITE; flags = O_WRONLY; }
-  else if (strcmp(m, "rw") == 0 || strcmp(m, "r+") == 0) { dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE; flags = O_RDWR; }
-  else return luaL_argerror(L, 2, "mode must be \"r\", \"w\" or \"rw\"");
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
-  lipc_checkoptions(L, 4, opts);
-  int nb = lipc_optbool(L, 4, "nonblock", 0);
-  lipc_stream *s = lipc_pipe_new(L);
-  int ms = 1, fd;
-  for (;;) {
+/* The try of ipc.fifo.open (see core.h, "the one wait path"); the path is
+ * argument 1, the new end s (w->p) waits at 5 with its directions set,
+ * w->acc[1] is the nonblock option.  The descriptor is always opened with
+ * O_NONBLOCK, so nothing here blocks:
+ *  - "w": the open fails with ENXIO while there is no reader, and Linux
+ *    has no event for a reader arriving: the try is repeated after a
+ *    backoff;
+ *  - "r": the open succeeds at once, but the end is handed out only once
+ *    a writer came: a read gives data (kept read ahead) or EAGAIN (a
+ *    writer, nothing written yet) instead of 0 (no writer), or poll says
+ *    POLLHUP (a writer came and went); until then the try is repeated
+ *    after a backoff.
+ * Then O_NONBLOCK is cleared unless asked for. */
+static int try_fifo_open(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  const char *path = lua_tostring(L, 1);
+  if (!s->h.open) {
+    int flags = s->dirs == LIPC_STREAM_READ ? O_RDONLY : s->dirs == LIPC_STREAM_WRITE ? O_WRONLY : O_RDWR;
+    int fd;
     LIPC_FDCALL(L, fd, open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-    if (fd >= 0) break;
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "open", path);
-      continue;
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR) return LIPC_EINTR;
+      if (err == ENXIO && s->dirs == LIPC_STREAM_WRITE) { w->fd = -1; return LIPC_AGAIN; }  /* no reader yet */
+      return lipc_error(L, err, "open", path);
     }
-    if (err != ENXIO || dirs != LIPC_STREAM_WRITE) return lipc_error(L, err, "open", path);
-    /* no reader yet: Linux has no event for a reader arriving */
-    int ready;
-    err = backoff(&d, -1, 0, ms, &ready);
-    if (err) return lipc_fail(L, err, "open", path);
-    if (ms < 50) ms *= 2;
-  }
-  struct stat st;
-  int serr = fstat(fd, &st) != 0 ? errno : S_ISFIFO(st.st_mode) ? 0 : EINVAL;
-  if (serr) {
-    int err = serr;
-    close(fd);
-    return lipc_error(L, err, "open (not a FIFO)", path);
-  }
-  s->h.fd = fd;
-  s->dirs = dirs;
-  s->nonblock = 1;
-  s->h.open = 1;
-  if (dirs == LIPC_STREAM_READ) {
-    int err = wait_writer(s, &d);
+    struct stat st;
+    int err = fstat(fd, &st) != 0 ? errno : S_ISFIFO(st.st_mode) ? 0 : EINVAL;
     if (err) {
-      lipc_release(&s->h);
-      return lipc_fail(L, err, "open", path);
+      close(fd);
+      return lipc_error(L, err, "open (not a FIFO)", path);
+    }
+    s->h.fd = fd;
+    s->nonblock = 1;
+    s->h.open = 1;
+  }
+  if (s->dirs == LIPC_STREAM_READ) {
+    if (lipc_stream_reserve(s, 4096)) return luaL_error(L, "not enough memory");
+    ssize_t r = read(s->h.fd, s->buf + s->off + s->len, s->cap - s->off - s->len);
+    if (r > 0) {
+      s->len += (size_t)r;
+    } else if (r < 0 && errno == EINTR) {
+      return LIPC_EINTR;
+    } else if (r < 0 && errno != EAGAIN) {
+      return fifo_open_stop(L, w, errno);
+    } else if (r == 0) {
+      struct pollfd p = { .fd = s->h.fd, .events = POLLIN, .revents = 0 };
+      if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP))) {
+        w->fd = -1;  /* no writer yet: no event tells when one opens */
+        return LIPC_AGAIN;
+      }
+      /* data, or a writer came and left */
     }
   }
-  if (!nb) {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+  if (!w->acc[1]) {
+    int fl = fcntl(s->h.fd, F_GETFL);
+    if (fl < 0 || fcntl(s->h.fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
       int err = errno;
       lipc_release(&s->h);
       return lipc_error(L, err, "fcntl", path);
     }
     s->nonblock = 0;
   }
+  lua_settop(L, 5);
   return 1;
+}
+
+/* ipc.fifo.open(path, "r"|"w"|"rw", timeout, {nonblock=}) -> lipc.pipe */
+static int lfifo_open(lua_State *L) {
+  static const char *const opts[] = {"nonblock", NULL};
+  check_path(L, 1);
+  const char *m = luaL_checkstring(L, 2);
+  int dirs;
+  if (strcmp(m, "r") == 0) dirs = LIPC_STREAM_READ;
+  else if (strcmp(m, "w") == 0) dirs = LIPC_STREAM_WRITE;
+  else if (strcmp(m, "rw") == 0 || strcmp(m, "r+") == 0) dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
+  else return luaL_argerror(L, 2, "mode must be \"r\", \"w\" or \"rw\"");
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, try_fifo_open);
+  lipc_checkoptions(L, 4, opts);
+  w.acc[1] = lipc_optbool(L, 4, "nonblock", 0);
+  lua_settop(L, 4);
+  lipc_stream *s = lipc_pipe_new(L);  /* at 5 */
+  s->dirs = dirs;
+  w.p = s;
+  w.stop = fifo_open_stop;
+  return lipc_run(L, &w);
 }
 
 static const luaL_Reg pipe_methods[] = {

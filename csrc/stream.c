@@ -95,17 +95,16 @@ lipc_stream *lipc_stream_check(lua_State *L, int idx) {
   return (lipc_stream *)h;
 }
 
-/* The timeout argument 3 of read and write, top being the number of
- * arguments: absent (the common case) without a call, else
- * lipc_deadline_init. */
-static void deadline_arg(lua_State *L, int top, lipc_deadline *d) {
-  if (top < 3) {
-    d->forever = 1;
-    d->L = L;
-    d->hook = lua_gethook(L);
-    return;
-  }
-  lipc_deadline_init(L, 3, d);
+/* Start w for a call on s with the timeout at tidx, running try on s
+ * (w->p).  The one rule for "nothing ready": a timeout, 0 included, ends
+ * in nil, "timeout", ETIMEDOUT (or w->stop's result); a stream put in
+ * nonblocking mode (setnonblock(true), nonblock = true) called without a
+ * timeout is called with timeout 0, so it answers the same, never EAGAIN. */
+void lipc_stream_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, lipc_try_fn try) {
+  int absent = lua_isnoneornil(L, tidx);
+  lipc_wait_init(L, w, absent ? 0 : tidx, try);
+  if (absent && s->nonblock) lipc_deadline_secs(L, 0, &w->d);
+  w->p = s;
 }
 
 /* The direction of a stream as text. */
@@ -157,86 +156,45 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
   return lipc_write_nosigpipe(s->h.fd, p, n);
 }
 
-/* Read at most n bytes into p within the deadline.  Sets *got (0 = EOF);
- * returns 0 or an errno value (ETIMEDOUT, EINTR, EAGAIN...). */
-static int stream_read(lipc_stream *s, void *p, size_t n, lipc_deadline *d, size_t *got) {
-  int nowait = !d->forever;
-  int tries = 0;  /* waits so far; ready by poll yet EAGAIN: a competing reader, a
-                   * shut-down datagram socket, or a file type where RWF_NOWAIT
-                   * never succeeds (then read plainly) */
-  for (;;) {
-    if (nowait && tries == 3 && !s->nonblock && !s->socket) {
-      /* a pipe's EAGAIN is real (another reader won): a plain read would
-       * block past the deadline */
-      struct stat st;
-      if (fstat(s->h.fd, &st) != 0 || !S_ISFIFO(st.st_mode)) nowait = 0;
-    }
-    ssize_t r = raw_read(s, p, n, nowait);
-    if (r >= 0) { *got = (size_t)r; return 0; }
-    if (r == -2) {
-      /* no per-call nonblocking read for this file: poll, then read */
-      int w = lipc_wait_fd(d, s->h.fd, POLLIN);
-      if (w) return w;
-      r = raw_read(s, p, n, 0);
-      if (r >= 0) { *got = (size_t)r; return 0; }
-    }
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(d)) return EINTR;
-      continue;
-    }
-    if ((err == EAGAIN || err == EWOULDBLOCK) && !d->forever) {
-      /* still EAGAIN after poll said ready: back off, never spin */
-      int w = lipc_wait_retry(d, s->h.fd, POLLIN, &tries);
-      if (w) return w;
-      continue;
-    }
-    if (err == EWOULDBLOCK) err = EAGAIN;
-    return err;
-  }
+/* 1 when fd polls ready for events right now (a zero-timeout poll: no
+ * wait), for a file that has no per-call nonblocking read or write. */
+static int ready_now(int fd, short events) {
+  struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+  return poll(&p, 1, 0) > 0;
 }
 
-/* Write all of p (blocking), or what fits (nonblocking).  Sets *put;
- * returns 0 or an errno value. */
-static int stream_write(lipc_stream *s, const char *p, size_t n, lipc_deadline *d, size_t *put) {
-  size_t done = 0;
-  int nowait = !d->forever;
-  int tries = 0;
-  while (done < n || n == 0) {
-    ssize_t r = raw_write(s, p + done, n - done, nowait);
+/* The read of a try on s (see core.h, "the one wait path"): at most n
+ * bytes into p.  A plain blocking read when w may block and has no
+ * deadline (the hot path: one system call); otherwise one that never
+ * blocks.  Returns bytes (0 at EOF) or -1 with errno; after EAGAIN w says
+ * what to wait for. */
+static ssize_t stream_read(lipc_stream *s, lipc_wait *w, void *p, size_t n) {
+  ssize_t r;
+  if (w->block && w->d.forever) {
+    r = raw_read(s, p, n, 0);
+  } else {
+    int plain = 0;
+    if (w->tries >= 3 && !s->nonblock && !s->socket) {
+      /* polled ready three times yet RWF_NOWAIT still says EAGAIN: on a
+       * pipe that is real (another reader won), on other files the flag
+       * may never succeed: read plainly once the descriptor polls ready */
+      struct stat st;
+      plain = fstat(s->h.fd, &st) != 0 || !S_ISFIFO(st.st_mode);
+    }
+    r = plain ? -2 : raw_read(s, p, n, 1);
     if (r == -2) {
-      /* no per-call nonblocking write for this file: poll, then write at
-       * most PIPE_BUF bytes, which a pipe that polls writable takes without
-       * blocking (all of it could block past the deadline) */
-      int w = lipc_wait_fd(d, s->h.fd, POLLOUT);
-      if (w) { *put = done; return done ? 0 : w; }
-      r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
+      /* no per-call nonblocking read for this file: read plainly only
+       * when it polls readable now */
+      if (ready_now(s->h.fd, POLLIN)) r = raw_read(s, p, n, 0);
+      else { r = -1; errno = EAGAIN; }
     }
-    if (r >= 0) {
-      done += (size_t)r;
-      tries = 0;  /* progress: the next EAGAIN waits without a backoff */
-      if (n == 0) break;
-      /* a short blocking write: a signal came; Ctrl-C returns to Lua */
-      if (done < n && lipc_interrupted(d)) break;
-      continue;
-    }
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(d)) { *put = done; return done ? 0 : EINTR; }
-      continue;
-    }
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      if (d->forever) { *put = done; return done ? 0 : EAGAIN; }
-      /* still EAGAIN after poll said writable: back off, never spin */
-      int w = lipc_wait_retry(d, s->h.fd, POLLOUT, &tries);
-      if (w) { *put = done; return done ? 0 : w; }
-      continue;
-    }
-    *put = done;
-    return done ? 0 : err;
   }
-  *put = done;
-  return 0;
+  if (r < 0 && errno == EAGAIN) {
+    /* also a descriptor made nonblocking behind lipc's back: wait for it */
+    w->fd = s->h.fd;
+    w->events = POLLIN;
+  }
+  return r;
 }
 
 /* Make room for at least extra more bytes after the unread ones. */
@@ -270,20 +228,34 @@ static int scratch_reserve(lipc_stream *s, size_t size) {
   return 0;
 }
 
-/* Append the bytes of a failed "a" read to the read-ahead buffer. */
-static void ahead_putback(lipc_stream *s, const char *p, size_t n) {
-  if (n == 0 || lipc_stream_reserve(s, n) != 0) return;
-  memcpy(s->buf + s->off + s->len, p, n);
-  s->len += n;
-}
-
 /* Error return of a stream call: timeout or the error triple. */
 static int stream_fail(lua_State *L, lipc_stream *s, int err, const char *call) {
   return lipc_fail(L, err, call, s->h.cls->kind);
 }
 
+/* What a read try does (w->acc[0]): a size >= 0 (read(n)), or one of: */
+enum { READ_ALL = -1, READ_LINE = -2, READ_LINE_NL = -3,
+       LINES_LINE = -4, LINES_LINE_NL = -5 };  /* the lines() iterator: raises */
+
+/* The end of a read that failed with err (also its w->stop): the timeout
+ * or the error triple; the lines() iterator raises it instead. */
+static int read_stop(lua_State *L, lipc_wait *w, int err) {
+  lipc_stream *s = w->p;
+  stream_fail(L, s, err, "read");
+  if (w->acc[0] <= LINES_LINE) return luaL_error(L, "%s", lua_tostring(L, -2));
+  return 3;
+}
+
+/* After stream_read said -1: wait, retry after EINTR, or fail. */
+static int read_failed(lua_State *L, lipc_wait *w) {
+  int err = errno;
+  if (err == EAGAIN) return LIPC_AGAIN;
+  if (err == EINTR) return LIPC_EINTR;
+  return read_stop(L, w, err);
+}
+
 /* read(n): up to n bytes, nil at EOF. */
-static int read_n(lua_State *L, lipc_stream *s, size_t n, lipc_deadline *d) {
+static int read_n(lua_State *L, lipc_wait *w, lipc_stream *s, size_t n) {
   if (n == 0) { lua_pushliteral(L, ""); return 1; }
   if (s->len > 0) {
     size_t k = n < s->len ? n : s->len;
@@ -292,15 +264,14 @@ static int read_n(lua_State *L, lipc_stream *s, size_t n, lipc_deadline *d) {
     s->len -= k;
     return 1;
   }
-  int err;
-  size_t got = 0;
+  ssize_t got;
   if (n <= STACK_READ) {
+    /* the hot path: one read(2) into the stack, one copy into Lua */
     char tmp[STACK_READ];
-    err = stream_read(s, tmp, n, d, &got);
-    if (err) return stream_fail(L, s, err, "read");
+    got = stream_read(s, w, tmp, n);
+    if (got > 0) { lua_pushlstring(L, tmp, (size_t)got); return 1; }
     if (got == 0) { lua_pushnil(L); return 1; }
-    lua_pushlstring(L, tmp, got);
-    return 1;
+    return read_failed(L, w);
   }
   if (n > READ_MAX) n = READ_MAX;
   if (scratch_reserve(s, n + 4096)) return luaL_error(L, "not enough memory");
@@ -315,41 +286,38 @@ static int read_n(lua_State *L, lipc_stream *s, size_t n, lipc_deadline *d) {
    * the second copy stays far from the slow distances. */
   uintptr_t want = ((uintptr_t)(s->align ? s->align : 24) + 2048) & 4032;
   char *p = s->buf + ((want - (uintptr_t)s->buf) & 4095);
-  err = stream_read(s, p, n, d, &got);
-  if (err) return stream_fail(L, s, err, "read");
+  got = stream_read(s, w, p, n);
+  if (got < 0) return read_failed(L, w);
   if (got == 0) { lua_pushnil(L); return 1; }
-  lua_pushlstring(L, p, got);
+  lua_pushlstring(L, p, (size_t)got);
   s->align = (unsigned)((uintptr_t)lua_tostring(L, -1) & 4095) | 4096;
   return 1;
 }
 
-/* read("a"): everything up to EOF ("" if none). */
-static int read_all(lua_State *L, lipc_stream *s, lipc_deadline *d) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  if (s->len > 0) {
-    luaL_addlstring(&b, s->buf + s->off, s->len);
-    s->off = s->len = 0;
-  }
-  int err = 0;
+/* read("a"): everything up to EOF ("" if none).  The bytes gather in the
+ * read-ahead buffer, so a wait keeps them, and a timeout or an error
+ * leaves them there for the next read. */
+static int read_all(lua_State *L, lipc_wait *w, lipc_stream *s) {
   for (;;) {
-    if (err) {
-      ahead_putback(s, luaL_buffaddr(&b), luaL_bufflen(&b));
-      return stream_fail(L, s, err, "read");
-    }
-    char *p = luaL_prepbuffsize(&b, 65536);
-    size_t got = 0;
-    err = stream_read(s, p, 65536, d, &got);
-    if (err) continue;
+    if (lipc_stream_reserve(s, 65536)) return luaL_error(L, "not enough memory");
+    ssize_t got = stream_read(s, w, s->buf + s->off + s->len, s->cap - s->off - s->len);
+    if (got < 0) return read_failed(L, w);
     if (got == 0) break;
-    luaL_addsize(&b, got);
+    s->len += (size_t)got;
+    w->tries = 0;
   }
-  luaL_pushresult(&b);
+  lua_pushlstring(L, s->buf + s->off, s->len);
+  s->off = s->len = 0;
+  if (s->cap > READ_MAX + 4096) {  /* do not keep a big file's worth */
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+  }
   return 1;
 }
 
 /* read("l") / read("L"): one line from the read-ahead buffer; nil at EOF. */
-static int read_line(lua_State *L, lipc_stream *s, lipc_deadline *d, int keepnl) {
+static int read_line(lua_State *L, lipc_wait *w, lipc_stream *s, int keepnl) {
   size_t scanned = 0;
   for (;;) {
     if (s->len > scanned) {
@@ -365,17 +333,27 @@ static int read_line(lua_State *L, lipc_stream *s, lipc_deadline *d, int keepnl)
       scanned = s->len;
     }
     if (lipc_stream_reserve(s, AHEAD)) return luaL_error(L, "not enough memory");
-    size_t got = 0;
-    int err = stream_read(s, s->buf + s->off + s->len, s->cap - s->off - s->len, d, &got);
-    if (err) return stream_fail(L, s, err, "read");
+    ssize_t got = stream_read(s, w, s->buf + s->off + s->len, s->cap - s->off - s->len);
+    if (got < 0) return read_failed(L, w);
     if (got == 0) {
       if (s->len == 0) { lua_pushnil(L); return 1; }
       lua_pushlstring(L, s->buf + s->off, s->len);
       s->off = s->len = 0;
       return 1;
     }
-    s->len += got;
+    s->len += (size_t)got;
+    w->tries = 0;
   }
+}
+
+/* The try of read and of the lines() iterator: its progress is in the
+ * read-ahead buffer of s (w->p), so it restarts after any wait. */
+static int try_read(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  lua_Integer what = w->acc[0];
+  if (what >= 0) return read_n(L, w, s, (size_t)what);
+  if (what == READ_ALL) return read_all(L, w, s);
+  return read_line(L, w, s, what == READ_LINE_NL || what == LINES_LINE_NL);
 }
 
 /* Raise the wrong-direction error of check_dir. */
@@ -391,84 +369,108 @@ static inline void check_dir(lua_State *L, lipc_stream *s, int dir) {
 
 /* s:read([n | "a" | "l" | "L"], timeout) */
 static int lstream_read(lua_State *L) {
-  int top = lua_gettop(L);
   lipc_stream *s = lipc_stream_check(L, 1);
-  lipc_deadline d;
-  deadline_arg(L, top, &d);
+  lipc_wait w;
+  lipc_stream_wait(L, &w, s, 3, try_read);
+  w.stop = read_stop;
   check_dir(L, s, LIPC_STREAM_READ);
-  if (top >= 2 && lua_type(L, 2) == LUA_TNUMBER) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
     int isint = 0;
     lua_Integer n = lua_tointegerx(L, 2, &isint);
     if (!isint || n < 0) n = (lua_Integer)lipc_checksize(L, 2);  /* raises */
-    if (d.forever && !s->socket && s->len == 0 && n > 0 && n <= STACK_READ) {
-      /* the hot path: one read(2) into the stack, one copy into Lua */
-      char tmp[STACK_READ];
-      ssize_t r = read(s->h.fd, tmp, (size_t)n);
-      if (r > 0) { lua_pushlstring(L, tmp, (size_t)r); return 1; }
-      if (r == 0) { lua_pushnil(L); return 1; }
-      int err = errno;
-      if (err != EINTR) return stream_fail(L, s, err == EWOULDBLOCK ? EAGAIN : err, "read");
-      if (lipc_interrupted(&d)) return stream_fail(L, s, EINTR, "read");
-      /* EINTR: read_n reads again */
-    }
-    return read_n(L, s, (size_t)n, &d);
+    w.acc[0] = n;
+    return lipc_run(L, &w);
   }
   const char *fmt = lua_isnoneornil(L, 2) ? "l" : luaL_checkstring(L, 2);
   if (*fmt == '*') fmt++;
   if (fmt[0] != '\0' && fmt[1] == '\0') {
     switch (fmt[0]) {
-      case 'a': return read_all(L, s, &d);
-      case 'l': return read_line(L, s, &d, 0);
-      case 'L': return read_line(L, s, &d, 1);
+      case 'a': w.acc[0] = READ_ALL; return lipc_run(L, &w);
+      case 'l': w.acc[0] = READ_LINE; return lipc_run(L, &w);
+      case 'L': w.acc[0] = READ_LINE_NL; return lipc_run(L, &w);
     }
   }
   return luaL_argerror(L, 2, "invalid format (expected a size, \"a\", \"l\" or \"L\")");
 }
 
+/* The end of a write that did not finish (its w->stop): the bytes written
+ * so far, or the timeout / error triple when there are none. */
+static int write_stop(lua_State *L, lipc_wait *w, int err) {
+  if (w->acc[0] > 0) { lua_pushinteger(L, w->acc[0]); return 1; }
+  return stream_fail(L, w->p, err, "write");
+}
+
+/* The try of write: the data is argument 2; the bytes written so far are
+ * in w->acc[0].  Blocking, it writes everything; otherwise what fits
+ * until it would block. */
+static int try_write(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  size_t n;
+  const char *p = lua_tolstring(L, 2, &n);
+  size_t done = (size_t)w->acc[0];
+  int blocking = w->block && w->d.forever;
+  for (;;) {
+    ssize_t r;
+    if (blocking) {
+      r = raw_write(s, p + done, n - done, 0);
+    } else {
+      r = raw_write(s, p + done, n - done, 1);
+      if (r == -2) {
+        /* no per-call nonblocking write for this file: when it polls
+         * writable, write at most PIPE_BUF bytes, which a pipe that polls
+         * writable takes without blocking (all of it could block past the
+         * deadline) */
+        if (ready_now(s->h.fd, POLLOUT)) r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
+        else { r = -1; errno = EAGAIN; }
+      }
+    }
+    if (r > 0 || (r == 0 && done == n)) {
+      done += (size_t)r;
+      w->acc[0] = (lua_Integer)done;
+      w->tries = 0;  /* progress: the next EAGAIN waits without a backoff */
+      if (done >= n) { lua_pushinteger(L, (lua_Integer)done); return 1; }
+      /* a short blocking write: a signal came; after Ctrl-C lipc_run
+       * returns the count (write_stop), otherwise the rest is written */
+      if (blocking) return LIPC_EINTR;
+      continue;
+    }
+    int err = r < 0 ? errno : EAGAIN;
+    if (err == EINTR) return LIPC_EINTR;
+    if (err == EAGAIN) {
+      /* also a descriptor made nonblocking behind lipc's back */
+      w->fd = s->h.fd;
+      w->events = POLLOUT;
+      return LIPC_AGAIN;
+    }
+    if (done > 0) { lua_pushinteger(L, (lua_Integer)done); return 1; }
+    return stream_fail(L, s, err, "write");
+  }
+}
+
 /* s:write(data, timeout) -> bytes written */
 static int lstream_write(lua_State *L) {
-  int top = lua_gettop(L);
   lipc_stream *s = lipc_stream_check(L, 1);
   size_t n;
   const char *p = lua_tolstring(L, 2, &n);
   if (p == NULL) p = luaL_checklstring(L, 2, &n);  /* raises */
-  lipc_deadline d;
-  deadline_arg(L, top, &d);
+  lipc_wait w;
+  lipc_stream_wait(L, &w, s, 3, try_write);
+  w.stop = write_stop;
   check_dir(L, s, LIPC_STREAM_WRITE);
-  size_t put = 0, done = 0;
-  if (d.forever && have_nosignal && !s->socket && n > 0) {
-    /* the hot path: one pwritev2(RWF_NOSIGNAL) writing everything */
-    struct iovec v = { (void *)p, n };
-    ssize_t r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
-    if (r == (ssize_t)n) { lua_pushinteger(L, r); return 1; }
-    if (r > 0) {
-      /* short: a signal came; Ctrl-C returns to Lua, else write the rest */
-      done = (size_t)r;
-      if (lipc_interrupted(&d)) { lua_pushinteger(L, r); return 1; }
-    } else if (r < 0) {
-      int err = errno;
-      if (err == EINTR && lipc_interrupted(&d)) return stream_fail(L, s, EINTR, "write");
-      if (err == EWOULDBLOCK) err = EAGAIN;
-      if (err != EINTR && err != EOPNOTSUPP && err != EINVAL && err != ESPIPE)
-        return stream_fail(L, s, err, "write");
-      /* EINTR: again; no RWF_NOSIGNAL for this file: stream_write falls back */
-    }
-  }
-  int err = stream_write(s, p + done, n - done, &d, &put);
-  put += done;
-  if (err && put == 0) return stream_fail(L, s, err, "write");
-  lua_pushinteger(L, (lua_Integer)put);
-  return 1;
+  return lipc_run(L, &w);
 }
 
 /* The iterator of s:lines(): the next line or nil; raises on error. */
 static int lines_next(lua_State *L) {
   lipc_stream *s = lipc_stream_check(L, lua_upvalueindex(1));
-  lipc_deadline d;
-  lipc_deadline_secs(L, lua_tonumber(L, lua_upvalueindex(2)), &d);
-  int n = read_line(L, s, &d, lua_toboolean(L, lua_upvalueindex(3)));
-  if (n == 3) return luaL_error(L, "%s", lua_tostring(L, -2));
-  return 1;
+  double t = lua_tonumber(L, lua_upvalueindex(2));
+  lipc_wait w;
+  lipc_wait_init(L, &w, 0, try_read);
+  if (t >= 0 || s->nonblock) lipc_deadline_secs(L, t >= 0 ? t : 0, &w.d);  /* as lipc_stream_wait */
+  w.p = s;
+  w.stop = read_stop;
+  w.acc[0] = lua_toboolean(L, lua_upvalueindex(3)) ? LINES_LINE_NL : LINES_LINE;
+  return lipc_run(L, &w);
 }
 
 /* s:lines([timeout], [keepnl]) -> iterator over lines without "\n". */

@@ -51,6 +51,15 @@ void lipc_stream_init(void);
  * the unread ones: 0 or ENOMEM. */
 int lipc_stream_reserve(lipc_stream *s, size_t extra);
 
+/* Start w (csrc/core.h, "the one wait path") for a blocking call on s
+ * with the timeout at tidx, running try with w->p = s.  The one rule for
+ * "nothing ready" of every stream and socket call: a timeout - 0 with
+ * nothing ready included - ends in nil, "timeout", ETIMEDOUT (or what
+ * w->stop makes of it, e.g. the bytes written so far), never EAGAIN; and
+ * a stream in nonblocking mode (setnonblock(true), nonblock = true)
+ * called without a timeout is called with timeout 0. */
+void lipc_stream_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, lipc_try_fn try);
+
 /* "read", "write" or "rw". */
 const char *lipc_stream_dirname(int dirs);
 
