@@ -80,7 +80,9 @@ static void pipe_describe(lipc_handle *h, luaL_Buffer *b) {
 /* ---- pipes ------------------------------------------------------------- */
 
 lipc_stream *lipc_pipe_new(lua_State *L) {
-  return lipc_new(L, &pipe_class, 0);
+  lipc_stream *s = lipc_new(L, &pipe_class, 0);
+  lipc_stream_attach(L, s);
+  return s;
 }
 
 void lipc_pipe_set(lipc_stream *s, int fd, int dirs) {

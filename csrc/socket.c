@@ -343,6 +343,7 @@ static lsock *new_sock(lua_State *L, int family, int type, int scheme) {
   k->scheme = scheme;
   k->s.dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
   k->s.socket = 1;
+  lipc_stream_attach(L, &k->s);
   return k;
 }
 
@@ -628,10 +629,11 @@ static int lsocket_mconnect(lua_State *L) {
     return luaL_argerror(L, 2, lua_pushfstring(L, "address does not match the socket (%s)",
                                                scheme_prefix(k->scheme)));
   lipc_wait w;
-  lipc_stream_wait(L, &w, &k->s, 3, try_connect);
   w.stop = connect_stop;
+  w.call = "connect";
+  w.acc[0] = w.acc[1] = 0;
   push_addr(L, &a);  /* at 4 */
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 3, try_connect);
 }
 
 /* ipc.socketpair(type): two connected AF_UNIX sockets. */
@@ -700,12 +702,12 @@ static int sock_failed(lua_State *L, lipc_wait *w, short events) {
   return lipc_error(L, err, w->call, sock_name(w->p));
 }
 
-/* Start w for the socket call named call on k, timeout at tidx; see
- * lipc_stream_wait (a nonblocking socket without a timeout tries once). */
-static void sock_wait(lua_State *L, lipc_wait *w, lsock *k, int tidx, lipc_try_fn try, const char *call) {
-  lipc_stream_wait(L, w, &k->s, tidx, try);
+/* Prepare w for the socket call named call (run it with lipc_stream_run:
+ * a nonblocking socket without a timeout tries once). */
+static void sock_call(lipc_wait *w, const char *call) {
   w->stop = sock_stop;
   w->call = call;
+  w->acc[0] = w->acc[1] = 0;
 }
 
 /* The flags that make a call on w nonblocking unless it may block with
@@ -742,15 +744,16 @@ static int try_accept(lua_State *L, lipc_wait *w) {
 static int lsocket_accept(lua_State *L) {
   lsock *k = checksock(L, 1);
   lipc_wait w;
-  sock_wait(L, &w, k, 2, try_accept, "accept");
+  sock_call(&w, "accept");
   lua_settop(L, 2);
   new_sock(L, k->family, k->type, k->scheme);  /* at 3 */
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 2, try_accept);
 }
 
-/* 1 for sendto (the address is a userdata at 5), 0 for send. */
+/* 1 for sendto (the address is a userdata at 5; w->acc[1] = 1), 0 for
+ * send. */
 static int is_sendto(const lipc_wait *w) {
-  return strcmp(w->call, "sendto") == 0;
+  return w->acc[1] != 0;
 }
 
 /* The end of a send that did not finish (its w->stop): the bytes sent so
@@ -806,9 +809,9 @@ static int lsocket_send(lua_State *L) {
   lsock *k = checksock(L, 1);
   luaL_checkstring(L, 2);
   lipc_wait w;
-  sock_wait(L, &w, k, 3, try_send, "send");
+  sock_call(&w, "send");
   w.stop = send_stop;
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 3, try_send);
 }
 
 /* s:sendto(data, url, timeout): send one datagram to an address. */
@@ -821,12 +824,13 @@ static int lsocket_sendto(lua_State *L) {
     return luaL_argerror(L, 3, lua_pushfstring(L, "address family does not match the socket (%s)",
                                                scheme_prefix(k->scheme)));
   lipc_wait w;
-  sock_wait(L, &w, k, 4, try_send, "sendto");
+  sock_call(&w, "sendto");
   w.stop = send_stop;
+  w.acc[1] = 1;
   lua_settop(L, 4);
   addr *box = lua_newuserdatauv(L, sizeof *box, 0);  /* at 5: kept across waits */
   *box = a;
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 4, try_send);
 }
 
 /* The buffer size argument of recv/recvfrom. */
@@ -920,10 +924,10 @@ static int recv_common(lua_State *L, int with_from) {
   lsock *k = checksock(L, 1);
   size_t n = recv_size(L, 2, k);
   lipc_wait w;
-  sock_wait(L, &w, k, 3, try_recv, with_from ? "recvfrom" : "recv");
+  sock_call(&w, with_from ? "recvfrom" : "recv");
   w.acc[0] = (lua_Integer)n;
   w.acc[1] = with_from;
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 3, try_recv);
 }
 
 /* s:recv(n, timeout): up to n bytes (stream) or one message, plus true
@@ -1090,9 +1094,9 @@ static int lsocket_sendfd(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checklstring(L, 3, &len);
   luaL_argcheck(L, len > 0, 3, "data must not be empty (it carries the descriptor)");
   lipc_wait w;
-  sock_wait(L, &w, k, 4, try_sendfd, "sendmsg");
+  sock_call(&w, "sendmsg");
   w.acc[0] = fd;
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, &k->s, 4, try_sendfd);
 }
 
 /* Close every descriptor carried by the control messages of m, except keep
@@ -1173,11 +1177,12 @@ static int try_recvfd(lua_State *L, lipc_wait *w) {
 static int lsocket_recvfd(lua_State *L) {
   lsock *k = checksock(L, 1);
   lipc_wait w;
-  sock_wait(L, &w, k, 2, try_recvfd, "recvmsg");
+  sock_call(&w, "recvmsg");
   lua_settop(L, 2);
   lipc_stream *o = lipc_new(L, &fd_class, 0);  /* at 3 */
   o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
-  return lipc_run(L, &w);
+  o->main = k->s.main;
+  return lipc_stream_run(L, &w, &k->s, 2, try_recvfd);
 }
 
 static const luaL_Reg sock_methods[] = {

@@ -2,13 +2,20 @@
  * stream.c - the byte-stream engine of stream.h: read, write, lines,
  * setnonblock, tofile for every descriptor that carries a byte stream
  * (pipe and FIFO ends of csrc/pipe.c, stream sockets and received
- * descriptors of csrc/socket.c).
+ * descriptors of csrc/socket.c), and lipc_stream_run, which puts those
+ * calls and the socket calls on the one wait path (csrc/core.h).
  *
- * Hot path: with no timeout a read or write is one plain system call.
- * Writes use pwritev2(RWF_NOSIGNAL) where the kernel has it (Linux 6.18+)
- * so a closed reader gives EPIPE without SIGPIPE in one call; older
- * kernels fall back to lipc_write_nosigpipe (SIGPIPE blocked around the
- * write).  With a timeout, reads and writes try RWF_NOWAIT first and poll
+ * Every call that can wait is a try function (try_read, try_write) run by
+ * lipc_run; its progress lives in w->acc or in the read-ahead buffer, so
+ * it restarts after any wait, and inside a task it yields.
+ *
+ * Hot path: with no timeout, on the main thread, a read or write is one
+ * plain system call (lipc_stream_run makes the wait record only when it
+ * would block or was interrupted).  Writes use pwritev2(RWF_NOSIGNAL)
+ * where the kernel has it (Linux 6.18+) so a closed reader gives EPIPE
+ * without SIGPIPE in one call; older kernels fall back to
+ * lipc_write_nosigpipe (SIGPIPE blocked around the write).  With a
+ * timeout, reads and writes try RWF_NOWAIT first and wait for readiness
  * only when nothing is ready.
  */
 #include "stream.h"
@@ -91,20 +98,41 @@ lipc_stream *lipc_stream_check(lua_State *L, int idx) {
   lipc_handle *h = lipc_toany(L, idx);
   if (h == NULL || !(h->cls->flags & LIPC_CLASS_STREAM)) luaL_typeerror(L, idx, "lipc stream");
   if (!h->open) lipc_closed_error(L, h->cls);
+  if (((lipc_stream *)h)->main == NULL) lipc_stream_attach(L, (lipc_stream *)h);
   ((lipc_stream *)h)->tag = stream_tag;
   return (lipc_stream *)h;
 }
 
-/* Start w for a call on s with the timeout at tidx, running try on s
- * (w->p).  The one rule for "nothing ready": a timeout, 0 included, ends
- * in nil, "timeout", ETIMEDOUT (or w->stop's result); a stream put in
- * nonblocking mode (setnonblock(true), nonblock = true) called without a
- * timeout is called with timeout 0, so it answers the same, never EAGAIN. */
-void lipc_stream_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, lipc_try_fn try) {
+/* The main thread of L's state. */
+static lua_State *main_of(lua_State *L) {
+  if (lua_pushthread(L)) { lua_pop(L, 1); return L; }
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *m = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return m;
+}
+
+void lipc_stream_attach(lua_State *L, lipc_stream *s) {
+  s->main = main_of(L);
+}
+
+/* See stream.h (out of line: the hot path stays small). */
+__attribute__((noinline)) int lipc_stream_run_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, int hot, lua_Hook hook) {
+  lipc_try_fn try = w->try;
+  lipc_stop_fn stop = w->stop;
+  const char *call = w->call;
+  lua_Integer acc0 = w->acc[0], acc1 = w->acc[1];
   int absent = lua_isnoneornil(L, tidx);
   lipc_wait_init(L, w, absent ? 0 : tidx, try);
-  if (absent && s->nonblock) lipc_deadline_secs(L, 0, &w->d);
+  if (hot) w->d.hook = hook;
+  else if (absent && s->nonblock) lipc_deadline_secs(L, 0, &w->d);  /* nothing ready: as timeout 0 */
+  w->stop = stop;
+  w->call = call;
+  w->acc[0] = acc0;
+  w->acc[1] = acc1;
   w->p = s;
+  return lipc_run(L, w);
 }
 
 /* The direction of a stream as text. */
@@ -163,16 +191,26 @@ static int ready_now(int fd, short events) {
   return poll(&p, 1, 0) > 0;
 }
 
+static ssize_t stream_read_wait(lipc_stream *s, lipc_wait *w, void *p, size_t n);
+
 /* The read of a try on s (see core.h, "the one wait path"): at most n
  * bytes into p.  A plain blocking read when w may block and has no
  * deadline (the hot path: one system call); otherwise one that never
  * blocks.  Returns bytes (0 at EOF) or -1 with errno; after EAGAIN w says
  * what to wait for. */
-static ssize_t stream_read(lipc_stream *s, lipc_wait *w, void *p, size_t n) {
-  ssize_t r;
+static inline ssize_t stream_read(lipc_stream *s, lipc_wait *w, void *p, size_t n) {
   if (w->block && w->d.forever) {
-    r = raw_read(s, p, n, 0);
-  } else {
+    ssize_t r = s->socket ? recv(s->h.fd, p, n, 0) : read(s->h.fd, p, n);
+    if (r >= 0 || errno != EAGAIN) return r;
+  }
+  return stream_read_wait(s, w, p, n);
+}
+
+/* The rest of stream_read: a read that must not block, or EAGAIN. */
+static ssize_t stream_read_wait(lipc_stream *s, lipc_wait *w, void *p, size_t n) {
+  ssize_t r = -1;
+  errno = EAGAIN;
+  if (!(w->block && w->d.forever)) {
     int plain = 0;
     if (w->tries >= 3 && !s->nonblock && !s->socket) {
       /* polled ready three times yet RWF_NOWAIT still says EAGAIN: on a
@@ -266,7 +304,6 @@ static int read_n(lua_State *L, lipc_wait *w, lipc_stream *s, size_t n) {
   }
   ssize_t got;
   if (n <= STACK_READ) {
-    /* the hot path: one read(2) into the stack, one copy into Lua */
     char tmp[STACK_READ];
     got = stream_read(s, w, tmp, n);
     if (got > 0) { lua_pushlstring(L, tmp, (size_t)got); return 1; }
@@ -346,14 +383,30 @@ static int read_line(lua_State *L, lipc_wait *w, lipc_stream *s, int keepnl) {
   }
 }
 
-/* The try of read and of the lines() iterator: its progress is in the
- * read-ahead buffer of s (w->p), so it restarts after any wait. */
-static int try_read(lua_State *L, lipc_wait *w) {
+/* try_read but its hot path. */
+static __attribute__((noinline)) int try_read_more(lua_State *L, lipc_wait *w) {
   lipc_stream *s = w->p;
   lua_Integer what = w->acc[0];
   if (what >= 0) return read_n(L, w, s, (size_t)what);
   if (what == READ_ALL) return read_all(L, w, s);
   return read_line(L, w, s, what == READ_LINE_NL || what == LINES_LINE_NL);
+}
+
+/* The try of read and of the lines() iterator: its progress is in the
+ * read-ahead buffer of s (w->p), so it restarts after any wait.  Inline:
+ * the hot path (read(n) of at most STACK_READ bytes, nothing read ahead)
+ * is one read(2) into the caller's stack and one copy into Lua. */
+static inline __attribute__((always_inline)) int try_read(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  lua_Integer what = w->acc[0];
+  if (what > 0 && what <= STACK_READ && s->len == 0) {
+    char tmp[STACK_READ];
+    ssize_t got = stream_read(s, w, tmp, (size_t)what);
+    if (got > 0) { lua_pushlstring(L, tmp, (size_t)got); return 1; }
+    if (got == 0) { lua_pushnil(L); return 1; }
+    return read_failed(L, w);
+  }
+  return try_read_more(L, w);
 }
 
 /* Raise the wrong-direction error of check_dir. */
@@ -371,23 +424,25 @@ static inline void check_dir(lua_State *L, lipc_stream *s, int dir) {
 static int lstream_read(lua_State *L) {
   lipc_stream *s = lipc_stream_check(L, 1);
   lipc_wait w;
-  lipc_stream_wait(L, &w, s, 3, try_read);
   w.stop = read_stop;
+  w.call = "read";
+  w.acc[1] = 0;
   check_dir(L, s, LIPC_STREAM_READ);
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  int t = lua_type(L, 2);
+  if (t == LUA_TNUMBER) {
     int isint = 0;
     lua_Integer n = lua_tointegerx(L, 2, &isint);
     if (!isint || n < 0) n = (lua_Integer)lipc_checksize(L, 2);  /* raises */
     w.acc[0] = n;
-    return lipc_run(L, &w);
+    return lipc_stream_run(L, &w, s, 3, try_read);
   }
-  const char *fmt = lua_isnoneornil(L, 2) ? "l" : luaL_checkstring(L, 2);
+  const char *fmt = t <= LUA_TNIL ? "l" : luaL_checkstring(L, 2);
   if (*fmt == '*') fmt++;
   if (fmt[0] != '\0' && fmt[1] == '\0') {
     switch (fmt[0]) {
-      case 'a': w.acc[0] = READ_ALL; return lipc_run(L, &w);
-      case 'l': w.acc[0] = READ_LINE; return lipc_run(L, &w);
-      case 'L': w.acc[0] = READ_LINE_NL; return lipc_run(L, &w);
+      case 'a': w.acc[0] = READ_ALL; return lipc_stream_run(L, &w, s, 3, try_read);
+      case 'l': w.acc[0] = READ_LINE; return lipc_stream_run(L, &w, s, 3, try_read);
+      case 'L': w.acc[0] = READ_LINE_NL; return lipc_stream_run(L, &w, s, 3, try_read);
     }
   }
   return luaL_argerror(L, 2, "invalid format (expected a size, \"a\", \"l\" or \"L\")");
@@ -400,18 +455,25 @@ static int write_stop(lua_State *L, lipc_wait *w, int err) {
   return stream_fail(L, w->p, err, "write");
 }
 
-/* The try of write: the data is argument 2; the bytes written so far are
- * in w->acc[0].  Blocking, it writes everything; otherwise what fits
- * until it would block. */
+/* The try of write: the data is the string argument 2, whose bytes
+ * (which never move while it is on the stack) are at w->acc[1]; the bytes
+ * written so far are in w->acc[0].  Blocking, it writes everything;
+ * otherwise what fits until it would block. */
 static int try_write(lua_State *L, lipc_wait *w) {
   lipc_stream *s = w->p;
-  size_t n;
-  const char *p = lua_tolstring(L, 2, &n);
+  size_t n = lua_rawlen(L, 2);
+  const char *p = (const char *)(intptr_t)w->acc[1];
   size_t done = (size_t)w->acc[0];
   int blocking = w->block && w->d.forever;
   for (;;) {
     ssize_t r;
-    if (blocking) {
+    if (blocking && have_nosignal && !s->socket) {
+      /* the hot path: one pwritev2(RWF_NOSIGNAL) writing everything */
+      struct iovec v = { (void *)(p + done), n - done };
+      r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
+      if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE))
+        r = lipc_write_nosigpipe(s->h.fd, p + done, n - done);  /* not for this file */
+    } else if (blocking) {
       r = raw_write(s, p + done, n - done, 0);
     } else {
       r = raw_write(s, p + done, n - done, 1);
@@ -454,10 +516,12 @@ static int lstream_write(lua_State *L) {
   const char *p = lua_tolstring(L, 2, &n);
   if (p == NULL) p = luaL_checklstring(L, 2, &n);  /* raises */
   lipc_wait w;
-  lipc_stream_wait(L, &w, s, 3, try_write);
   w.stop = write_stop;
+  w.call = "write";
+  w.acc[0] = 0;
+  w.acc[1] = (lua_Integer)(intptr_t)p;
   check_dir(L, s, LIPC_STREAM_WRITE);
-  return lipc_run(L, &w);
+  return lipc_stream_run(L, &w, s, 3, try_write);
 }
 
 /* The iterator of s:lines(): the next line or nil; raises on error. */
@@ -466,7 +530,7 @@ static int lines_next(lua_State *L) {
   double t = lua_tonumber(L, lua_upvalueindex(2));
   lipc_wait w;
   lipc_wait_init(L, &w, 0, try_read);
-  if (t >= 0 || s->nonblock) lipc_deadline_secs(L, t >= 0 ? t : 0, &w.d);  /* as lipc_stream_wait */
+  if (t >= 0 || s->nonblock) lipc_deadline_secs(L, t >= 0 ? t : 0, &w.d);  /* as lipc_stream_run */
   w.p = s;
   w.stop = read_stop;
   w.acc[0] = lua_toboolean(L, lua_upvalueindex(3)) ? LINES_LINE_NL : LINES_LINE;

@@ -29,6 +29,9 @@ typedef struct lipc_stream {
   uint64_t tag;         /* lipc_stream_check's fast identity mark: set once
                          * the object was checked the slow way (open),
                          * cleared by lipc_stream_release; 0 otherwise */
+  lua_State *main;      /* the main thread of the Lua state the object lives
+                         * in (lipc_stream_attach): calls made on it take
+                         * lipc_stream_run's hot path; NULL until known */
 } lipc_stream;
 
 /* read, write, lines, setnonblock, tofile, fileno. */
@@ -51,14 +54,47 @@ void lipc_stream_init(void);
  * the unread ones: 0 or ENOMEM. */
 int lipc_stream_reserve(lipc_stream *s, size_t extra);
 
-/* Start w (csrc/core.h, "the one wait path") for a blocking call on s
- * with the timeout at tidx, running try with w->p = s.  The one rule for
- * "nothing ready" of every stream and socket call: a timeout - 0 with
- * nothing ready included - ends in nil, "timeout", ETIMEDOUT (or what
- * w->stop makes of it, e.g. the bytes written so far), never EAGAIN; and
- * a stream in nonblocking mode (setnonblock(true), nonblock = true)
- * called without a timeout is called with timeout 0. */
-void lipc_stream_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, lipc_try_fn try);
+/* Record in s the main thread of L's state (for lipc_stream_run's hot
+ * path); every maker of a stream object calls it. */
+void lipc_stream_attach(lua_State *L, lipc_stream *s);
+
+/* Run a blocking call on s on the one wait path (csrc/core.h) with the
+ * try function try (a constant, so the hot path calls it directly): the
+ * caller sets w->stop, w->call and w->acc; the timeout is at tidx; w->p
+ * becomes s.  The one rule for "nothing ready" of every stream and
+ * socket call: a timeout - 0 with nothing ready included - ends in nil,
+ * "timeout", ETIMEDOUT (or what w->stop makes of it, e.g. the bytes
+ * written so far), never EAGAIN; and a stream in nonblocking mode
+ * (setnonblock(true), nonblock = true) called without a timeout is
+ * called with timeout 0.
+ * Hot path: on the main thread (never a task), without a timeout, on a
+ * blocking stream, the try runs at once with only w->p, w->acc, w->block
+ * (1), w->d.forever (1), w->tries (0) and w->fd (-1) set - one system call,
+ * nothing else - and the full wait record is made only when it returns
+ * LIPC_AGAIN or LIPC_EINTR (keeping w->acc and the Ctrl-C hook it started
+ * with).  A try reads no other field of w->d while it may block. */
+static inline int lipc_stream_run(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx,
+                                  lipc_try_fn try);
+/* The rest of lipc_stream_run: the full wait record; hook is the Ctrl-C
+ * hook the hot path started with (hot) or unused. */
+int lipc_stream_run_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, int hot, lua_Hook hook);
+
+static inline int lipc_stream_run(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx,
+                                  lipc_try_fn try) {
+  w->try = try;
+  if (L == s->main && !s->nonblock && (lua_gettop(L) < tidx || lua_type(L, tidx) == LUA_TNIL)) {
+    lua_Hook hook = lua_gethook(L);  /* first: a Ctrl-C during the call sets another */
+    w->p = s;
+    w->block = 1;
+    w->d.forever = 1;
+    w->tries = 0;
+    w->fd = -1;
+    int n = try(L, w);
+    if (n >= 0) return n;
+    return lipc_stream_run_wait(L, w, s, tidx, 1, hook);
+  }
+  return lipc_stream_run_wait(L, w, s, tidx, 0, NULL);
+}
 
 /* "read", "write" or "rw". */
 const char *lipc_stream_dirname(int dirs);

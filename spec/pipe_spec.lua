@@ -226,6 +226,28 @@ describe("ipc.pipe", function()
     assert.equal("rest", r:read("a"))
   end)
 
+  it("waits on a blocking end whose description was made nonblocking by another holder", function()
+    local r, w = pipe()
+    -- a second object on the same open file description: O_NONBLOCK set
+    -- through it is shared, while r still counts itself blocking
+    local a, b = ipc.socketpair()
+    assert(a:sendfd(r))
+    local o = assert(b:recvfd(5))
+    a:close(); b:close()
+    made[#made + 1] = o
+    assert.is_true(o:setnonblock(true))
+    local parent = ipc.getpid()
+    local pid = helper.fork(function()
+      r:close()
+      helper.wait_blocked(parent, { "read", "poll", "ppoll" })  -- the parent waits in r:read
+      assert(w:write("late\n"))
+    end)
+    w:close()
+    local got = { r:read("l") }  -- not EAGAIN: it waits for the line
+    helper.reap(pid)
+    assert.same({ "late" }, got)
+  end)
+
   it("returns the bytes written so far when a blocking write times out", function()
     local r, w = pipe()
     local t0 = now()
@@ -397,7 +419,9 @@ describe("Ctrl-C", function()
       io.stdout:write("ready\n"); io.stdout:flush()
       %s
       print("not interrupted")
-    ]]):format(fifo, call), { ready = "ready", calls = { "read", "write", "pwritev2", "poll", "ppoll", "clock_nanosleep" } })
+    ]]):format(fifo, call), { ready = "ready",
+                              -- clock_nanosleep: fifo.open's backoff between tries
+                              calls = { "read", "write", "pwritev2", "poll", "ppoll", "clock_nanosleep" } })
     os.remove(fifo)
     return ok, status, text
   end
