@@ -396,7 +396,8 @@ static __attribute__((noinline)) int try_read_more(lua_State *L, lipc_wait *w) {
  * read-ahead buffer of s (w->p), so it restarts after any wait.  Inline:
  * the hot path (read(n) of at most STACK_READ bytes, nothing read ahead)
  * is one read(2) into the caller's stack and one copy into Lua. */
-static inline __attribute__((always_inline)) int try_read(lua_State *L, lipc_wait *w) {
+static inline int try_read(lua_State *L, lipc_wait *w) __attribute__((always_inline));
+static inline int try_read(lua_State *L, lipc_wait *w) {
   lipc_stream *s = w->p;
   lua_Integer what = w->acc[0];
   if (what > 0 && what <= STACK_READ && s->len == 0) {

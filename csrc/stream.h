@@ -74,7 +74,7 @@ void lipc_stream_attach(lua_State *L, lipc_stream *s);
  * LIPC_AGAIN or LIPC_EINTR (keeping w->acc and the Ctrl-C hook it started
  * with).  A try reads no other field of w->d while it may block. */
 static inline int lipc_stream_run(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx,
-                                  lipc_try_fn try);
+                                  lipc_try_fn try) __attribute__((always_inline));
 /* The rest of lipc_stream_run: the full wait record; hook is the Ctrl-C
  * hook the hot path started with (hot) or unused. */
 int lipc_stream_run_wait(lua_State *L, lipc_wait *w, lipc_stream *s, int tidx, int hot, lua_Hook hook);
