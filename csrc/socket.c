@@ -343,6 +343,7 @@ static lsock *new_sock(lua_State *L, int family, int type, int scheme) {
   k->scheme = scheme;
   k->s.dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
   k->s.socket = 1;
+  lipc_stream_attach(L, &k->s);
   return k;
 }
 
@@ -492,69 +493,130 @@ static int lsocket_listen(lua_State *L) {
   return 1;
 }
 
-/* Connect a Unix socket: the kernel's connect honours SO_SNDTIMEO, so the
- * remaining time goes there (a full backlog blocks, it does not EINPROGRESS).
- * Returns 0 or an errno value. */
-static int connect_unix(lipc_deadline *d, int fd, const addr *a) {
-  for (;;) {
-    struct timespec ts;
-    struct timeval tv = {0, 0};
-    if (lipc_deadline_left(d, &ts) == 0) {
-      tv.tv_sec = ts.tv_sec;
-      tv.tv_usec = ts.tv_nsec / 1000;
-      if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  /* 0 would mean forever */
+/* The try of a connect (see core.h, "the one wait path"): the socket is
+ * w->p, the parsed address a userdata at stack index 4.  0 once
+ * connected, LIPC_AGAIN / LIPC_EINTR, or an errno value.
+ * Unix: a full backlog makes the kernel's connect wait rather than fail;
+ * when the call may block it does, on SO_SNDTIMEO set to the time left;
+ * otherwise a nonblocking connect answers EAGAIN and the try is repeated
+ * after a backoff (nothing to poll for).  IP: a nonblocking connect
+ * (w->acc[0] = 1 once started, the file flags to restore in w->acc[1]),
+ * poll for writability, then SO_ERROR. */
+static int connect_step(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  const addr *a = lua_touserdata(L, 4);
+  int fd = k->s.h.fd;
+  int err;
+  if (a->family == AF_UNIX) {
+    if (w->block) {
+      struct timespec ts;
+      struct timeval tv = {0, 0};
+      if (lipc_deadline_left(&w->d, &ts) == 0) {
+        tv.tv_sec = ts.tv_sec;
+        tv.tv_usec = ts.tv_nsec / 1000;
+        if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  /* 0 would mean forever */
+      }
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return errno;
+      err = connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0 ? 0 : errno;
+      struct timeval zero = {0, 0};
+      (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof zero);
+    } else {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) return errno;
+      err = connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0 ? 0 : errno;
+      if (!(fl & O_NONBLOCK)) (void)fcntl(fd, F_SETFL, fl);
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return errno;
-    int rc = connect(fd, (const struct sockaddr *)&a->sa, a->len);
-    int err = rc == 0 ? 0 : errno;
-    struct timeval zero = {0, 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof zero);
-    if (err == EAGAIN || err == EINPROGRESS) return ETIMEDOUT;
-    if (err == EINTR) {
-      if (lipc_interrupted(d)) return EINTR;
-      if (lipc_deadline_expired(d)) return ETIMEDOUT;
-      continue;
+    if (err == EAGAIN || err == EINPROGRESS) {
+      w->fd = -1;  /* the backlog frees up without an event: back off */
+      return LIPC_AGAIN;
     }
-    return err;
+    return err == EINTR ? LIPC_EINTR : err;
   }
+  if (w->acc[0] == 0) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
+    w->acc[0] = 1;
+    w->acc[1] = fl;
+    err = connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0 ? 0 : errno;
+    if (err != EINPROGRESS && err != EINTR) goto done;
+  }
+  struct pollfd p = { .fd = fd, .events = POLLOUT, .revents = 0 };
+  int n = poll(&p, 1, 0);
+  if (n == 0 || (n < 0 && errno == EINTR)) {
+    w->fd = fd;
+    w->events = POLLOUT;
+    return LIPC_AGAIN;
+  }
+  if (n < 0) {
+    err = errno;
+  } else {
+    socklen_t el = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+  }
+done:
+  if (fcntl(fd, F_SETFL, (int)w->acc[1]) < 0 && err == 0) err = errno;
+  w->acc[0] = 0;
+  return err;
 }
 
-/* Connect an IP socket without blocking past the deadline: nonblocking
- * connect, poll for writability, SO_ERROR.  Returns 0 or an errno value. */
-static int connect_ip(lipc_deadline *d, int fd, const addr *a) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
-  int err = connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0 ? 0 : errno;
-  if (err == EINPROGRESS || err == EINTR) {
-    err = lipc_wait_fd(d, fd, POLLOUT);
-    if (err == 0) {
-      socklen_t el = sizeof err;
-      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
-    }
-  }
-  if (err == 0 && fcntl(fd, F_SETFL, fl) < 0) err = errno;
-  return err;
+/* Put the parsed address a into a userdata at stack index 4, where
+ * connect_step finds it after any wait. */
+static void push_addr(lua_State *L, const addr *a) {
+  lua_settop(L, 3);
+  addr *box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = *a;
+}
+
+/* The end of ipc.connect that did not connect (also its w->stop). */
+static int connect_new_stop(lua_State *L, lipc_wait *w, int err) {
+  lsock *k = w->p;
+  (void)lipc_release(&k->s.h);
+  return lipc_fail(L, err, "connect", k->name);
+}
+
+/* The try of ipc.connect: the new socket at 3. */
+static int try_connect_new(lua_State *L, lipc_wait *w) {
+  int r = connect_step(L, w);
+  if (r == 0) { lua_settop(L, 3); return 1; }
+  if (r < 0) return r;
+  return connect_new_stop(L, w, r);
 }
 
 /* ipc.connect(url, timeout): a connected socket. */
 static int lsocket_connect(lua_State *L) {
   addr a;
   if (parse_url(L, 1, &a, 0, 0) < 0) return 3;
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  lsock *k = new_sock(L, a.family, a.type, a.scheme);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, try_connect_new);
+  lua_settop(L, 2);
+  lsock *k = new_sock(L, a.family, a.type, a.scheme);  /* at 3 */
+  push_addr(L, &a);                                    /* at 4 */
   push_sockaddr(L, a.scheme, &a.sa, a.len, k->name, sizeof k->name);
   lua_pop(L, 1);
   int fd;
   LIPC_FDCALL(L, fd, socket(a.family, a.type | SOCK_CLOEXEC, 0));
   if (fd < 0) return lipc_error(L, errno, "socket", k->name);
   sock_open(k, fd);
-  int err = a.family == AF_UNIX ? connect_unix(&d, fd, &a) : connect_ip(&d, fd, &a);
-  if (err != 0) {
-    (void)lipc_release(&k->s.h);
-    return lipc_fail(L, err, "connect", k->name);
-  }
-  return 1;
+  w.p = k;
+  w.stop = connect_new_stop;
+  return lipc_run(L, &w);
+}
+
+/* The end of s:connect that did not connect (also its w->stop). */
+static int connect_stop(lua_State *L, lipc_wait *w, int err) {
+  lsock *k = w->p;
+  if (w->acc[0] != 0) (void)fcntl(k->s.h.fd, F_SETFL, (int)w->acc[1]);  /* as it was */
+  const addr *a = lua_touserdata(L, 4);
+  push_sockaddr(L, a->scheme, &a->sa, a->len, NULL, 0);
+  return lipc_fail(L, err, "connect", lua_tostring(L, -1));
+}
+
+/* The try of s:connect. */
+static int try_connect(lua_State *L, lipc_wait *w) {
+  int r = connect_step(L, w);
+  if (r == 0) { lua_pushboolean(L, 1); return 1; }
+  if (r < 0) return r;
+  return connect_stop(L, w, r);
 }
 
 /* s:connect(url, timeout): connect an existing (typically bound UDP or
@@ -566,15 +628,12 @@ static int lsocket_mconnect(lua_State *L) {
   if (a.family != k->family || a.type != k->type)
     return luaL_argerror(L, 2, lua_pushfstring(L, "address does not match the socket (%s)",
                                                scheme_prefix(k->scheme)));
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
-  int err = a.family == AF_UNIX ? connect_unix(&d, k->s.h.fd, &a) : connect_ip(&d, k->s.h.fd, &a);
-  if (err != 0) {
-    push_sockaddr(L, a.scheme, &a.sa, a.len, NULL, 0);
-    return lipc_fail(L, err, "connect", lua_tostring(L, -1));
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  lipc_wait w;
+  w.stop = connect_stop;
+  w.call = "connect";
+  w.acc[0] = w.acc[1] = 0;
+  push_addr(L, &a);  /* at 4 */
+  return lipc_stream_run(L, &w, &k->s, 3, try_connect);
 }
 
 /* ipc.socketpair(type): two connected AF_UNIX sockets. */
@@ -631,13 +690,45 @@ static int lsocket_type(lua_State *L) {
   return 1;
 }
 
-/* s:accept(timeout): the next connection as a new socket. */
-static int lsocket_accept(lua_State *L) {
-  lsock *k = checksock(L, 1);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  lsock *c = new_sock(L, k->family, k->type, k->scheme);
-  int tries = 0;
+/* The end of a socket call that did not succeed (the w->stop of those
+ * without progress to report): the timeout or the error triple, named
+ * after w->call and the socket. */
+static int sock_stop(lua_State *L, lipc_wait *w, int err) {
+  return lipc_fail(L, err, w->call, sock_name(w->p));
+}
+
+/* After a socket call said -1: wait for events after EAGAIN, retry after
+ * EINTR, or fail. */
+static int sock_failed(lua_State *L, lipc_wait *w, short events) {
+  int err = errno;
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    w->fd = ((lsock *)w->p)->s.h.fd;
+    w->events = events;
+    return LIPC_AGAIN;
+  }
+  if (err == EINTR) return LIPC_EINTR;
+  return lipc_error(L, err, w->call, sock_name(w->p));
+}
+
+/* Prepare w for the socket call named call (run it with lipc_stream_run:
+ * a nonblocking socket without a timeout tries once). */
+static void sock_call(lipc_wait *w, const char *call) {
+  w->stop = sock_stop;
+  w->call = call;
+  w->acc[0] = w->acc[1] = 0;
+}
+
+/* The flags that make a call on w nonblocking unless it may block with
+ * no deadline (then one plain blocking call: as fast as C). */
+static int dontwait(const lipc_wait *w) {
+  return w->block && w->d.forever ? 0 : MSG_DONTWAIT;
+}
+
+/* The try of accept: the new socket waits at 3.  A listener is kept
+ * nonblocking, so accept4 never blocks. */
+static int try_accept(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  lsock *c = lua_touserdata(L, 3);
   for (;;) {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
@@ -647,139 +738,107 @@ static int lsocket_accept(lua_State *L) {
       sock_open(c, fd);
       set_name(L, c, &sa, sl);
       if (c->name[0] == '\0' || strstr(c->name, "(unnamed)")) memcpy(c->name, k->name, sizeof c->name);
+      lua_settop(L, 3);
       return 1;
     }
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "accept", sock_name(k));
-      continue;
-    }
-    if (err == ECONNABORTED) continue;
-    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "accept", sock_name(k));
-    /* a shut-down Unix listener polls readable and says EAGAIN forever */
-    err = lipc_wait_retry(&d, k->s.h.fd, POLLIN, &tries);
-    if (err != 0) return lipc_fail(L, err, "accept", sock_name(k));
+    if (errno == ECONNABORTED) continue;  /* that one is gone: the next */
+    /* a shut-down Unix listener polls readable and says EAGAIN forever:
+     * the wait path backs off */
+    return sock_failed(L, w, POLLIN);
   }
 }
 
-/* Wait for the descriptor to be ready after EAGAIN (lipc_wait_retry: a
- * socket that polls ready yet still says EAGAIN - a shut-down datagram
- * socket, a competing reader - backs off against the deadline instead of
- * spinning); 0 to retry, or an errno value (ETIMEDOUT with no time left,
- * or at once on a nonblocking socket called without a timeout). */
-static int wait_again(lipc_deadline *d, lsock *k, short events, int *tries) {
-  if (k->s.nonblock && d->forever) return ETIMEDOUT;
-  return lipc_wait_retry(d, k->s.h.fd, events, tries);
+/* s:accept(timeout): the next connection as a new socket. */
+static int lsocket_accept(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lipc_wait w;
+  sock_call(&w, "accept");
+  lua_settop(L, 2);
+  new_sock(L, k->family, k->type, k->scheme);  /* at 3 */
+  return lipc_stream_run(L, &w, &k->s, 2, try_accept);
 }
 
-/* Send one buffer, retrying EINTR and waiting out EAGAIN against d.  For
- * a stream socket in blocking mode it sends everything.  Returns bytes
- * sent or -1 with *err set. */
-static ssize_t send_all(lipc_deadline *d, lsock *k, const char *buf, size_t len,
-                        const struct sockaddr *to, socklen_t tolen, int *err) {
-  size_t done = 0;
+/* 1 for sendto (the address is a userdata at 5; w->acc[1] = 1), 0 for
+ * send. */
+static int is_sendto(const lipc_wait *w) {
+  return w->acc[1] != 0;
+}
+
+/* The end of a send that did not finish (its w->stop): the bytes sent so
+ * far (a stream socket), or the timeout / error triple; sendto names the
+ * address (the userdata at 5). */
+static int send_stop(lua_State *L, lipc_wait *w, int err) {
+  if (w->acc[0] > 0) { lua_pushinteger(L, w->acc[0]); return 1; }
+  if (is_sendto(w)) {  /* "sendto" */
+    const addr *a = lua_touserdata(L, 5);
+    push_sockaddr(L, a->scheme, &a->sa, a->len, NULL, 0);
+    return lipc_fail(L, err, w->call, lua_tostring(L, -1));
+  }
+  return sock_stop(L, w, err);
+}
+
+/* The try of send and sendto: the data is argument 2, the address of
+ * sendto a userdata at 5; the bytes sent so far are in w->acc[0].  A
+ * stream socket sends everything when blocking, else what fits until it
+ * would block; a message socket sends one message. */
+static int try_send(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  size_t len;
+  const char *buf = lua_tolstring(L, 2, &len);
+  const addr *a = is_sendto(w) ? lua_touserdata(L, 5) : NULL;
   int stream = k->type == SOCK_STREAM;
-  int flags = MSG_NOSIGNAL | (d->forever ? 0 : MSG_DONTWAIT);
-  int tries = 0;
+  int flags = MSG_NOSIGNAL | dontwait(w);
+  size_t done = (size_t)w->acc[0];
   for (;;) {
-    ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags, to, tolen);
-    if (n >= 0) {
-      done += (size_t)n;
-      tries = 0;  /* progress: the next EAGAIN waits without a backoff */
-      /* a signal cuts a blocking send short: after Ctrl-C, report the count */
-      if (!stream || done == len || k->s.nonblock || lipc_interrupted(d)) return (ssize_t)done;
-      continue;
+    ssize_t n = sendto(k->s.h.fd, buf + done, len - done, flags,
+                       a ? (const struct sockaddr *)&a->sa : NULL, a ? a->len : 0);
+    if (n < 0) {
+      int err = errno;
+      if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        if (is_sendto(w)) return send_stop(L, w, err);  /* names the address */
+        return lipc_error(L, err, w->call, sock_name(k));
+      }
+      /* a unixgram receiver's queue can be full while poll says writable:
+       * the wait path backs off */
+      return sock_failed(L, w, POLLOUT);
     }
-    int e = errno;
-    if (e == EINTR) {
-      if (lipc_interrupted(d)) { *err = EINTR; return -1; }
-      continue;
-    }
-    if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
-    /* a unixgram receiver's queue can be full while poll says writable */
-    e = wait_again(d, k, POLLOUT, &tries);
-    if (e != 0) {
-      if (done > 0) return (ssize_t)done;  /* a short send is reported as its count */
-      *err = e;
-      return -1;
-    }
+    done += (size_t)n;
+    w->acc[0] = (lua_Integer)done;
+    w->tries = 0;  /* progress: the next EAGAIN waits without a backoff */
+    if (!stream || done >= len) { lua_pushinteger(L, (lua_Integer)done); return 1; }
+    /* a signal cut a blocking send short: after Ctrl-C lipc_run reports
+     * the count (send_stop), otherwise the rest is sent */
+    if (!(flags & MSG_DONTWAIT)) return LIPC_EINTR;
   }
 }
 
 /* s:send(data, timeout): bytes sent (all of them on a blocking stream). */
 static int lsocket_send(lua_State *L) {
   lsock *k = checksock(L, 1);
-  size_t len;
-  const char *buf = luaL_checklstring(L, 2, &len);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
-  int err = 0;
-  ssize_t n = send_all(&d, k, buf, len, NULL, 0, &err);
-  if (n < 0) return lipc_fail(L, err, "send", sock_name(k));
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  luaL_checkstring(L, 2);
+  lipc_wait w;
+  sock_call(&w, "send");
+  w.stop = send_stop;
+  return lipc_stream_run(L, &w, &k->s, 3, try_send);
 }
 
 /* s:sendto(data, url, timeout): send one datagram to an address. */
 static int lsocket_sendto(lua_State *L) {
   lsock *k = checksock(L, 1);
-  size_t len;
-  const char *buf = luaL_checklstring(L, 2, &len);
+  luaL_checkstring(L, 2);
   addr a;
   if (parse_url(L, 3, &a, 0, k->type == SOCK_RAW) < 0) return 3;
   if (a.family != k->family)
     return luaL_argerror(L, 3, lua_pushfstring(L, "address family does not match the socket (%s)",
                                                scheme_prefix(k->scheme)));
-  lipc_deadline d;
-  lipc_deadline_init(L, 4, &d);
-  int err = 0;
-  ssize_t n = send_all(&d, k, buf, len, (struct sockaddr *)&a.sa, a.len, &err);
-  if (n < 0) {
-    push_sockaddr(L, a.scheme, &a.sa, a.len, NULL, 0);
-    return lipc_fail(L, err, "sendto", lua_tostring(L, -1));
-  }
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
-
-/* Receive up to n bytes into p, waiting against d: recv (MSG_TRUNC on
- * message sockets), or recvmsg when the sender's address is wanted (from).
- * Returns bytes (0 = end of stream / empty datagram) or -1 with *err. */
-static ssize_t recv_wait(lipc_deadline *d, lsock *k, char *p, size_t n, struct sockaddr_storage *from,
-                         socklen_t *fromlen, int *truncated, int *err) {
-  int flags = d->forever ? 0 : MSG_DONTWAIT;
-  int tries = 0;
-  for (;;) {
-    ssize_t r;
-    if (from == NULL) {
-      /* message sockets: MSG_TRUNC makes recv return the real length */
-      int stream = k->type == SOCK_STREAM;
-      r = recv(k->s.h.fd, p, n, flags | (stream ? 0 : MSG_TRUNC));
-      if (r > (ssize_t)n) { *truncated = 1; r = (ssize_t)n; }
-    } else {
-      struct iovec iov = {p, n};
-      struct msghdr m;
-      memset(&m, 0, sizeof m);
-      m.msg_iov = &iov;
-      m.msg_iovlen = 1;
-      if (from) { m.msg_name = from; m.msg_namelen = sizeof *from; }
-      r = recvmsg(k->s.h.fd, &m, flags);
-      if (r >= 0) {
-        if (fromlen) *fromlen = m.msg_namelen;
-        *truncated = (m.msg_flags & MSG_TRUNC) != 0;
-      }
-    }
-    if (r >= 0) return r;
-    int e = errno;
-    if (e == EINTR) {
-      if (lipc_interrupted(d)) { *err = EINTR; return -1; }
-      continue;
-    }
-    if (e != EAGAIN && e != EWOULDBLOCK) { *err = e; return -1; }
-    /* a datagram socket shut down for reading polls readable, says EAGAIN */
-    e = wait_again(d, k, POLLIN, &tries);
-    if (e != 0) { *err = e; return -1; }
-  }
+  lipc_wait w;
+  sock_call(&w, "sendto");
+  w.stop = send_stop;
+  w.acc[1] = 1;
+  lua_settop(L, 4);
+  addr *box = lua_newuserdatauv(L, sizeof *box, 0);  /* at 5: kept across waits */
+  *box = a;
+  return lipc_stream_run(L, &w, &k->s, 4, try_send);
 }
 
 /* The buffer size argument of recv/recvfrom. */
@@ -808,15 +867,14 @@ static char *recv_space(lsock *k, size_t n, char *stackbuf) {
   return s->buf;
 }
 
-/* Receive for recv (with_from = 0) and recvfrom (1): data (nil at the end
- * of a stream or of a seqpacket connection), the sender's URL for recvfrom
- * (nil when unnamed or for bytes read ahead by lines()), then true when a
- * message was longer than n (truncated). */
-static int recv_common(lua_State *L, int with_from) {
-  lsock *k = checksock(L, 1);
-  size_t n = recv_size(L, 2, k);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+/* The try of recv (w->acc[1] = 0) and recvfrom (1) of at most w->acc[0]
+ * bytes: data (nil at the end of a stream or of a seqpacket connection),
+ * the sender's URL for recvfrom (nil when unnamed or for bytes read ahead
+ * by lines()), then true when a message was longer than n (truncated). */
+static int try_recv(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  size_t n = (size_t)w->acc[0];
+  int with_from = (int)w->acc[1];
   if (k->s.len > 0) {  /* bytes read ahead by lines() come first */
     size_t take = n < k->s.len ? n : k->s.len;
     lua_pushlstring(L, k->s.buf + k->s.off, take);
@@ -824,15 +882,36 @@ static int recv_common(lua_State *L, int with_from) {
     k->s.len -= take;
     return 1;
   }
-  struct sockaddr_storage from;
-  memset(&from, 0, sizeof from);
-  socklen_t fl = 0;
   char stackbuf[STACK_RECV];
   char *p = recv_space(k, n, stackbuf);
   if (p == NULL) return luaL_error(L, "not enough memory");
-  int err = 0, trunc = 0;
-  ssize_t r = recv_wait(&d, k, p, n, with_from ? &from : NULL, with_from ? &fl : NULL, &trunc, &err);
-  if (r < 0) return lipc_fail(L, err, with_from ? "recvfrom" : "recv", sock_name(k));
+  int flags = dontwait(w);
+  struct sockaddr_storage from;
+  socklen_t fl = 0;
+  int trunc = 0;
+  ssize_t r;
+  if (!with_from) {
+    /* message sockets: MSG_TRUNC makes recv return the real length */
+    r = recv(k->s.h.fd, p, n, flags | (k->type == SOCK_STREAM ? 0 : MSG_TRUNC));
+    if (r > (ssize_t)n) { trunc = 1; r = (ssize_t)n; }
+  } else {
+    memset(&from, 0, sizeof from);
+    struct iovec iov = {p, n};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    r = recvmsg(k->s.h.fd, &m, flags);
+    if (r >= 0) {
+      fl = m.msg_namelen;
+      trunc = (m.msg_flags & MSG_TRUNC) != 0;
+    }
+  }
+  /* a datagram socket shut down for reading polls readable and says
+   * EAGAIN: the wait path backs off */
+  if (r < 0) return sock_failed(L, w, POLLIN);
   if (r == 0 && k->type != SOCK_DGRAM && k->type != SOCK_RAW) {
     lua_pushnil(L);  /* end of stream */
     return 1;
@@ -846,6 +925,17 @@ static int recv_common(lua_State *L, int with_from) {
   }
   if (trunc) { lua_pushboolean(L, 1); nret++; }
   return nret;
+}
+
+/* Receive for recv (with_from = 0) and recvfrom (1). */
+static int recv_common(lua_State *L, int with_from) {
+  lsock *k = checksock(L, 1);
+  size_t n = recv_size(L, 2, k);
+  lipc_wait w;
+  sock_call(&w, with_from ? "recvfrom" : "recv");
+  w.acc[0] = (lua_Integer)n;
+  w.acc[1] = with_from;
+  return lipc_stream_run(L, &w, &k->s, 3, try_recv);
 }
 
 /* s:recv(n, timeout): up to n bytes (stream) or one message, plus true
@@ -976,16 +1066,13 @@ static int lsocket_peercred(lua_State *L) {
   return 1;
 }
 
-/* s:sendfd(obj_or_fd, data, timeout): pass a descriptor (SCM_RIGHTS) with
- * data (default one byte).  Returns the bytes of data sent. */
-static int lsocket_sendfd(lua_State *L) {
-  lsock *k = checksock(L, 1);
-  int fd = lipc_checkfd(L, 2);
+/* The try of sendfd: the descriptor is w->acc[0], the data argument 3
+ * (absent: one NUL byte). */
+static int try_sendfd(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  int fd = (int)w->acc[0];
   size_t len = 1;
-  const char *data = lua_isnoneornil(L, 3) ? "" : luaL_checklstring(L, 3, &len);  /* "" + its NUL: one byte */
-  luaL_argcheck(L, len > 0, 3, "data must not be empty (it carries the descriptor)");
-  lipc_deadline d;
-  lipc_deadline_init(L, 4, &d);
+  const char *data = lua_isnoneornil(L, 3) ? "" : lua_tolstring(L, 3, &len);  /* "" + its NUL: one byte */
   union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
   memset(&u, 0, sizeof u);
   struct iovec iov = {(void *)data, len};
@@ -1000,23 +1087,24 @@ static int lsocket_sendfd(lua_State *L) {
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  int flags = MSG_NOSIGNAL | (d.forever ? 0 : MSG_DONTWAIT);
-  int tries = 0;
-  for (;;) {
-    ssize_t n = sendmsg(k->s.h.fd, &m, flags);
-    if (n >= 0) {
-      lua_pushinteger(L, (lua_Integer)n);
-      return 1;
-    }
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "sendmsg", sock_name(k));
-      continue;
-    }
-    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "sendmsg", sock_name(k));
-    err = wait_again(&d, k, POLLOUT, &tries);
-    if (err != 0) return lipc_fail(L, err, "sendmsg", sock_name(k));
-  }
+  ssize_t n = sendmsg(k->s.h.fd, &m, MSG_NOSIGNAL | dontwait(w));
+  if (n < 0) return sock_failed(L, w, POLLOUT);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* s:sendfd(obj_or_fd, data, timeout): pass a descriptor (SCM_RIGHTS) with
+ * data (default one byte).  Returns the bytes of data sent. */
+static int lsocket_sendfd(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  int fd = lipc_checkfd(L, 2);
+  size_t len = 1;
+  if (!lua_isnoneornil(L, 3)) luaL_checklstring(L, 3, &len);
+  luaL_argcheck(L, len > 0, 3, "data must not be empty (it carries the descriptor)");
+  lipc_wait w;
+  sock_call(&w, "sendmsg");
+  w.acc[0] = fd;
+  return lipc_stream_run(L, &w, &k->s, 4, try_sendfd);
 }
 
 /* Close every descriptor carried by the control messages of m, except keep
@@ -1038,40 +1126,22 @@ static int scan_fds(struct msghdr *m, int *first, int close_all) {
   return count;
 }
 
-/* s:recvfd(timeout): obj, data - the descriptor passed by the peer as a new
- * lipc.fd, and the data that came with it; nil at end of stream. */
-static int lsocket_recvfd(lua_State *L) {
-  lsock *k = checksock(L, 1);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  /* the object exists before recvmsg: if anything raises later, GC closes the fd */
-  lipc_stream *o = lipc_new(L, &fd_class, 0);
-  o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, 4096);
+/* The try of recvfd: the lipc.fd object for the descriptor waits at 3
+ * (made before recvmsg: if anything raises later, GC closes the fd). */
+static int try_recvfd(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  lipc_stream *o = lua_touserdata(L, 3);
+  char p[4096];
   union { char buf[CMSG_SPACE(sizeof(int) * 16)]; struct cmsghdr align; } u;
-  struct iovec iov = {p, 4096};
+  struct iovec iov = {p, sizeof p};
   struct msghdr m;
-  int flags = MSG_CMSG_CLOEXEC | (d.forever ? 0 : MSG_DONTWAIT);
-  ssize_t n;
-  int tries = 0;
-  for (;;) {
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = u.buf;
-    m.msg_controllen = sizeof u.buf;
-    n = recvmsg(k->s.h.fd, &m, flags);
-    if (n >= 0) break;
-    int err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "recvmsg", sock_name(k));
-      continue;
-    }
-    if (err != EAGAIN && err != EWOULDBLOCK) return lipc_error(L, err, "recvmsg", sock_name(k));
-    err = wait_again(&d, k, POLLIN, &tries);
-    if (err != 0) return lipc_fail(L, err, "recvmsg", sock_name(k));
-  }
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = sizeof u.buf;
+  ssize_t n = recvmsg(k->s.h.fd, &m, MSG_CMSG_CLOEXEC | dontwait(w));
+  if (n < 0) return sock_failed(L, w, POLLIN);
   int fd;
   int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
   int trunc = k->type != SOCK_STREAM && (m.msg_flags & MSG_TRUNC) != 0;
@@ -1083,22 +1153,20 @@ static int lsocket_recvfd(lua_State *L) {
   /* never drop bytes: from here on the data is returned with every result */
   if (ctrunc || count > 1) {
     if (count > 1) close(fd);
-    luaL_pushresultsize(&b, (size_t)n);
     lua_pushnil(L);
     if (ctrunc)
       lua_pushliteral(L, "recvfd: control data truncated, the descriptors that arrived were closed");
     else
       lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
     lua_pushinteger(L, ctrunc ? EMSGSIZE : EBADMSG);
-    lua_rotate(L, -4, -1);  /* nil, message, errno, data */
+    lua_pushlstring(L, p, (size_t)n);
     return 4;
   }
   if (count == 0) {
     /* data without a descriptor: false, data (and true when truncated);
      * the unused lipc.fd object stays closed and is collected */
-    luaL_pushresultsize(&b, (size_t)n);
     lua_pushboolean(L, 0);
-    lua_insert(L, -2);
+    lua_pushlstring(L, p, (size_t)n);
     if (trunc) { lua_pushboolean(L, 1); return 3; }
     return 2;
   }
@@ -1106,9 +1174,23 @@ static int lsocket_recvfd(lua_State *L) {
   o->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
   o->h.fd = fd;
   o->h.open = 1;
-  luaL_pushresultsize(&b, (size_t)n);
+  lua_pushvalue(L, 3);
+  lua_pushlstring(L, p, (size_t)n);
   if (trunc) { lua_pushboolean(L, 1); return 3; }  /* the rest of the message is gone */
   return 2;
+}
+
+/* s:recvfd(timeout): obj, data - the descriptor passed by the peer as a new
+ * lipc.fd, and the data that came with it; nil at end of stream. */
+static int lsocket_recvfd(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  lipc_wait w;
+  sock_call(&w, "recvmsg");
+  lua_settop(L, 2);
+  lipc_stream *o = lipc_new(L, &fd_class, 0);  /* at 3 */
+  o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
+  o->main = k->s.main;
+  return lipc_stream_run(L, &w, &k->s, 2, try_recvfd);
 }
 
 static const luaL_Reg sock_methods[] = {
@@ -1153,6 +1235,7 @@ static void register_stream_class(lua_State *L, const lipc_class *cls, const lua
 
 /* Register lipc.socket and lipc.fd; ipc.listen/connect/socketpair and ipc.socket.*. */
 void lipc_open_socket(lua_State *L) {
+  lipc_stream_init();
   register_stream_class(L, &sock_class, sock_methods);
   register_stream_class(L, &fd_class, NULL);
   luaL_setfuncs(L, funcs, 0);

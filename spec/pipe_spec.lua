@@ -167,26 +167,25 @@ describe("ipc.pipe", function()
     assert.equal("alive\n", out)
   end)
 
-  it("fills to the pipe capacity then gives EAGAIN when nonblocking", function()
+  it("fills to the pipe capacity then times out when nonblocking (never EAGAIN)", function()
     local r, w = pipe { nonblock = true }
     local total = 0
     local block = ("x"):rep(4096)
     while true do
       local n, msg, err = w:write(block)
       if not n then
-        assert.equal(E.EAGAIN, err)
-        assert.matches("Resource temporarily unavailable", msg)
+        assert.same({ "timeout", E.ETIMEDOUT }, { msg, err })
         break
       end
       total = total + n
     end
     assert.equal(65536, total)
     assert.equal(w:size(), total)
-    -- a nonblocking reader drains, then EAGAIN (not a timeout: no timeout given)
+    -- a nonblocking reader drains, then answers like timeout 0
     local got = 0
     while true do
-      local s, _, err = r:read(65536)
-      if not s then assert.equal(E.EAGAIN, err); break end
+      local s, msg, err = r:read(65536)
+      if not s then assert.same({ "timeout", E.ETIMEDOUT }, { msg, err }); break end
       got = got + #s
     end
     assert.equal(total, got)
@@ -195,10 +194,67 @@ describe("ipc.pipe", function()
   it("switches blocking mode with setnonblock", function()
     local r, w = pipe()
     assert.is_true(r:setnonblock(true))
-    assert.same({ nil, "read pipe: Resource temporarily unavailable", E.EAGAIN }, { r:read(1) })
+    assert.same({ nil, "timeout", E.ETIMEDOUT }, { r:read(1) })
     assert.is_true(r:setnonblock(false))
     w:write("z")
     assert.equal("z", r:read(1))
+  end)
+
+  -- One rule for "nothing ready" (doc/pipe.md): a nonblocking end called
+  -- without a timeout answers like timeout 0, in every read format, write
+  -- and lines, and a write that did part of its work returns that count.
+  it("answers nothing ready on a nonblocking end like timeout 0, every call", function()
+    local r, w = pipe { nonblock = true }
+    local timeout = { nil, "timeout", E.ETIMEDOUT }
+    for _, fmt in ipairs { 1, 100000, "l", "L", "a" } do
+      assert.same(timeout, { r:read(fmt) }, tostring(fmt))
+      assert.same(timeout, { r:read(fmt, 0) }, tostring(fmt))
+    end
+    assert.error_matches(function() r:lines()() end, "timeout")
+    -- a big write: what fits (a short count), then the timeout
+    assert.equal(65536, w:write(("y"):rep(100000)))
+    assert.same(timeout, { w:write("z") })
+    assert.same(timeout, { w:write("z", 0) })
+    -- bytes of a line or of "a" that timed out stay for the next read
+    assert.equal(65536, #r:read(65536))
+    w:write("par")
+    assert.same(timeout, { r:read("l") })
+    assert.same(timeout, { r:read("a") })
+    w:write("tial\nrest")
+    assert.equal("partial", r:read("l"))
+    w:close()
+    assert.equal("rest", r:read("a"))
+  end)
+
+  it("waits on a blocking end whose description was made nonblocking by another holder", function()
+    local r, w = pipe()
+    -- a second object on the same open file description: O_NONBLOCK set
+    -- through it is shared, while r still counts itself blocking
+    local a, b = ipc.socketpair()
+    assert(a:sendfd(r))
+    local o = assert(b:recvfd(5))
+    a:close(); b:close()
+    made[#made + 1] = o
+    assert.is_true(o:setnonblock(true))
+    local parent = ipc.getpid()
+    local pid = helper.fork(function()
+      r:close()
+      helper.wait_blocked(parent, { "read", "poll", "ppoll" })  -- the parent waits in r:read
+      assert(w:write("late\n"))
+    end)
+    w:close()
+    local got = { r:read("l") }  -- not EAGAIN: it waits for the line
+    helper.reap(pid)
+    assert.same({ "late" }, got)
+  end)
+
+  it("returns the bytes written so far when a blocking write times out", function()
+    local r, w = pipe()
+    local t0 = now()
+    assert.equal(65536, w:write(("x"):rep(100000), 0.2))
+    local dt = now() - t0
+    assert.is_true(dt >= 0.15 and dt < 3, "took " .. dt)
+    assert.equal(65536, #r:read(100000))
   end)
 
   it("times out reads promptly, timeout 0 included", function()
@@ -363,7 +419,9 @@ describe("Ctrl-C", function()
       io.stdout:write("ready\n"); io.stdout:flush()
       %s
       print("not interrupted")
-    ]]):format(fifo, call), { ready = "ready", calls = { "read", "write", "pwritev2", "poll", "ppoll" } })
+    ]]):format(fifo, call), { ready = "ready",
+                              -- clock_nanosleep: fifo.open's backoff between tries
+                              calls = { "read", "write", "pwritev2", "poll", "ppoll", "clock_nanosleep" } })
     os.remove(fifo)
     return ok, status, text
   end

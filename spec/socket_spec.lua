@@ -548,6 +548,55 @@ s.close()
       assert.same({ nil, "timeout", E.ETIMEDOUT }, { a:sendfd(b, "x") })
     end)
 
+    -- One rule for "nothing ready" (doc/socket.md): the byte-stream methods
+    -- answer like recv/send, a nonblocking socket without a timeout like
+    -- timeout 0: nil, "timeout", ETIMEDOUT, never EAGAIN.
+    it("answers nothing ready the same from every call of a nonblocking socket", function()
+      local a, b = ipc.socketpair("stream")
+      local close_a <close> = a
+      local close_b <close> = b
+      assert.is_true(a:setnonblock(true))
+      local timeout = { nil, "timeout", E.ETIMEDOUT }
+      for _, fmt in ipairs { 10, 100000, "l", "L", "a" } do
+        assert.same(timeout, { a:read(fmt) }, tostring(fmt))
+        assert.same(timeout, { a:read(fmt, 0) }, tostring(fmt))
+      end
+      assert.error_matches(function() a:lines()() end, "timeout")
+      assert.same(timeout, { a:recv(10) })
+      assert.same(timeout, { a:recvfrom(10) })
+      assert.same(timeout, { a:recvfd() })
+      -- fill the send buffer: write and send are short, then time out
+      local big = ("w"):rep(1 << 22)
+      local n = assert(a:write(big))
+      assert.is_true(n > 0 and n < #big)
+      assert.same(timeout, { a:write(big) })
+      assert.same(timeout, { a:write("x", 0) })
+      assert.same(timeout, { a:send("x") })
+      -- a nonblocking datagram socket and listener answer the same
+      local x, y = ipc.socketpair("dgram")
+      local close_x <close> = x
+      local close_y <close> = y
+      assert.is_true(x:setnonblock(true))
+      assert.same(timeout, { x:recv(10) })
+      assert.same(timeout, { x:read(10) })
+    end)
+
+    it("lets accept on a listener put in nonblocking mode try once", function()
+      -- in a child: the old code waited forever here
+      local pid = helper.fork(function()
+        local l <close> = assert(ipc.listen("unix:"))
+        assert(l:setnonblock(true))
+        local t = { l:accept() }
+        assert(t[1] == nil and t[2] == "timeout" and t[3] == E.ETIMEDOUT, tostring(t[2]))
+        local c <close> = assert(ipc.connect(l:address(), 5))
+        local s <close> = assert(l:accept())
+        return s:peer() == nil or true
+      end)
+      local how, code = ipc.wait(pid, 20)
+      if not how then ipc.signal.kill(pid, "KILL"); ipc.wait(pid) end
+      assert.same({ "exited", 0 }, { how, code })
+    end)
+
     it("connects a bound datagram socket with s:connect", function()
       local x <close> = assert(ipc.listen("udp://127.0.0.1:0"))
       local y <close> = assert(ipc.listen("udp://127.0.0.1:0"))
