@@ -464,10 +464,14 @@ static void keep_only(lua_State *L, int sidx) {
   lua_pop(L, 1);
 }
 
-/* The table form ipc.spawn{ fn, args..., keep = {...} } at 1: check it and
- * replace the stack by: the keep set (the objects in keep and among the
- * arguments, with what they hold), fn, args... */
-static void spawn_unpack(lua_State *L) {
+/* What the table form of spawn asks of the child. */
+typedef struct spawn_opts { int keep, session, group; } spawn_opts;
+
+/* The table form ipc.spawn{ fn, args..., keep = {...}, session =, group = }
+ * at 1: check it and replace the stack by: the keep set (the objects in
+ * keep and among the arguments, with what they hold; nil without keep),
+ * fn, args... */
+static void spawn_unpack(lua_State *L, spawn_opts *o) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1 && n < 100000, 1, "function expected at [1]");
   lua_pushnil(L);
@@ -479,9 +483,12 @@ static void spawn_unpack(lua_State *L) {
       if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "arguments must be a sequence 1..n");
       continue;
     }
-    if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "keep") != 0)
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(k, "keep") && strcmp(k, "session") && strcmp(k, "group"))
       luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
   }
+  o->session = lipc_optbool(L, 1, "session", 0);
+  o->group = lipc_optbool(L, 1, "group", 0);
   if (lua_rawgeti(L, 1, 1) != LUA_TFUNCTION)
     luaL_argerror(L, 1, lua_pushfstring(L, "function expected at [1], got %s", luaL_typename(L, -1)));
   lua_pop(L, 1);
@@ -490,7 +497,8 @@ static void spawn_unpack(lua_State *L) {
   lua_pushliteral(L, "keep");
   int t = lua_rawget(L, 1);
   if (t != LUA_TNIL && t != LUA_TTABLE) lipc_opterror(L, 1, "keep", "table expected, got %s", luaL_typename(L, -1));
-  if (t == LUA_TTABLE) {
+  o->keep = t == LUA_TTABLE;
+  if (o->keep) {
     lua_pushnil(L);
     while (lua_next(L, 3)) {
       keep_collect(L, -1, 2, 0);
@@ -498,21 +506,26 @@ static void spawn_unpack(lua_State *L) {
     }
   }
   lua_pop(L, 1);
+  if (!o->keep) {                           /* nothing is closed: no set */
+    lua_pushnil(L);
+    lua_replace(L, 2);
+  }
   luaL_checkstack(L, (int)n, "too many arguments");
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    if (i > 1) keep_collect(L, -1, 2, 0);
+    if (i > 1 && o->keep) keep_collect(L, -1, 2, 0);
   }
   lua_remove(L, 1);                         /* set, fn, args... */
 }
 
-/* ipc.spawn(fn, ...) or ipc.spawn{ fn, args..., keep = {...} } -> a
- * lipc.process running fn(...) in a child.  The table form closes, in the
- * child, every lipc descriptor but those kept. */
+/* ipc.spawn(fn, ...) or ipc.spawn{ fn, args..., keep = {...}, session =,
+ * group = } -> a lipc.process running fn(...) in a child.  With keep, the
+ * child closes every lipc descriptor but those kept; session/group: the
+ * child leads a new session / process group (as ipc.exec's). */
 static int lproc_spawn(lua_State *L) {
-  int keep = lua_type(L, 1) == LUA_TTABLE;
-  if (keep) {
-    spawn_unpack(L);                      /* set, fn, args... */
+  spawn_opts o = {0, 0, 0};
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    spawn_unpack(L, &o);                  /* set or nil, fn, args... */
   } else {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_pushnil(L);
@@ -525,9 +538,12 @@ static int lproc_spawn(lua_State *L) {
   if (pid < 0) return lipc_error(L, errno, "fork", NULL);
   if (pid == 0) {
     lua_settop(L, pidx - 1);              /* set or nil at 1, fn at 2, args... */
-    if (keep) keep_only(L, 1);
+    if (o.session) (void)setsid();
+    else if (o.group) (void)setpgid(0, 0);
+    if (o.keep) keep_only(L, 1);
     spawn_child(L, nargs);
   }
+  if (o.group && !o.session) (void)setpgid(pid, pid);  /* both sides: no window for kill(-pid) */
   process_start(L, pidx, p, pid);
   return 1;
 }

@@ -22,7 +22,7 @@ return function(ipc)
   local now = ipc.clock
   local encode, decode = ipc.encode, ipc.decode
   local spack, sunpack = string.pack, string.unpack
-  local tmove, concat = table.move, table.concat
+  local tmove = table.move
   local ceil = math.ceil
 
   local READ = 1 << 20     -- bytes per read of results
