@@ -133,7 +133,7 @@ return function(ipc)
       pool.workers[slot] = nil
       return nil, err, no
     end
-    w.proc = p
+    w.proc, w.events = p, "r"
     pool.byobj[mine], pool.byobj[p] = w, w
     w.slot = slot
     assert(pool.poller:add(mine, "r"))
@@ -201,10 +201,7 @@ return function(ipc)
     local b = table.remove(w.inflight, 1)
     local out, errs = value[1], value[2]
     local first = b.first
-    for j = 1, b.last - first + 1 do
-      local v = out[j]
-      if v ~= nil then results[first + j - 1] = v end
-    end
+    tmove(out, 1, b.last - first + 1, first, results)
     if errs then
       for j, msg in pairs(errs) do errors[first + j - 1] = msg end
     end
@@ -235,21 +232,6 @@ return function(ipc)
     end
   end
 
-  -- Write what fits of w's pending frames. false when the worker is gone.
-  local function flush(pool, w)
-    while w.out do
-      local n, _, no = w.sock:write(w.outpos == 1 and w.out or w.out:sub(w.outpos), 0)
-      if not n then
-        if no == E.ETIMEDOUT then break end
-        return false
-      end
-      w.outpos = w.outpos + n
-      if w.outpos > #w.out then w.out, w.outpos = nil, 1 end
-    end
-    pool.poller:modify(w.sock, w.out and "rw" or "r")
-    return true
-  end
-
   -- A worker died: blame the item it was running, run its other items again, replace it.
   local function died(pool, w, errors)
     local slot = w.slot
@@ -272,7 +254,27 @@ return function(ipc)
     if not nw then error("pool: cannot replace a dead worker: " .. tostring(err)) end
   end
 
-  -- Give each worker batches up to INFLIGHT.
+  -- Write what fits of w's pending frames. false when the worker is gone.
+  local function flush(pool, w)
+    while w.out do
+      local n, _, no = w.sock:write(w.outpos == 1 and w.out or w.out:sub(w.outpos), 0)
+      if not n then
+        if no == E.ETIMEDOUT then break end
+        return false
+      end
+      w.outpos = w.outpos + n
+      if w.outpos > #w.out then w.out, w.outpos = nil, 1 end
+    end
+    local want = w.out and "rw" or "r"
+    if w.events ~= want then
+      pool.poller:modify(w.sock, want)
+      w.events = want
+    end
+    return true
+  end
+
+  -- Give each worker batches up to INFLIGHT; each frame is written at once
+  -- (what fits), so a worker starts while the next batch is encoded.
   local function dispatch(pool, items)
     local queue = pool.queue
     for slot = 1, pool.n do
@@ -292,6 +294,7 @@ return function(ipc)
         w.inflight[#w.inflight + 1] = b
         local f = frame(bytes)
         if w.out then w.out = w.out:sub(w.outpos) .. f; w.outpos = 1 else w.out = f end
+        if not flush(pool, w) then return w end      -- gone: the caller handles it
       end
     end
   end
@@ -319,7 +322,8 @@ return function(ipc)
     local deadline = timeout and now() + timeout
     local poller, byobj = self.poller, self.byobj
     while self.left > 0 do
-      dispatch(self, items)
+      local dead = dispatch(self, items)
+      if dead then died(self, dead, errors) end
       for slot = 1, self.n do
         local w = self.workers[slot]
         if w.out and not flush(self, w) then died(self, w, errors) end
