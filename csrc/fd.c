@@ -142,8 +142,9 @@ static int lfd_adopt(lua_State *L) {
   return 1;
 }
 
-/* obj:detach() -> n [, bytes]: give the descriptor up (the object is closed,
- * n stays open); bytes already read ahead by lines() come second. */
+/* obj:detach() -> n [, bytes]: give the descriptor up: the object is closed
+ * as by close() (an owned socket path is removed), except that n stays
+ * open; bytes already read ahead by lines() come second. */
 static int lfd_detach(lua_State *L) {
   lipc_stream *s = lipc_stream_check(L, 1);
   int fd = s->h.fd;
@@ -154,7 +155,6 @@ static int lfd_detach(lua_State *L) {
     n = 2;
   }
   s->h.fd = -1;
-  s->h.persist = 1;       /* the descriptor lives on: a bound path stays */
   (void)lipc_release(&s->h);
   return n;
 }
