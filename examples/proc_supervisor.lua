@@ -11,7 +11,6 @@ local ur <close> = up_r
 local uw <close> = up_w
 local hold_r, hold_w = assert(ipc.pipe())     -- nothing is ever written: workers block on it
 local hr <close> = hold_r
-local hw <close> = hold_w
 
 local function worker(name, start)
   if start < 3 then return 1 end              -- "crash": a non-zero exit
@@ -62,4 +61,5 @@ for name, s in pairs(slots) do
   print(("supervisor: %s stopped (%s %d)"):format(name, how, code))
   s.p:close()
 end
+hold_w:close()
 assert(up == 2 and restarts == 4, "expected two workers up after four restarts")
