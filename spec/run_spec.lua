@@ -293,3 +293,37 @@ describe("ipc.spawn{ fn, ..., keep = }", function()
     assert.error_matches(function() ipc.spawn { print, keep = 1 } end, "option 'keep'")
   end)
 end)
+
+describe("lipc.topology and process groups", function()
+  local topo = require "lipc.topology"
+
+  it("captures a stage's stderr (stderr = \"capture\")", function()
+    local res = assert(topo.pipeline {
+      { "sh", "-c", "echo out; echo err >&2", stderr = "capture" }, { "cat" }, stdout = "capture" }:run(20))
+    assert.equal("out\n", res.output)
+    assert.equal("err\n", res[1].stderr)
+    assert.is_nil(res[2].stderr)
+    local g = topo.graph():node("n", { "sh", "-c", "echo graph >&2", stderr = "capture" })
+    local r = assert(g:run(20))
+    assert.equal("graph\n", r.n.stderr)
+  end)
+
+  it("ends a pipeline whose stage leaves a background grandchild, and kills it", function()
+    local t0 = ipc.clock()
+    local res = assert(topo.pipeline {
+      { "sh", "-c", "sleep 30 & echo $!" }, { "cat" }, stdout = "capture" }:run(20))
+    assert.is_true(ipc.clock() - t0 < 10)
+    assert.is_true(res.ok)
+    local grandchild = tonumber(res.output:match("%d+"))
+    assert.is_true(gone(grandchild))
+  end)
+
+  it("kills each node's whole group at a timeout", function()
+    local g = topo.graph():node("a", { "sh", "-c", "sleep 30 & echo $! >&2; wait", stderr = "capture" })
+    local res = assert(g:run(0.5, { grace = 0.2 }))
+    assert.equal("timeout", res.a.status)
+    local grandchild = tonumber(res.a.stderr:match("%d+"))
+    assert.is_true(gone(grandchild))
+    assert.same({}, ipc.children())
+  end)
+end)
