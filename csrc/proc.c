@@ -10,7 +10,9 @@
  * makes raw system calls, then execve; exec errors come back through the
  * shared memory), with every signal, glibc's internal ones included,
  * reset to its default and an empty signal mask: posix_spawn leaves
- * signals 32 and 33 ignored in the child.
+ * signals 32 and 33 ignored in the child.  The child may also start a
+ * new session or process group, take extra descriptors (fds=), a umask,
+ * or a whole new environment (clearenv=).
  */
 #include "core.h"
 #include "stream.h"
@@ -323,12 +325,23 @@ static int lprocess_wait(lua_State *L) {
   return push_status(L, p->status);
 }
 
-/* p:kill([sig]) -> true; never signals a recycled pid. */
+/* p:kill([sig [, "process"|"group"]]) -> true; the process is signalled
+ * through its pidfd (never a recycled pid).  "group" signals the process
+ * group the child leads (exec's session= or group=) with kill(-pid): the
+ * group outlives its leader while members remain, so this works after the
+ * child was reaped too (its id cannot be reused while the group exists). */
 static int lprocess_kill(lua_State *L) {
+  static const char *const targets[] = {"process", "group", NULL};
   lproc *p = lipc_check(L, 1, &process_class);
   int sig = lua_isnoneornil(L, 2) ? SIGTERM : lipc_checksignal(L, 2);
+  int group = luaL_checkoption(L, 3, "process", targets) == 1;
   char what[32];
-  snprintf(what, sizeof what, "%ld", (long)p->pid);
+  snprintf(what, sizeof what, "%s%ld", group ? "-" : "", (long)p->pid);
+  if (group) {
+    if (kill(-p->pid, sig) != 0) return lipc_error(L, errno, "kill", what);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (p->reaped) return lipc_error(L, ESRCH, "kill", what);
   int rc = p->h.fd >= 0 ? sys_pidfd_send_signal(p->h.fd, sig) : kill(p->pid, sig);
   if (rc != 0) return lipc_error(L, errno, "kill", what);
@@ -401,27 +414,143 @@ static void spawn_child(lua_State *L, int nargs) {
   _exit(code);
 }
 
-/* ipc.spawn(fn, ...) -> a lipc.process running fn(...) in a child. */
+/* Add to the set at sidx every table and userdata reachable from the
+ * value at idx: the value, the keys and values of a table, the user values
+ * of a userdata (a semaphore keeps its region, a channel its transports),
+ * to a bounded depth.  Metatables are not followed. */
+static void keep_collect(lua_State *L, int idx, int sidx, int depth) {
+  idx = lua_absindex(L, idx);
+  int t = lua_type(L, idx);
+  if ((t != LUA_TTABLE && t != LUA_TUSERDATA) || depth > 16) return;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, sidx) != LUA_TNIL) { lua_pop(L, 1); return; }  /* seen */
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, sidx);
+  luaL_checkstack(L, 4, "keep");
+  if (t == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      keep_collect(L, -2, sidx, depth + 1);
+      keep_collect(L, -1, sidx, depth + 1);
+      lua_pop(L, 1);
+    }
+  } else {
+    for (int i = 1; lua_getiuservalue(L, idx, i) != LUA_TNONE; i++) {
+      keep_collect(L, -1, sidx, depth + 1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* In a spawned child: close every open lipc object holding a descriptor
+ * above 2 that is not in the set at sidx (stdio stays).  The child is not
+ * the owner, so no name is removed. */
+static void keep_only(lua_State *L, int sidx) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LIPC_LIVE_KEY) != LUA_TTABLE) { lua_pop(L, 1); return; }
+  int live = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, live)) {
+    lua_pop(L, 1);
+    lipc_handle *h = lipc_toany(L, -1);
+    if (h != NULL && h->open && h->fd > 2) {
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, sidx) == LUA_TNIL) (void)lipc_release(h);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* What the table form of spawn asks of the child. */
+typedef struct spawn_opts { int keep, session, group; } spawn_opts;
+
+/* The table form ipc.spawn{ fn, args..., keep = {...}, session =, group = }
+ * at 1: check it and replace the stack by: the keep set (the objects in
+ * keep and among the arguments, with what they hold; nil without keep),
+ * fn, args... */
+static void spawn_unpack(lua_State *L, spawn_opts *o) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n >= 1 && n < 100000, 1, "function expected at [1]");
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      int isint = 0;
+      lua_Integer k = lua_tointegerx(L, -1, &isint);
+      if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "arguments must be a sequence 1..n");
+      continue;
+    }
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(k, "keep") && strcmp(k, "session") && strcmp(k, "group"))
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+  }
+  o->session = lipc_optbool(L, 1, "session", 0);
+  o->group = lipc_optbool(L, 1, "group", 0);
+  if (lua_rawgeti(L, 1, 1) != LUA_TFUNCTION)
+    luaL_argerror(L, 1, lua_pushfstring(L, "function expected at [1], got %s", luaL_typename(L, -1)));
+  lua_pop(L, 1);
+  lua_settop(L, 1);
+  lua_newtable(L);                          /* the set, at 2 */
+  lua_pushliteral(L, "keep");
+  int t = lua_rawget(L, 1);
+  if (t != LUA_TNIL && t != LUA_TTABLE) lipc_opterror(L, 1, "keep", "table expected, got %s", luaL_typename(L, -1));
+  o->keep = t == LUA_TTABLE;
+  if (o->keep) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      keep_collect(L, -1, 2, 0);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!o->keep) {                           /* nothing is closed: no set */
+    lua_pushnil(L);
+    lua_replace(L, 2);
+  }
+  luaL_checkstack(L, (int)n, "too many arguments");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (i > 1 && o->keep) keep_collect(L, -1, 2, 0);
+  }
+  lua_remove(L, 1);                         /* set, fn, args... */
+}
+
+/* ipc.spawn(fn, ...) or ipc.spawn{ fn, args..., keep = {...}, session =,
+ * group = } -> a lipc.process running fn(...) in a child.  With keep, the
+ * child closes every lipc descriptor but those kept; session/group: the
+ * child leads a new session / process group (as ipc.exec's). */
 static int lproc_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  int nargs = lua_gettop(L) - 1;
+  spawn_opts o = {0, 0, 0};
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    spawn_unpack(L, &o);                  /* set or nil, fn, args... */
+  } else {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushnil(L);
+    lua_insert(L, 1);                     /* nil, fn, args... */
+  }
+  int nargs = lua_gettop(L) - 2;
   lproc *p = process_new(L);
   int pidx = lua_gettop(L);
   pid_t pid = lipc_fork();
   if (pid < 0) return lipc_error(L, errno, "fork", NULL);
   if (pid == 0) {
-    lua_settop(L, pidx - 1);              /* fn, args... */
-    lua_pushnil(L);
-    lua_insert(L, 1);                     /* placeholder at 1: fn at 2 */
+    lua_settop(L, pidx - 1);              /* set or nil at 1, fn at 2, args... */
+    if (o.session) (void)setsid();
+    else if (o.group) (void)setpgid(0, 0);
+    if (o.keep) keep_only(L, 1);
     spawn_child(L, nargs);
   }
+  if (o.group && !o.session) (void)setpgid(pid, pid);  /* both sides: no window for kill(-pid) */
   process_start(L, pidx, p, pid);
   return 1;
 }
 
 /* ---- exec -------------------------------------------------------------- */
 
-enum { IO_INHERIT, IO_NULL, IO_PIPE, IO_FD };
+enum { IO_INHERIT, IO_NULL, IO_PIPE, IO_FD, IO_STDOUT };
 
 static const char *const STDIO_KEYS[3] = {"stdin", "stdout", "stderr"};
 
@@ -451,7 +580,9 @@ static void check_stdio(lua_State *L, int i, exec_io *io) {
     if (strcmp(s, "pipe") == 0) io->kind = IO_PIPE;
     else if (strcmp(s, "null") == 0) io->kind = IO_NULL;
     else if (strcmp(s, "inherit") == 0) io->kind = IO_INHERIT;
-    else lipc_opterror(L, 1, STDIO_KEYS[i], "\"pipe\", \"null\", \"inherit\" or a lipc object expected, got \"%s\"", s);
+    else if (i == 2 && strcmp(s, "stdout") == 0) io->kind = IO_STDOUT;  /* 2>&1 */
+    else lipc_opterror(L, 1, STDIO_KEYS[i], "\"pipe\", \"null\", \"inherit\"%s or a lipc object expected, got \"%s\"",
+                       i == 2 ? ", \"stdout\"" : "", s);
   } else if (t != LUA_TNIL) {
     lipc_handle *h = lipc_toany(L, -1);
     if (h == NULL && t == LUA_TNUMBER) {
@@ -492,8 +623,12 @@ static int check_exec_table(lua_State *L) {
       luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
                                           luaL_typename(L, -1)));
     const char *k = lua_tostring(L, -1);
-    if (strcmp(k, "stdin") && strcmp(k, "stdout") && strcmp(k, "stderr") && strcmp(k, "env") &&
-        strcmp(k, "cwd"))
+    static const char *const known[] = {"stdin", "stdout", "stderr", "env", "cwd", "clearenv",
+                                        "session", "group", "fds", "umask", NULL};
+    int ok = 0;
+    for (int i = 0; known[i]; i++)
+      if (strcmp(k, known[i]) == 0) ok = 1;
+    if (!ok)
       luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", k));
   }
   for (lua_Integer i = 1; i <= n; i++) {
@@ -512,10 +647,15 @@ static int check_exec_table(lua_State *L) {
 /* Build the environment array at the top of the stack (a userdata holding
  * char*[]; strings anchored in the table pushed below it).  Returns it,
  * or NULL when env is absent (inherit environ). */
-static char **build_env(lua_State *L) {
+static char **build_env(lua_State *L, int clear) {
   int t = exec_opt(L, "env");
-  if (t == LUA_TNIL) { lua_pop(L, 1); return NULL; }
-  if (t != LUA_TTABLE) lipc_opterror(L, 1, "env", "table expected, got %s", luaL_typename(L, -1));
+  if (t == LUA_TNIL && !clear) { lua_pop(L, 1); return NULL; }
+  if (t == LUA_TNIL) {                      /* clearenv without env: empty */
+    lua_pop(L, 1);
+    lua_newtable(L);
+  } else if (t != LUA_TTABLE) {
+    lipc_opterror(L, 1, "env", "table expected, got %s", luaL_typename(L, -1));
+  }
   int envt = lua_gettop(L);
   /* check the map first */
   size_t extra = 0;
@@ -538,7 +678,7 @@ static char **build_env(lua_State *L) {
     lua_pop(L, 1);
   }
   size_t n = 0;
-  while (environ && environ[n]) n++;
+  while (!clear && environ && environ[n]) n++;  /* clearenv: env is the whole environment */
   lua_newtable(L);                          /* anchor for new strings */
   int anchor = lua_gettop(L);
   char **envp = lua_newuserdatauv(L, (n + extra + 1) * sizeof(char *), 0);
@@ -567,6 +707,59 @@ static char **build_env(lua_State *L) {
   }
   envp[m] = NULL;
   return envp;
+}
+
+/* An extra descriptor of fds=: the child gets src at dst; tmp is the
+ * parent's close-on-exec duplicate of src above every dst, so no dup2 in
+ * the child can overwrite a source before it is used. */
+typedef struct extra_fd { int dst, src, tmp; } extra_fd;
+
+/* Read fds = { [n] = obj_or_fd } of the exec table at 1 into a userdata
+ * left on the stack (with the table below it); *count entries, or NULL. */
+static extra_fd *check_fds(lua_State *L, int *count) {
+  *count = 0;
+  int t = exec_opt(L, "fds");
+  if (t == LUA_TNIL) { lua_pop(L, 1); return NULL; }
+  if (t != LUA_TTABLE) lipc_opterror(L, 1, "fds", "table expected, got %s", luaL_typename(L, -1));
+  int ft = lua_gettop(L);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, ft)) {
+    lua_pop(L, 1);
+    if (++n > 1024) lipc_opterror(L, 1, "fds", "too many descriptors (1024 at most)");
+  }
+  extra_fd *x = lua_newuserdatauv(L, (n ? n : 1) * sizeof *x, 0);
+  size_t m = 0;
+  lua_pushnil(L);
+  while (lua_next(L, ft)) {
+    int isint = 0;
+    lua_Integer k = lua_type(L, -2) == LUA_TNUMBER ? lua_tointegerx(L, -2, &isint) : 0;
+    if (!isint || k < 3 || k > INT_MAX - 1)
+      lipc_opterror(L, 1, "fds", "keys must be descriptor numbers >= 3");
+    int src;
+    lipc_handle *h = lipc_toany(L, -1);
+    if (h != NULL) {
+      if (!h->open) lipc_closed_error(L, h->cls);
+      if (h->fd < 0) lipc_opterror(L, 1, "fds", "%s has no descriptor", h->cls->name);
+      src = h->fd;
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (!isint || v < 0 || v > INT_MAX) lipc_opterror(L, 1, "fds", "descriptor out of range");
+      src = (int)v;
+    } else {
+      lipc_opterror(L, 1, "fds", "[%I]: a lipc object or a descriptor expected, got %s", k, luaL_typename(L, -1));
+      src = -1;
+    }
+    lua_pop(L, 1);
+    if (m < n) {                            /* bound: a finalizer may add keys */
+      x[m].dst = (int)k;
+      x[m].src = src;
+      x[m].tmp = -1;
+      m++;
+    }
+  }
+  *count = (int)m;
+  return x;
 }
 
 /* The PATH of the environment envp (NULL: ours). */
@@ -612,15 +805,23 @@ typedef struct exec_plan {
   char **argv, **envp;
   int kind[3], src[3];
   int dirfd;
+  int session, group;  /* setsid() / setpgid(0, 0) */
+  int umask;           /* -1: inherit */
+  extra_fd *x;         /* fds=: nx extra descriptors */
+  int nx;
   volatile int err;   /* set by the child when exec fails (shared memory) */
 } exec_plan;
 
 /* In the vfork child: signals, stdio, cwd, execve; never returns. */
 static __attribute__((noinline, noreturn)) void exec_child(exec_plan *pl) {
   reset_signals();
+  if (pl->session && setsid() < 0) { pl->err = errno; _exit(127); }
+  if (pl->group && !pl->session && setpgid(0, 0) != 0) { pl->err = errno; _exit(127); }
   for (int i = 0; i < 3; i++) {
     int rc = 0;
-    if (pl->kind[i] == IO_PIPE || pl->kind[i] == IO_FD) {
+    if (pl->kind[i] == IO_STDOUT) {
+      rc = dup2(1, 2);
+    } else if (pl->kind[i] == IO_PIPE || pl->kind[i] == IO_FD) {
       if (pl->src[i] == i) rc = fcntl(i, F_SETFD, 0);  /* keep it across exec */
       else rc = dup2(pl->src[i], i);
     } else if (pl->kind[i] == IO_NULL) {
@@ -631,6 +832,10 @@ static __attribute__((noinline, noreturn)) void exec_child(exec_plan *pl) {
     if (rc < 0) { pl->err = errno; _exit(127); }
   }
   if (pl->dirfd >= 0 && fchdir(pl->dirfd) != 0) { pl->err = errno; _exit(127); }
+  /* after stdio and fchdir: a target may be the number of their sources */
+  for (int j = 0; j < pl->nx; j++)
+    if (dup2(pl->x[j].tmp, pl->x[j].dst) < 0) { pl->err = errno; _exit(127); }
+  if (pl->umask >= 0) umask((mode_t)pl->umask);
   execve(pl->path, pl->argv, pl->envp);
   pl->err = errno ? errno : ENOEXEC;
   _exit(127);
@@ -657,8 +862,12 @@ static int run_plan(exec_plan *pl, pid_t *pid) {
   return 0;
 }
 
-/* Close the parent's temporaries of the stdio setup. */
-static void close_ios(exec_io *io, int dirfd) {
+/* Close the parent's temporaries of the stdio and fds= setup. */
+static void close_ios(exec_io *io, int dirfd, extra_fd *x, int nx) {
+  for (int j = 0; j < nx; j++) {
+    if (x[j].tmp >= 0) close(x[j].tmp);
+    x[j].tmp = -1;
+  }
   for (int i = 0; i < 3; i++) {
     if (io[i].tmp && io[i].fd >= 0) close(io[i].fd);
     if (io[i].child_end >= 0) close(io[i].child_end);
@@ -669,13 +878,14 @@ static void close_ios(exec_io *io, int dirfd) {
 }
 
 /* A failed exec: close the temporaries and the parent's pipe ends. */
-static void exec_cleanup(exec_io *io, int dirfd, lipc_stream *ends[3]) {
-  close_ios(io, dirfd);
+static void exec_cleanup(exec_io *io, int dirfd, lipc_stream *ends[3], extra_fd *x, int nx) {
+  close_ios(io, dirfd, x, nx);
   for (int i = 0; i < 3; i++)
     if (ends[i]) (void)lipc_release(&ends[i]->h);
 }
 
-/* ipc.exec{prog, args..., stdin=, stdout=, stderr=, env=, cwd=} -> lipc.process */
+/* ipc.exec{prog, args..., stdin=, stdout=, stderr=, env=, cwd=, clearenv=,
+ * session=, group=, fds=, umask=} -> lipc.process */
 static int lproc_exec(lua_State *L) {
   int argc = check_exec_table(L);
   exec_io io[3];
@@ -688,7 +898,14 @@ static int lproc_exec(lua_State *L) {
     if (cl == 0 || memchr(cwd, '\0', cl)) lipc_opterror(L, 1, "cwd", "invalid path");
   }
   lua_pop(L, 1);  /* the string stays alive in the table */
-  char **envp = build_env(L);
+  int clear = lipc_optbool(L, 1, "clearenv", 0);
+  int session = lipc_optbool(L, 1, "session", 0);
+  int group = lipc_optbool(L, 1, "group", 0);
+  mode_t um = lipc_optmode(L, 1, "umask", (mode_t)010000);  /* 010000: not given */
+  if (um != (mode_t)010000 && um > 0777) lipc_opterror(L, 1, "umask", "out of range (0 to 777)");
+  int nx = 0;
+  extra_fd *xfd = check_fds(L, &nx);
+  char **envp = build_env(L, clear);
   lua_newtable(L);                          /* anchor for converted numbers */
   int anchor = lua_gettop(L);
   char **argv = lua_newuserdatauv(L, ((size_t)argc + 1) * sizeof(char *), 0);
@@ -720,7 +937,7 @@ static int lproc_exec(lua_State *L) {
       LIPC_FDCALL(L, rc, pipe2(fds, O_CLOEXEC));
       if (rc != 0) {
         err = errno;
-        exec_cleanup(io, dirfd, ends);
+        exec_cleanup(io, dirfd, ends, xfd, nx);
         return lipc_error(L, err, "pipe", NULL);
       }
       int mine = i == 0 ? fds[1] : fds[0];
@@ -733,7 +950,7 @@ static int lproc_exec(lua_State *L) {
         io[i].child_end = fd;
         if (fd < 0) {
           close(mine);
-          exec_cleanup(io, dirfd, ends);
+          exec_cleanup(io, dirfd, ends, xfd, nx);
           return lipc_error(L, e2, "dup", NULL);
         }
       }
@@ -743,11 +960,24 @@ static int lproc_exec(lua_State *L) {
       int fd = fcntl(io[i].fd, F_DUPFD_CLOEXEC, 3);
       if (fd < 0) {
         err = errno;
-        exec_cleanup(io, dirfd, ends);
+        exec_cleanup(io, dirfd, ends, xfd, nx);
         return lipc_error(L, err, "dup", STDIO_KEYS[i]);
       }
       io[i].fd = fd;
       io[i].tmp = 1;
+    }
+  }
+  int above = 3;
+  for (int j = 0; j < nx; j++)
+    if (xfd[j].dst >= above) above = xfd[j].dst + 1;
+  for (int j = 0; j < nx; j++) {
+    xfd[j].tmp = fcntl(xfd[j].src, F_DUPFD_CLOEXEC, above);
+    if (xfd[j].tmp < 0) {
+      err = errno;
+      exec_cleanup(io, dirfd, ends, xfd, nx);
+      char what[32];
+      snprintf(what, sizeof what, "fds[%d]", xfd[j].dst);
+      return lipc_error(L, err, "dup", what);
     }
   }
   exec_plan plan;
@@ -755,6 +985,11 @@ static int lproc_exec(lua_State *L) {
   plan.argv = argv;
   plan.envp = envp ? envp : environ;
   plan.dirfd = dirfd;
+  plan.session = session;
+  plan.group = group;
+  plan.umask = um == (mode_t)010000 ? -1 : (int)um;
+  plan.x = xfd;
+  plan.nx = nx;
   for (int i = 0; i < 3; i++) {
     plan.kind[i] = io[i].kind;
     plan.src[i] = io[i].kind == IO_PIPE ? io[i].child_end : io[i].fd;
@@ -762,10 +997,10 @@ static int lproc_exec(lua_State *L) {
   pid_t pid = -1;
   err = run_plan(&plan, &pid);
   if (err) {
-    exec_cleanup(io, dirfd, ends);
+    exec_cleanup(io, dirfd, ends, xfd, nx);
     return lipc_error(L, err, "exec", argv[0]);
   }
-  close_ios(io, dirfd);
+  close_ios(io, dirfd, xfd, nx);
   process_start(L, pidx, p, pid);
   lua_getiuservalue(L, pidx, 1);
   for (int i = 0; i < 3; i++) {

@@ -10,6 +10,7 @@
  */
 #include "core.h"
 #include "stream.h"
+#include "fd.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -362,6 +363,35 @@ static const char *sock_name(lsock *k) {
 static void set_name(lua_State *L, lsock *k, const struct sockaddr_storage *sa, socklen_t len) {
   push_sockaddr(L, k->scheme, sa, len, k->name, sizeof k->name);
   lua_pop(L, 1);
+}
+
+/* ---- descriptors for csrc/fd.c (fd.h) ------------------------------------ */
+
+/* Push a new closed lipc.fd. */
+lipc_stream *lipc_fdobj_new(lua_State *L) {
+  lipc_stream *o = lipc_new(L, &fd_class, 0);
+  o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
+  return o;
+}
+
+/* Push a new closed lipc.socket describing the socket fd, or NULL (nothing
+ * pushed) for a family lipc has no addresses for. */
+lipc_stream *lipc_socket_adopt(lua_State *L, int fd) {
+  int family = -1, type = -1, acc = 0;
+  socklen_t l = sizeof family;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &l) != 0) return NULL;
+  l = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) != 0) return NULL;
+  if (family != AF_UNIX && family != AF_INET && family != AF_INET6) return NULL;
+  l = sizeof acc;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) != 0) acc = 0;
+  lsock *k = new_sock(L, family, type, scheme_of(family, type, 0));
+  k->listening = acc != 0;
+  struct sockaddr_storage sa;
+  memset(&sa, 0, sizeof sa);
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) set_name(L, k, &sa, len);
+  return &k->s;
 }
 
 /* 1 when a Unix socket is listening (or bound) at the path of a: only
@@ -1066,73 +1096,102 @@ static int lsocket_peercred(lua_State *L) {
   return 1;
 }
 
-/* The try of sendfd: the descriptor is w->acc[0], the data argument 3
- * (absent: one NUL byte). */
+/* The descriptors to send: one object or number at idx, or a list of
+ * them (1 to LIPC_MAXFDS) into fds; returns how many. */
+static int sendfd_list(lua_State *L, int idx, int *fds) {
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    fds[0] = lipc_checkfd(L, idx);
+    return 1;
+  }
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  luaL_argcheck(L, n >= 1 && n <= LIPC_MAXFDS, idx, "a list of 1 to 253 descriptors expected");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    lipc_handle *h = lipc_toany(L, -1);
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (h != NULL) {
+      if (!h->open) lipc_closed_error(L, h->cls);
+      if (h->fd < 0) luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s has no descriptor", i, h->cls->name));
+      fds[i - 1] = h->fd;
+    } else if (lua_type(L, -1) == LUA_TNUMBER && isint && v >= 0 && v <= INT_MAX) {
+      fds[i - 1] = (int)v;
+    } else {
+      luaL_argerror(L, idx, lua_pushfstring(L, "item %I: lipc object or descriptor expected, got %s", i,
+                                            luaL_typename(L, -1)));
+    }
+    lua_pop(L, 1);
+  }
+  return (int)n;
+}
+
+/* Put the SCM_RIGHTS control message for fds[0..n) into m (buf, its room). */
+static void rights_build(struct msghdr *m, char *buf, size_t room, const int *fds, int n) {
+  memset(buf, 0, room);
+  m->msg_control = buf;
+  m->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+}
+
+/* The try of sendfd: the descriptors are argument 2 (read again at each
+ * try: they were checked before the first), the data argument 3 (absent:
+ * one NUL byte). */
 static int try_sendfd(lua_State *L, lipc_wait *w) {
   lsock *k = w->p;
-  int fd = (int)w->acc[0];
+  int fds[LIPC_MAXFDS];
+  int nfd = sendfd_list(L, 2, fds);
   size_t len = 1;
   const char *data = lua_isnoneornil(L, 3) ? "" : lua_tolstring(L, 3, &len);  /* "" + its NUL: one byte */
-  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-  memset(&u, 0, sizeof u);
+  union { char buf[CMSG_SPACE(sizeof(int) * LIPC_MAXFDS)]; struct cmsghdr align; } u;
   struct iovec iov = {(void *)data, len};
   struct msghdr m;
   memset(&m, 0, sizeof m);
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
-  m.msg_control = u.buf;
-  m.msg_controllen = sizeof u.buf;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  rights_build(&m, u.buf, sizeof u.buf, fds, nfd);
   ssize_t n = sendmsg(k->s.h.fd, &m, MSG_NOSIGNAL | dontwait(w));
   if (n < 0) return sock_failed(L, w, POLLOUT);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 
-/* s:sendfd(obj_or_fd, data, timeout): pass a descriptor (SCM_RIGHTS) with
- * data (default one byte).  Returns the bytes of data sent. */
+/* s:sendfd(obj_or_fd | { objs_or_fds }, data, timeout): pass descriptors
+ * (SCM_RIGHTS, all in one message) with data (default one byte).  Returns
+ * the bytes of data sent. */
 static int lsocket_sendfd(lua_State *L) {
   lsock *k = checksock(L, 1);
-  int fd = lipc_checkfd(L, 2);
+  int fds[LIPC_MAXFDS];
+  (void)sendfd_list(L, 2, fds);
   size_t len = 1;
   if (!lua_isnoneornil(L, 3)) luaL_checklstring(L, 3, &len);
   luaL_argcheck(L, len > 0, 3, "data must not be empty (it carries the descriptor)");
   lipc_wait w;
   sock_call(&w, "sendmsg");
-  w.acc[0] = fd;
   return lipc_stream_run(L, &w, &k->s, 4, try_sendfd);
 }
 
-/* Close every descriptor carried by the control messages of m, except keep
- * (-1: none).  Returns how many descriptors arrived. */
-static int scan_fds(struct msghdr *m, int *first, int close_all) {
-  int count = 0;
-  *first = -1;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < n; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (count == 0 && !close_all) *first = fd;
-      else close(fd);
-      count++;
-    }
+/* Push the list of typed objects for the count descriptors in the box. */
+static void push_fdlist(lua_State *L, int *slots, int count) {
+  lua_createtable(L, count, 0);
+  for (int i = 0; i < count; i++) {
+    lipc_fdbox_push(L, slots, i);
+    lua_rawseti(L, -2, i + 1);
   }
-  return count;
 }
 
-/* The try of recvfd: the lipc.fd object for the descriptor waits at 3
- * (made before recvmsg: if anything raises later, GC closes the fd). */
+/* The try of recvfd (w->acc[1] = 0) and recvfds (1): the fd box waits at
+ * 3 (made before recvmsg: if anything raises later, GC closes the
+ * descriptors). */
 static int try_recvfd(lua_State *L, lipc_wait *w) {
   lsock *k = w->p;
-  lipc_stream *o = lua_touserdata(L, 3);
+  int many = (int)w->acc[1];
+  int *slots = lua_touserdata(L, 3);
   char p[4096];
-  union { char buf[CMSG_SPACE(sizeof(int) * 16)]; struct cmsghdr align; } u;
+  union { char buf[CMSG_SPACE(sizeof(int) * LIPC_MAXFDS)]; struct cmsghdr align; } u;
   struct iovec iov = {p, sizeof p};
   struct msghdr m;
   memset(&m, 0, sizeof m);
@@ -1142,56 +1201,61 @@ static int try_recvfd(lua_State *L, lipc_wait *w) {
   m.msg_controllen = sizeof u.buf;
   ssize_t n = recvmsg(k->s.h.fd, &m, MSG_CMSG_CLOEXEC | dontwait(w));
   if (n < 0) return sock_failed(L, w, POLLIN);
-  int fd;
   int ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
   int trunc = k->type != SOCK_STREAM && (m.msg_flags & MSG_TRUNC) != 0;
-  int count = scan_fds(&m, &fd, ctrunc);
+  int count = lipc_fdbox_fill(slots, &m);
+  if (count > LIPC_MAXFDS) { ctrunc = 1; count = LIPC_MAXFDS; }
   if (count == 0 && !ctrunc && n == 0 && k->type != SOCK_DGRAM) {
     lua_pushnil(L);  /* end of stream (stream, seqpacket) */
     return 1;
   }
   /* never drop bytes: from here on the data is returned with every result */
-  if (ctrunc || count > 1) {
-    if (count > 1) close(fd);
+  if (ctrunc) {
+    lipc_fdbox_clear(slots);
     lua_pushnil(L);
-    if (ctrunc)
-      lua_pushliteral(L, "recvfd: control data truncated, the descriptors that arrived were closed");
-    else
-      lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected), all closed", count);
-    lua_pushinteger(L, ctrunc ? EMSGSIZE : EBADMSG);
+    lua_pushfstring(L, "%s: control data truncated, the descriptors that arrived were closed",
+                    many ? "recvfds" : "recvfd");
+    lua_pushinteger(L, EMSGSIZE);
     lua_pushlstring(L, p, (size_t)n);
     return 4;
   }
-  if (count == 0) {
-    /* data without a descriptor: false, data (and true when truncated);
-     * the unused lipc.fd object stays closed and is collected */
-    lua_pushboolean(L, 0);
+  if (many) {
+    push_fdlist(L, slots, count);
+  } else if (count > 1) {
+    /* several: none is closed, all come fifth, typed */
+    lua_pushnil(L);
+    lua_pushfstring(L, "recvfd: message carried %d descriptors (one expected; see recvfds)", count);
+    lua_pushinteger(L, EBADMSG);
     lua_pushlstring(L, p, (size_t)n);
-    if (trunc) { lua_pushboolean(L, 1); return 3; }
-    return 2;
+    push_fdlist(L, slots, count);
+    return 5;
+  } else if (count == 1) {
+    lipc_fdbox_push(L, slots, 0);
+  } else {
+    lua_pushboolean(L, 0);  /* data without a descriptor: false, data */
   }
-  struct stat st;
-  o->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-  o->h.fd = fd;
-  o->h.open = 1;
-  lua_pushvalue(L, 3);
   lua_pushlstring(L, p, (size_t)n);
   if (trunc) { lua_pushboolean(L, 1); return 3; }  /* the rest of the message is gone */
   return 2;
 }
 
-/* s:recvfd(timeout): obj, data - the descriptor passed by the peer as a new
- * lipc.fd, and the data that came with it; nil at end of stream. */
-static int lsocket_recvfd(lua_State *L) {
+/* recvfd (many = 0) and recvfds (many = 1). */
+static int recvfd_common(lua_State *L, int many) {
   lsock *k = checksock(L, 1);
   lipc_wait w;
   sock_call(&w, "recvmsg");
+  w.acc[1] = many;
   lua_settop(L, 2);
-  lipc_stream *o = lipc_new(L, &fd_class, 0);  /* at 3 */
-  o->dirs = LIPC_STREAM_READ | LIPC_STREAM_WRITE;
-  o->main = k->s.main;
+  (void)lipc_fdbox_new(L);  /* at 3 */
   return lipc_stream_run(L, &w, &k->s, 2, try_recvfd);
 }
+
+/* s:recvfd(timeout): obj, data - the descriptor passed by the peer, typed
+ * as ipc.fd types it, and the data that came with it; nil at end of stream. */
+static int lsocket_recvfd(lua_State *L) { return recvfd_common(L, 0); }
+
+/* s:recvfds(timeout): list, data - every descriptor of the message, typed. */
+static int lsocket_recvfds(lua_State *L) { return recvfd_common(L, 1); }
 
 static const luaL_Reg sock_methods[] = {
   {"accept", lsocket_accept},
@@ -1208,6 +1272,7 @@ static const luaL_Reg sock_methods[] = {
   {"peercred", lsocket_peercred},
   {"sendfd", lsocket_sendfd},
   {"recvfd", lsocket_recvfd},
+  {"recvfds", lsocket_recvfds},
   {"type", lsocket_type},
   {NULL, NULL}
 };

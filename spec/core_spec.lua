@@ -46,7 +46,9 @@ describe("ipc.type", function()
     objs.pipe = r
     local a, b = assert(ipc.socketpair())
     objs.socket = a
-    assert(a:sendfd(w, "x"))
+    local ev = assert(ipc.eventfd(0))
+    assert(a:sendfd(ev, "x"))                -- neither a pipe nor a socket: a lipc.fd
+    ev:close()
     objs.fd = assert(b:recvfd(10))
     objs.fifo = assert(ipc.mkfifo(helper.path(".fifo")))
     objs.mq = assert(ipc.mq.open(nil, { create = true }))
@@ -122,7 +124,7 @@ describe("asking objects what they are", function()
     assert.equal("rw", a:direction())
     assert(a:sendfd(w, "x"))
     local fd = assert(b:recvfd(10))
-    assert.equal("rw", fd:direction())        -- a received descriptor: not known
+    assert.equal("write", fd:direction())     -- received typed: a pipe's write end
     for _, o in ipairs { r, w, a, b, fd } do o:close() end
     assert.has_error(function() r:direction() end, "attempt to use a closed lipc.pipe")
   end)

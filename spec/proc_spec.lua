@@ -263,27 +263,7 @@ describe("ipc.exec", function()
   end)
 end)
 
-describe("ipc.run", function()
-  it("captures the output of a program fed with input", function()
-    local lines = {}
-    for i = 1, 30000 do lines[i] = ("%05d"):format(30001 - i) end
-    local out, how, code = ipc.run({ "sort", input = table.concat(lines, "\n") .. "\n" }, 20)
-    assert.equal("exited", how)
-    assert.equal(0, code)
-    table.sort(lines)
-    assert.equal(table.concat(lines, "\n") .. "\n", out)
-    assert.same({ "", "exited", 3 }, { ipc.run { "sh", "-c", "exit 3" } })
-    assert.same({ nil, "timeout", E.ETIMEDOUT }, { ipc.run({ "sleep", "30" }, 0.2) })
-    local n, msg, err = ipc.run { "lipc-no-such-program" }
-    assert.is_nil(n)
-    assert.matches("No such file", msg)
-    assert.equal(E.ENOENT, err)
-    assert.error_matches(function() ipc.run("ls") end, "table expected")
-    assert.error_matches(function() ipc.run({ "cat", input = 1 }) end, "option 'input'")
-    assert.error_matches(function() ipc.run({ "cat" }, -1) end, "timeout")
-    assert.same({}, ipc.children())
-  end)
-end)
+-- ipc.run: spec/run_spec.lua
 
 describe("lipc.process", function()
   it("times out a wait, then kills by name and by number", function()

@@ -67,14 +67,30 @@ function ipc.spawn(fn, ...) end
 ---@see proc.md
 function ipc.exec(argv) end
 
----Run a program to completion and capture its stdout (input = a string fed to stdin).
----@param argv table an ipc.exec table plus input = string
----@param timeout? number seconds (the program is killed after)
----@return string|nil stdout
----@return string how "exited" | "signaled" (or the error message)
----@return integer code exit code or signal number (or errno)
+---Run a program to completion: { stdout =, stderr = (when captured), status =, code =, pid = }.
+---@param argv table an ipc.exec table plus input = string, timeout = seconds
+---@param timeout? number seconds (the old second argument; timeout = in argv is the same)
+---@return {stdout: string, stderr?: string, status: "exited"|"signaled"|"timeout", code: integer, pid: integer}|nil result
+---@return string? err only when the program cannot start
+---@return integer? errno
 ---@see proc.md
 function ipc.run(argv, timeout) end
+
+---A pool of n worker processes, each running fn(item) for pool:map.
+---@param n integer
+---@param fn fun(item: any): any
+---@param opts? {keep?: table}
+---@return lipc.pool
+---@see proc.md
+function ipc.pool(n, fn, opts) end
+
+---Adopt descriptor n: a lipc.socket for a socket, a lipc.pipe for a pipe or FIFO, a lipc.fd otherwise.
+---@param n integer
+---@return lipc.socket|lipc.pipe|lipc.fd|nil obj
+---@return string? err
+---@return integer? errno
+---@see proc.md
+function ipc.fd(n) end
 
 ---Wait for a forked child: "exited", code | "signaled", signo.
 ---@param pid integer
@@ -737,6 +753,20 @@ function pipe:fileno() end
 ---@see pipe.md
 function pipe:close() end
 
+---Give the descriptor up: the object is closed, the descriptor stays open.
+---@return integer|nil n
+---@return string? err
+---@return integer? errno
+---@see pipe.md
+function pipe:detach() end
+
+---The same kind of object on a duplicate descriptor (close-on-exec).
+---@return lipc.pipe|nil copy
+---@return string? err
+---@return integer? errno
+---@see pipe.md
+function pipe:dup() end
+
 ---A descriptor received with recvfd (or adopted): a byte stream.
 ---@class lipc.fd
 local fd = {}
@@ -758,6 +788,20 @@ function fd:read(fmt, timeout) end
 ---@return integer? errno
 ---@see socket.md
 function fd:write(data, timeout) end
+
+---Give the descriptor up: the object is closed, the descriptor stays open.
+---@return integer|nil n
+---@return string? err
+---@return integer? errno
+---@see socket.md
+function fd:detach() end
+
+---The same kind of object on a duplicate descriptor (close-on-exec).
+---@return lipc.fd|nil copy
+---@return string? err
+---@return integer? errno
+---@see socket.md
+function fd:dup() end
 
 ---An iterator over lines.
 ---@param fmt? "l"|"L"
@@ -1385,6 +1429,28 @@ function socket:sendfd(obj, data, timeout) end
 ---@see socket.md
 function socket:recvfd(timeout) end
 
+---Give the descriptor up: the object is closed, the descriptor stays open.
+---@return integer|nil n
+---@return string? err
+---@return integer? errno
+---@see socket.md
+function socket:detach() end
+
+---The same kind of object on a duplicate descriptor (close-on-exec).
+---@return lipc.socket|nil copy
+---@return string? err
+---@return integer? errno
+---@see socket.md
+function socket:dup() end
+
+---Receive every descriptor of one message: a list of typed objects, and the data.
+---@param timeout? number
+---@return (lipc.socket|lipc.pipe|lipc.fd)[]|false|nil list false, data without descriptors; nil at end of stream
+---@return string? data or the error message
+---@return boolean|integer|nil truncated or errno
+---@see socket.md
+function socket:recvfds(timeout) end
+
 ---"stream", "dgram", "seqpacket" or "raw".
 ---@return "stream"|"dgram"|"seqpacket"|"raw"
 ---@see socket.md
@@ -1568,6 +1634,16 @@ function poller:close() end
 ---@field stdout lipc.pipe? with stdout = "pipe"
 ---@field stderr lipc.pipe? with stderr = "pipe"
 local process = {}
+
+---Feed input to stdin, drain the stdout and stderr pipes, wait: out, err, how, code.
+---@param input? string
+---@param timeout? number
+---@return string|nil out or nil on timeout
+---@return string? err stderr, or the error message
+---@return string|integer|nil how "exited"|"signaled", or errno
+---@return integer? code
+---@see proc.md
+function process:communicate(input, timeout) end
 
 ---Wait: "exited", code | "signaled", signo.
 ---@param timeout? number
@@ -1760,5 +1836,24 @@ function channel:fileno() end
 ---@return true
 ---@see topology.md
 function channel:close() end
+
+
+---A pool of worker processes (ipc.pool).
+---@class lipc.pool
+local pool = {}
+
+---results[i] = fn(items[i]) in order; errors = nil or { [i] = message }.
+---@param items any[]
+---@param timeout? number
+---@return any[]|nil results
+---@return table<integer, string>|string|nil errors or the error message
+---@return integer? errno
+---@see proc.md
+function pool:map(items, timeout) end
+
+---Stop and reap the workers.
+---@return true
+---@see proc.md
+function pool:close() end
 
 return ipc

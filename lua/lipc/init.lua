@@ -6,7 +6,7 @@
 local ipc = require "lipc.core"
 
 -- Lua layers: each module returns a function that adds to the table.
-for _, layer in ipairs { "lipc.proc", "lipc.channel", "lipc.region" } do
+for _, layer in ipairs { "lipc.proc", "lipc.channel", "lipc.region", "lipc.pool" } do
   require(layer)(ipc)
 end
 

@@ -54,7 +54,7 @@ end
 -- An argv table: strings 1..n (n >= 1); other keys are exec options.
 -- User tables are read raw (rawlen, next): a __len or __pairs must not
 -- make the checks loop for ever.
-local EXEC_KEYS = { stderr = true, env = true, cwd = true }
+local EXEC_KEYS = { stderr = true, env = true, cwd = true, clearenv = true, umask = true }
 local function check_argv(fname, n, argv)
   local len = rawlen(argv)
   if len < 1 then argerror(fname, n, "a command needs its program name at [1]", 3) end
@@ -69,10 +69,22 @@ local function check_argv(fname, n, argv)
   end
 end
 
-local function exec_table(argv, stdin, stdout)
+-- The ipc.exec table of a command node: its own session (a process group
+-- that run can kill whole, grandchildren included, and no SIGTTIN when it
+-- reads an inherited terminal); stderr = "capture" becomes a pipe whose read
+-- end is added to sinks (with the node name: results[name].stderr).
+local function exec_table(argv, stdin, stdout, sinks, ends, name)
   local t = {}
   for k, v in next, argv do t[k] = v end
   t.stdin, t.stdout = stdin or "inherit", stdout or "inherit"
+  t.session = true
+  if t.stderr == "capture" then
+    local r, w, c = ipc.pipe()
+    if not r then return nil, w, c end
+    ends[#ends + 1] = w
+    sinks[#sinks + 1] = { r = r, parts = {}, name = name, key = "stderr" }
+    t.stderr = w
+  end
   return t
 end
 
@@ -83,22 +95,54 @@ end
 
 -- ---- processes ---------------------------------------------------------------
 
--- Run body() in a child process (ipc.spawn); its return value is the exit code.
+-- Run body() in a child process (ipc.spawn, in its own session); its return
+-- value is the exit code.
 local function start_function(body)
-  local p, err, code = ipc.spawn(body)
+  local p, err, code = ipc.spawn { body, session = true }
   if not p then return nil, err, code end
   return { p = p, pid = p.pid, start = now() }
 end
 
-local function start_command(t)
+local function start_command(t, err0, code0)
+  if not t then return nil, err0, code0 end
   local p, err, code = ipc.exec(t)
   if not p then return nil, err, code end
   return { p = p, pid = p.pid, start = now() }
 end
 
+-- Signal the whole process group (session) a node leads; the process alone
+-- when the group is not there yet (a child between fork and setsid).
+local function kill_node(pr, sig)
+  local ok, done = pcall(pr.p.kill, pr.p, sig, "group")
+  if not (ok and done) then pcall(pr.p.kill, pr.p, sig) end
+end
+
+-- Read what a sink (a captured output) holds; closes it at end of stream.
+-- limit bounds the reads (after every process ended).
+local function drain_sink(sk, limit)
+  for _ = 1, limit or math.huge do
+    if not sk.r then return end
+    local data, _, no = sk.r:read(65536, 0)
+    if data then
+      sk.parts[#sk.parts + 1] = data
+      if #data < 65536 then return end
+    elseif no == ipc.errno.ETIMEDOUT then
+      return
+    else
+      sk.r:close()                 -- end of stream (or a failure: stop reading)
+      sk.r = nil
+      return
+    end
+  end
+end
+
 -- Wait for every process; fail_fast kills the others when one fails.
--- Fills pr.result = { status =, code =, seconds = } for each.
-local function supervise(procs, deadline, grace, fail_fast)
+-- Fills pr.result = { status =, code =, seconds = } for each. Captured
+-- outputs (sinks) are read meanwhile; once a node is reaped, what is left
+-- of its process group (background grandchildren) is killed, so no pipe of
+-- the run stays open behind it.
+local function supervise(procs, deadline, grace, fail_fast, sinks)
+  sinks = sinks or {}
   local running = 0
   for _, pr in ipairs(procs) do
     if not pr.result then running = running + 1 end
@@ -110,6 +154,7 @@ local function supervise(procs, deadline, grace, fail_fast)
     if pr.killed_for and not (how == "exited" and code == 0) then status = pr.killed_for end
     pr.result = { status = status, code = code, seconds = now() - pr.start }
     if status ~= how then pr.result.how = how end
+    pcall(pr.p.kill, pr.p, "KILL", "group")   -- stragglers of its group
     pr.p:close()
     running = running - 1
     if fail_fast and not (how == "exited" and code == 0) and not pr.killed_for then
@@ -138,17 +183,23 @@ local function supervise(procs, deadline, grace, fail_fast)
     return l
   end
 
-  -- Block until one of the live processes exits or t seconds pass.
+  -- Block until one of the live processes exits, a sink has data, or t seconds pass.
   local function block(t)
     local l = live()
     if #l == 0 then return end
     local objs = {}
     for i, pr in ipairs(l) do objs[i] = pr.p end
+    for _, sk in ipairs(sinks) do
+      if sk.r then objs[#objs + 1] = sk.r end
+    end
     -- a pidfd is readable once its process exited; Ctrl-C raises through here
     local ready = ipc.poll(objs, t)
     for _, p in ipairs(ready or {}) do
       for _, pr in ipairs(l) do
         if pr.p == p and not pr.result then try(pr, 0) end
+      end
+      for _, sk in ipairs(sinks) do
+        if sk.r == p then drain_sink(sk) end
       end
     end
   end
@@ -159,7 +210,7 @@ local function supervise(procs, deadline, grace, fail_fast)
     killing = true
     for _, pr in ipairs(live()) do
       pr.killed_for = reason
-      pcall(pr.p.kill, pr.p, "TERM")
+      kill_node(pr, "TERM")
     end
     local gdl = now() + grace
     while running > 0 do
@@ -167,7 +218,7 @@ local function supervise(procs, deadline, grace, fail_fast)
       if left <= 0 then break end
       block(left)
     end
-    for _, pr in ipairs(live()) do pcall(pr.p.kill, pr.p, "KILL") end
+    for _, pr in ipairs(live()) do kill_node(pr, "KILL") end
     while running > 0 do
       for _, pr in ipairs(live()) do try(pr, 0) end
       if running > 0 then block(1) end
@@ -186,6 +237,18 @@ local function supervise(procs, deadline, grace, fail_fast)
       local t = deadline and math.max(0, deadline - now()) or nil
       block(t)
     end
+  end
+  -- every node is gone (and its group killed): what the pipes still hold
+  for _, sk in ipairs(sinks) do
+    drain_sink(sk, 64)
+    if sk.r then sk.r:close(); sk.r = nil end
+  end
+end
+
+-- Kill (the groups of) every process not yet reaped, and reap them.
+local function kill_all_now(procs)
+  for _, pr in ipairs(procs) do
+    if not pr.result then kill_node(pr, "KILL"); pcall(pr.p.wait, pr.p) end
   end
 end
 
@@ -252,9 +315,9 @@ function Pipeline:run(timeout)
   check_timeout("run", 1, timeout)
   local deadline = timeout and now() + timeout
   local n = #self.stages
-  local ends, procs = {}, {}
+  local ends, procs, sinks = {}, {}, {}
   local ins, outs = {}, {}
-  local cap_r
+  local cap
   local ok, res, err, code = pcall(function()
     for i = 1, n - 1 do
       local r, w, c = ipc.pipe()
@@ -266,8 +329,9 @@ function Pipeline:run(timeout)
     if self.stdout == "capture" then
       local r, w, c = ipc.pipe()
       if not r then return nil, w, c end
-      ends[#ends + 1], ends[#ends + 2] = r, w
-      cap_r, outs[n] = r, w
+      ends[#ends + 1] = w
+      cap = { r = r, parts = {} }
+      sinks[1], outs[n] = cap, w
     else
       outs[n] = self.stdout
     end
@@ -285,7 +349,7 @@ function Pipeline:run(timeout)
         end)
         if pr then pr.name = i end
       else
-        pr, e, c = start_command(exec_table(stage, ins[i], outs[i]))
+        pr, e, c = start_command(exec_table(stage, ins[i], outs[i], sinks, ends, i))
         if pr then pr.argv = stage end
       end
       if not pr then return nil, e, c end
@@ -294,40 +358,29 @@ function Pipeline:run(timeout)
     return true
   end)
   -- the parent keeps no child end (EOF must reach the readers)
-  for _, o in ipairs(ends) do
-    if o ~= cap_r then pcall(o.close, o) end
+  close_all(ends)
+  local function close_sinks()
+    for _, sk in ipairs(sinks) do if sk.r then pcall(sk.r.close, sk.r); sk.r = nil end end
   end
   if not ok or not res then
-    for _, pr in ipairs(procs) do pcall(pr.p.kill, pr.p, "KILL"); pr.p:wait() end
-    close_all(ends)
+    kill_all_now(procs)
+    close_sinks()
     if not ok then error(res, 0) end
     return nil, err, code
   end
-  local output
-  local sok, serr = pcall(function()
-    if cap_r then
-      local parts = {}
-      while true do
-        local t = deadline and math.max(0, deadline - now())
-        local data = cap_r:read(65536, t)
-        if not data then break end
-        parts[#parts + 1] = data
-      end
-      output = table.concat(parts)
-    end
-    supervise(procs, deadline, self.grace, false)
-  end)
-  if cap_r then cap_r:close() end
+  local sok, serr = pcall(supervise, procs, deadline, self.grace, false, sinks)
+  close_sinks()
   if not sok then          -- interrupted (Ctrl-C) or worse: leave nothing running
-    for _, pr in ipairs(procs) do
-      if not pr.result then pcall(pr.p.kill, pr.p, "KILL"); pcall(pr.p.wait, pr.p) end
-    end
+    kill_all_now(procs)
     error(serr, 0)
   end
-  local results = { ok = true, output = output }
+  local results = { ok = true, output = cap and table.concat(cap.parts) }
   for i, pr in ipairs(procs) do
     local r = pr.result
     r.argv = pr.argv
+    for _, sk in ipairs(sinks) do
+      if sk.name == i then r[sk.key] = table.concat(sk.parts) end
+    end
     results[i] = r
     if not (r.status == "exited" and r.code == 0) then results.ok = false end
   end
@@ -609,7 +662,7 @@ function Graph:run(timeout, opts)
   local here = opts.host
   local grace = opts.grace or DEFAULT_GRACE
   local deadline = timeout and now() + timeout
-  local keep, drop, procs = {}, {}, {}
+  local keep, drop, procs, sinks = {}, {}, {}, {}
   local nodes = self.nodes
   for _, l in ipairs(self.links) do
     local fl, tl = nodes[l.from].host == here, nodes[l.to].host == here
@@ -642,7 +695,7 @@ function Graph:run(timeout, opts)
             if l.to == nd.name then stdin = l.ends[nd.name].objs[1] end
             if l.from == nd.name then stdout = l.ends[nd.name].objs[1] end
           end
-          pr, e, c = start_command(exec_table(nd.body, stdin, stdout))
+          pr, e, c = start_command(exec_table(nd.body, stdin, stdout, sinks, drop, nd.name))
         else
           pr, e, c = start_function(function()
             local mine = {}
@@ -687,27 +740,33 @@ function Graph:run(timeout, opts)
     return true
   end)
   close_all(drop)               -- the parent keeps no child end
+  local function close_sinks()
+    for _, sk in ipairs(sinks) do if sk.r then pcall(sk.r.close, sk.r); sk.r = nil end end
+  end
   if not ok or not res then
-    for _, pr in ipairs(procs) do pcall(pr.p.kill, pr.p, "KILL"); pr.p:wait() end
+    kill_all_now(procs)
+    close_sinks()
     for _, o in ipairs(keep) do if ipc.type(o) == "msg" then pcall(o.remove, o) end end
     close_all(keep)
     if not ok then error(res, 0) end
     return nil, err, code
   end
-  local sok, serr = pcall(supervise, procs, deadline, grace, true)
+  local sok, serr = pcall(supervise, procs, deadline, grace, true, sinks)
+  close_sinks()
   for _, o in ipairs(keep) do
     if ipc.type(o) == "msg" then pcall(o.remove, o) end
   end
   close_all(keep)
   if not sok then
-    for _, pr in ipairs(procs) do
-      if not pr.result then pcall(pr.p.kill, pr.p, "KILL"); pcall(pr.p.wait, pr.p) end
-    end
+    kill_all_now(procs)
     error(serr, 0)
   end
   local results, allok = {}, true
   for _, pr in ipairs(procs) do
     results[pr.name] = pr.result
+    for _, sk in ipairs(sinks) do
+      if sk.name == pr.name then pr.result[sk.key] = table.concat(sk.parts) end
+    end
     if not (pr.result.status == "exited" and pr.result.code == 0) then allok = false end
   end
   return results, allok
