@@ -387,14 +387,7 @@ static const luaL_Reg fifo_methods[] = {
 
 void lipc_open_pipe(lua_State *L) {
   lipc_stream_init();
-  /* the pipe methods: the stream ones plus size */
-  luaL_Reg methods[16];
-  int n = 0;
-  for (const luaL_Reg *r = lipc_stream_methods; r->name; r++) methods[n++] = *r;
-  for (const luaL_Reg *r = pipe_methods; r->name; r++) methods[n++] = *r;
-  methods[n].name = NULL;
-  methods[n].func = NULL;
-  lipc_register(L, &pipe_class, methods);
+  lipc_stream_register(L, &pipe_class, pipe_methods);  /* the stream methods plus size */
   lipc_register(L, &fifo_class, fifo_methods);
   lua_pushcfunction(L, lpipe_pipe);
   lua_setfield(L, -2, "pipe");

@@ -387,6 +387,14 @@ lipc_stream *lipc_socket_adopt(lua_State *L, int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) != 0) acc = 0;
   lsock *k = new_sock(L, family, type, scheme_of(family, type, 0));
   k->listening = acc != 0;
+  if (k->listening) {
+    /* accept4 must never block past a deadline or in a task: an adopted
+     * listener's description is made nonblocking (shared with whoever
+     * else holds it) */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    k->s.keep_nonblock = 1;
+  }
   struct sockaddr_storage sa;
   memset(&sa, 0, sizeof sa);
   socklen_t len = sizeof sa;
@@ -508,6 +516,7 @@ static int lsocket_listen(lua_State *L) {
       return lipc_error(L, err, "listen", k->name);
     }
     k->listening = 1;
+    k->s.keep_nonblock = 1;
     /* accept waits with poll: a nonblocking listener never blocks past a
      * deadline when another process takes the connection first */
     int fl = fcntl(fd, F_GETFL);
@@ -1284,25 +1293,11 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-/* Register a class whose methods are the stream methods plus extra. */
-static void register_stream_class(lua_State *L, const lipc_class *cls, const luaL_Reg *extra) {
-  size_t n1 = 0, n2 = 0;
-  while (lipc_stream_methods[n1].name) n1++;
-  while (extra && extra[n2].name) n2++;
-  luaL_Reg all[64];
-  size_t n = 0;
-  for (size_t i = 0; i < n1 && n < 63; i++) all[n++] = lipc_stream_methods[i];
-  for (size_t i = 0; i < n2 && n < 63; i++) all[n++] = extra[i];
-  all[n].name = NULL;
-  all[n].func = NULL;
-  lipc_register(L, cls, all);
-}
-
 /* Register lipc.socket and lipc.fd; ipc.listen/connect/socketpair and ipc.socket.*. */
 void lipc_open_socket(lua_State *L) {
   lipc_stream_init();
-  register_stream_class(L, &sock_class, sock_methods);
-  register_stream_class(L, &fd_class, NULL);
+  lipc_stream_register(L, &sock_class, sock_methods);
+  lipc_stream_register(L, &fd_class, NULL);
   luaL_setfuncs(L, funcs, 0);
   lipc_subtable(L, -1, "socket");
   luaL_setfuncs(L, funcs, 0);

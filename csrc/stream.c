@@ -54,7 +54,6 @@ static int have_nowait = 0;
 
 /* Free the read-ahead buffer and close the descriptor. */
 int lipc_stream_release(lipc_stream *s) {
-  s->tag = 0;
   free(s->buf);
   s->buf = NULL;
   s->off = s->len = s->cap = 0;
@@ -64,43 +63,55 @@ int lipc_stream_release(lipc_stream *s) {
   return err == EINTR ? 0 : err;
 }
 
-/* The fast identity mark of open streams (lipc_stream.tag): a random
- * nonzero number drawn once per process. */
-static uint64_t stream_tag;
+/* The stream classes (lipc_stream_register): a handle whose class is one
+ * of them starts with lipc_stream. */
+#define MAX_STREAM_CLASSES 8
+static const lipc_class *stream_classes[MAX_STREAM_CLASSES];
 
-/* Draw stream_tag (getrandom, else a mix of clock, pid and addresses). */
-static void make_tag(void) {
-  uint64_t t = 0;
-  if (getrandom(&t, sizeof t, GRND_NONBLOCK) != (ssize_t)sizeof t) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    t = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
-        (uint64_t)(uintptr_t)&ts ^ ((uint64_t)(uintptr_t)&stream_tag << 7);
-  }
-  stream_tag = t ? t : 0x9e3779b97f4a7c15u;
+/* 1 when c is a registered stream class (pointer comparisons only: c may
+ * be any bytes of a userdata that merely carries a stream metatable). */
+static int is_stream_class(const lipc_class *c) {
+  for (int i = 0; i < MAX_STREAM_CLASSES && stream_classes[i]; i++)
+    if (stream_classes[i] == c) return 1;
+  return 0;
 }
 
-/* The open stream at idx; raises otherwise.
- * The hot path (every read and write) must not pay for a metatable check,
- * which costs ~4 Lua API calls.  Instead a stream that passed the full
- * check once, open, carries stream_tag until lipc_stream_release clears
- * it: then a userdata at least as big as lipc_stream whose tag equals
- * stream_tag is that stream.  Only C code writes userdata bytes, lipc
- * writes the tag only into verified open streams and clears it before the
- * memory can be freed (release runs from close, __close and __gc), and the
- * tag is random: a foreign userdata (even one reusing a freed stream's
- * memory) cannot match; a light userdata has length 0. */
+/* The open stream at idx; raises otherwise.  The one class check of
+ * core.c (lipc_checkclass), for any stream class: a method's own object
+ * has the metatable of the method's upvalue 1, is big enough for a
+ * stream, and was made as a stream class; anything else takes the slow
+ * path through lipc_toany. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx) {
   lipc_stream *s = lua_touserdata(L, idx);
-  if (s != NULL && lua_rawlen(L, idx) >= sizeof(lipc_stream) && s->tag == stream_tag &&
-      s->h.open)
-    return s;
+  if (s != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same && lua_rawlen(L, idx) >= sizeof(lipc_stream) && is_stream_class(s->h.cls)) {
+      if (!s->h.open) lipc_closed_error(L, s->h.cls);
+      if (s->main == NULL) lipc_stream_attach(L, s);
+      return s;
+    }
+  }
   lipc_handle *h = lipc_toany(L, idx);
-  if (h == NULL || !(h->cls->flags & LIPC_CLASS_STREAM)) luaL_typeerror(L, idx, "lipc stream");
+  if (h == NULL || !is_stream_class(h->cls)) luaL_typeerror(L, idx, "lipc stream");
   if (!h->open) lipc_closed_error(L, h->cls);
   if (((lipc_stream *)h)->main == NULL) lipc_stream_attach(L, (lipc_stream *)h);
-  ((lipc_stream *)h)->tag = stream_tag;
   return (lipc_stream *)h;
+}
+
+/* Register the stream class cls: the stream methods plus extra (may be
+ * NULL), each with the class metatable as upvalue 1. */
+void lipc_stream_register(lua_State *L, const lipc_class *cls, const luaL_Reg *extra) {
+  int k = 0;
+  while (k < MAX_STREAM_CLASSES - 1 && stream_classes[k] && stream_classes[k] != cls) k++;
+  stream_classes[k] = cls;
+  luaL_Reg all[64];
+  size_t n = 0;
+  for (const luaL_Reg *r = lipc_stream_methods; r->name && n < 63; r++) all[n++] = *r;
+  for (const luaL_Reg *r = extra; r && r->name && n < 63; r++) all[n++] = *r;
+  all[n].name = NULL;
+  all[n].func = NULL;
+  lipc_register(L, cls, all);
 }
 
 /* The main thread of L's state. */
@@ -570,7 +581,7 @@ static int lstream_setnonblock(lua_State *L) {
   int on = lua_toboolean(L, 2);
   int fl = fcntl(s->h.fd, F_GETFL);
   if (fl < 0) return lipc_error(L, errno, "fcntl", s->h.cls->kind);
-  int nfl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  int nfl = on || s->keep_nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
   if (nfl != fl && fcntl(s->h.fd, F_SETFL, nfl) != 0) return lipc_error(L, errno, "fcntl", s->h.cls->kind);
   s->nonblock = on;
   lua_pushboolean(L, 1);
@@ -656,5 +667,5 @@ static void probe(void) {
 
 void lipc_stream_init(void) {
   static int probed;
-  if (!probed) { probe(); make_tag(); probed = 1; }
+  if (!probed) { probe(); probed = 1; }
 }

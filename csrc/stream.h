@@ -22,13 +22,12 @@ typedef struct lipc_stream {
   char *buf;            /* bytes read ahead (lines), served first; malloc'd */
   size_t off, len, cap; /* unread bytes are buf[off .. off+len) */
   int dirs;             /* LIPC_STREAM_READ | LIPC_STREAM_WRITE (0: both) */
-  int nonblock;         /* O_NONBLOCK is set on the descriptor */
+  int nonblock;         /* nonblocking (setnonblock): nothing ready = timeout 0 */
+  int keep_nonblock;    /* the descriptor stays O_NONBLOCK whatever setnonblock
+                         * says (a listener: accept4 must never block) */
   int socket;           /* use send(MSG_NOSIGNAL) instead of write */
   unsigned align;       /* 4096 | address mod 4096 of the bytes of the last
                          * big read's string (read_n); 0 before one */
-  uint64_t tag;         /* lipc_stream_check's fast identity mark: set once
-                         * the object was checked the slow way (open),
-                         * cleared by lipc_stream_release; 0 otherwise */
   lua_State *main;      /* the main thread of the Lua state the object lives
                          * in (lipc_stream_attach): calls made on it take
                          * lipc_stream_run's hot path; NULL until known */
@@ -38,16 +37,18 @@ typedef struct lipc_stream {
 extern const luaL_Reg lipc_stream_methods[];
 
 /* Free the read-ahead buffer and close the descriptor; 0 or errno.
- * Every stream class's release calls it (it also clears tag). */
+ * Every stream class's release calls it. */
 int lipc_stream_release(lipc_stream *s);
 
-/* The open stream at idx (any class with LIPC_CLASS_STREAM in its
- * flags, whose struct starts with lipc_stream); raises otherwise.  Fast
- * after the first call on an object (see tag). */
+/* The open stream at idx (of a class registered by lipc_stream_register,
+ * whose struct starts with lipc_stream); raises otherwise. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx);
+/* Register stream class cls (lipc_register) with the stream methods plus
+ * extra (may be NULL). */
+void lipc_stream_register(lua_State *L, const lipc_class *cls, const luaL_Reg *extra);
 
-/* Probe the kernel once (RWF_NOWAIT, RWF_NOSIGNAL on pipes) and draw the
- * identity tag; every opener of a stream class calls it first. */
+/* Probe the kernel once (RWF_NOWAIT, RWF_NOSIGNAL on pipes); every opener
+ * of a stream class calls it first. */
 void lipc_stream_init(void);
 
 /* Make room in s's read-ahead buffer for at least extra more bytes after

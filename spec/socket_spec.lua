@@ -597,6 +597,26 @@ s.close()
       assert.same({ "exited", 0 }, { how, code })
     end)
 
+    it("keeps accept's timeout on a listener set back to blocking", function()
+      -- in a child: accept4 on a blocking listener waited forever (fuzz, seed 1 case 104)
+      local pid = helper.fork(function()
+        for _, url in ipairs { "tcp://127.0.0.1:0", "unix:" } do
+          local l <close> = assert(ipc.listen(url))
+          assert(l:setnonblock(true))
+          assert(l:setnonblock(false))
+          local t0 = ipc.clock()
+          local t = { l:accept(0.05) }
+          assert(t[1] == nil and t[2] == "timeout" and t[3] == E.ETIMEDOUT, tostring(t[2]))
+          assert(ipc.clock() - t0 < 5)
+          local c <close> = assert(ipc.connect(l:address(), 5))
+          local s <close> = assert(l:accept(5))
+        end
+      end)
+      local how, code = ipc.wait(pid, 20)
+      if not how then ipc.signal.kill(pid, "KILL"); ipc.wait(pid) end
+      assert.same({ "exited", 0 }, { how, code })
+    end)
+
     it("connects a bound datagram socket with s:connect", function()
       local x <close> = assert(ipc.listen("udp://127.0.0.1:0"))
       local y <close> = assert(ipc.listen("udp://127.0.0.1:0"))
