@@ -840,6 +840,30 @@ void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try) {
   w->fd = -1;
 }
 
+/* __close and __gc of an armed descriptor slot. */
+static int fdslot_gc(lua_State *L) {
+  int *slot = lua_touserdata(L, 1);
+  if (slot != NULL) lipc_fdslot_close(slot);
+  return 0;
+}
+
+void lipc_fdslot_close(int *slot) {
+  if (*slot >= 0) close(*slot);
+  *slot = -1;
+}
+
+void lipc_fdslot_arm(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (luaL_newmetatable(L, "lipc.fdslot")) {
+    lua_pushcfunction(L, fdslot_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, fdslot_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_setmetatable(L, idx);
+  lua_toclose(L, idx);
+}
+
 /* A futex wait on a word while it holds val, for at most ts (NULL:
  * forever).  0 (woken, or the word changed), ETIMEDOUT or EINTR. */
 static int futex_wait(const uint32_t *word, uint32_t val, int shared, const struct timespec *ts) {
@@ -893,6 +917,11 @@ static int wait_end(lua_State *L, lipc_wait *w, int err) {
   return lipc_fail(L, err, w->call ? w->call : "wait", NULL);
 }
 
+/* The end of a w->sleep wait: no results, or what w->stop makes of it. */
+static int sleep_end(lua_State *L, lipc_wait *w) {
+  return w->stop ? w->stop(L, w, ETIMEDOUT) : 0;
+}
+
 static int run_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Yield the running task to the loop with w (boxed on the stack unless it
@@ -921,10 +950,10 @@ static int run_loop(lua_State *L, lipc_wait *w, int box) {
       continue;
     }
     if (lipc_deadline_expired(&w->d) && !w->sleep) return wait_end(L, w, ETIMEDOUT);
-    if (w->sleep && lipc_deadline_expired(&w->d)) return 0;
+    if (w->sleep && lipc_deadline_expired(&w->d)) return sleep_end(L, w);
     if (!w->block) return task_yield(L, w, box);
     int err = wait_blocking(w);
-    if (err == ETIMEDOUT && w->sleep) return 0;
+    if (err == ETIMEDOUT && w->sleep) return sleep_end(L, w);
     if (err != 0) return wait_end(L, w, err);
   }
 }
