@@ -815,8 +815,12 @@ int lipc_reclaim_fds(lua_State *L, int err) {
 static _Thread_local lua_State *current_task;
 static _Thread_local lipc_wait *task_wait;
 static _Thread_local int task_cancel;
+/* Set once any task ran in this process (any thread): until then no call
+ * can be in a task, which lipc_in_task answers from one plain load. */
+static int tasks_seen;
 
 lua_State *lipc_task_enter(lua_State *co, int cancel) {
+  if (co != NULL) __atomic_store_n(&tasks_seen, 1, __ATOMIC_RELAXED);
   lua_State *prev = current_task;
   current_task = co;
   task_wait = NULL;
@@ -829,15 +833,33 @@ lipc_wait *lipc_task_waiting(void) {
 }
 
 int lipc_in_task(lua_State *L) {
-  return L == current_task && current_task != NULL && lua_isyieldable(L);
+  /* before any task ran, one plain load answers: thread-local variables
+   * cost a __tls_get_addr call in a shared object, on every blocking call */
+  return __atomic_load_n(&tasks_seen, __ATOMIC_RELAXED) && L == current_task && current_task != NULL &&
+         lua_isyieldable(L);
 }
 
 void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try) {
-  memset(w, 0, sizeof *w);
+  /* field by field (a new field of lipc_wait needs its line here): this
+   * runs on every blocking call, where gcc makes a memset of the record a
+   * slow `rep stos` */
+  w->d.end.tv_sec = 0;
+  w->d.end.tv_nsec = 0;
   if (tidx > 0) lipc_deadline_init(L, tidx, &w->d);
   else lipc_deadline_secs(L, -1, &w->d);
   w->try = try;
+  w->stop = NULL;
+  w->call = NULL;
+  w->block = 0;
   w->fd = -1;
+  w->events = 0;
+  w->word = NULL;
+  w->val = 0;
+  w->shared = 0;
+  w->sleep = 0;
+  w->tries = 0;
+  w->acc[0] = w->acc[1] = 0;
+  w->p = NULL;
 }
 
 /* __close and __gc of an armed descriptor slot. */
@@ -942,7 +964,9 @@ static int task_yield(lua_State *L, lipc_wait *w, int box) {
 static int run_loop(lua_State *L, lipc_wait *w, int box) {
   for (;;) {
     w->block = !lipc_in_task(L);
-    if (w->block && lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
+    /* lipc_interrupted's test inline first: this runs before every call */
+    if (w->block && lua_gethook(w->d.main) != w->d.hook && lipc_interrupted(&w->d))
+      return wait_end(L, w, EINTR);
     int n = w->try(L, w);
     if (n >= 0) return n;
     if (n == LIPC_EINTR) {

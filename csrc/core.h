@@ -201,7 +201,7 @@ typedef struct lipc_wait lipc_wait;
 typedef int (*lipc_try_fn)(lua_State *L, lipc_wait *w);
 typedef int (*lipc_stop_fn)(lua_State *L, lipc_wait *w, int err);
 
-struct lipc_wait {
+struct lipc_wait {        /* lipc_wait_init sets every field */
   lipc_deadline d;
   lipc_try_fn try;
   lipc_stop_fn stop;       /* may be NULL */

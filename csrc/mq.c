@@ -185,7 +185,9 @@ static int lmq_open(lua_State *L) {
  * block with no timeout. */
 static const struct timespec *mq_trytime(lipc_wait *w, struct timespec *ts) {
   if (!w->block) { ts->tv_sec = 0; ts->tv_nsec = 0; return ts; }
-  return lipc_deadline_abs(&w->d, CLOCK_REALTIME, ts) < 0 ? NULL : ts;
+  if (w->d.forever) return NULL;
+  lipc_deadline_abs(&w->d, CLOCK_REALTIME, ts);
+  return ts;
 }
 
 /* After a failed mq_timed* try: LIPC_AGAIN to wait for the queue (also
