@@ -960,14 +960,19 @@ static int task_yield(lua_State *L, lipc_wait *w, int box) {
   return lua_yieldk(L, 0, (lua_KContext)box, run_k);
 }
 
-/* The loop of tries and waits (w may be boxed at index box, or 0). */
-static int run_loop(lua_State *L, lipc_wait *w, int box) {
-  for (;;) {
-    w->block = !lipc_in_task(L);
-    /* lipc_interrupted's test inline first: this runs before every call */
-    if (w->block && lua_gethook(w->d.main) != w->d.hook && lipc_interrupted(&w->d))
-      return wait_end(L, w, EINTR);
-    int n = w->try(L, w);
+/* The loop of tries and waits (w may be boxed at index box, or 0),
+ * starting with a try (n == RUN_TRY) or with the result n < 0 of a first
+ * try that lipc_run_direct made. */
+#define RUN_TRY INT_MIN
+static int run_loop(lua_State *L, lipc_wait *w, int box, int n) {
+  for (;; n = RUN_TRY) {
+    if (n == RUN_TRY) {
+      w->block = !lipc_in_task(L);
+      /* lipc_interrupted's test inline first: this runs before every call */
+      if (w->block && lua_gethook(w->d.main) != w->d.hook && lipc_interrupted(&w->d))
+        return wait_end(L, w, EINTR);
+      n = w->try(L, w);
+    }
     if (n >= 0) return n;
     if (n == LIPC_EINTR) {
       if (lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
@@ -993,9 +998,13 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
     task_cancel = 0;
     return luaL_error(L, "cancelled");
   }
-  return run_loop(L, w, box);
+  return run_loop(L, w, box, RUN_TRY);
 }
 
 int lipc_run(lua_State *L, lipc_wait *w) {
-  return run_loop(L, w, 0);
+  return run_loop(L, w, 0, RUN_TRY);
+}
+
+int lipc_run_from(lua_State *L, lipc_wait *w, int n) {
+  return run_loop(L, w, 0, n);
 }

@@ -245,7 +245,7 @@ static int lmq_send(lua_State *L) {
   w.call = "mq_send";
   w.stop = mq_stop;
   w.acc[0] = prio;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, mq_trysend);
 }
 
 /* One try of receive into the handle's buffer. */
@@ -277,7 +277,7 @@ static int lmq_receive(lua_State *L) {
   w.p = q;
   w.call = "mq_receive";
   w.stop = mq_stop;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, mq_tryreceive);
 }
 
 /* q:attr(): { maxmsg=, msgsize=, curmsgs=, nonblock= }. */

@@ -238,7 +238,7 @@ static int lmsg_send(lua_State *L) {
   w.call = "msgsnd";
   w.stop = msg_stop;
   w.acc[0] = mtype;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, msg_trysend);
 }
 
 /* One try of receive: mtype in w->acc[0]. */
@@ -279,7 +279,7 @@ static int lmsg_receive(lua_State *L) {
   w.call = "msgrcv";
   w.stop = msg_stop;
   w.acc[0] = mtype;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, msg_tryreceive);
 }
 
 /* Set t[k] = v on the table on top of the stack. */

@@ -530,7 +530,7 @@ static int lpoll_wait(lua_State *L) {
   w.call = "epoll_wait";
   w.stop = poller_stop;
   w.acc[0] = maxev;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, poller_try);
 }
 
 static const luaL_Reg methods[] = {
