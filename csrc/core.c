@@ -889,8 +889,12 @@ int lipc_reclaim_fds(lua_State *L, int err) {
 static _Thread_local lua_State *current_task;
 static _Thread_local lipc_wait *task_wait;
 static _Thread_local int task_cancel;
+/* Set once any task ran in this process (any thread): until then no call
+ * can be in a task, which lipc_in_task answers from one plain load. */
+static int tasks_seen;
 
 lua_State *lipc_task_enter(lua_State *co, int cancel) {
+  if (co != NULL) __atomic_store_n(&tasks_seen, 1, __ATOMIC_RELAXED);
   lua_State *prev = current_task;
   current_task = co;
   task_wait = NULL;
@@ -903,15 +907,57 @@ lipc_wait *lipc_task_waiting(void) {
 }
 
 int lipc_in_task(lua_State *L) {
-  return L == current_task && current_task != NULL && lua_isyieldable(L);
+  /* before any task ran, one plain load answers: thread-local variables
+   * cost a __tls_get_addr call in a shared object, on every blocking call */
+  return __atomic_load_n(&tasks_seen, __ATOMIC_RELAXED) && L == current_task && current_task != NULL &&
+         lua_isyieldable(L);
 }
 
 void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try) {
-  memset(w, 0, sizeof *w);
+  /* field by field (a new field of lipc_wait needs its line here): this
+   * runs on every blocking call, where gcc makes a memset of the record a
+   * slow `rep stos` */
+  w->d.end.tv_sec = 0;
+  w->d.end.tv_nsec = 0;
   if (tidx > 0) lipc_deadline_init(L, tidx, &w->d);
   else lipc_deadline_secs(L, -1, &w->d);
   w->try = try;
+  w->stop = NULL;
+  w->call = NULL;
+  w->block = 0;
   w->fd = -1;
+  w->events = 0;
+  w->word = NULL;
+  w->val = 0;
+  w->shared = 0;
+  w->sleep = 0;
+  w->tries = 0;
+  w->acc[0] = w->acc[1] = 0;
+  w->p = NULL;
+}
+
+/* __close and __gc of an armed descriptor slot. */
+static int fdslot_gc(lua_State *L) {
+  int *slot = lua_touserdata(L, 1);
+  if (slot != NULL) lipc_fdslot_close(slot);
+  return 0;
+}
+
+void lipc_fdslot_close(int *slot) {
+  if (*slot >= 0) close(*slot);
+  *slot = -1;
+}
+
+void lipc_fdslot_arm(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (luaL_newmetatable(L, "lipc.fdslot")) {
+    lua_pushcfunction(L, fdslot_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, fdslot_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_setmetatable(L, idx);
+  lua_toclose(L, idx);
 }
 
 /* A futex wait on a word while it holds val, for at most ts (NULL:
@@ -983,18 +1029,25 @@ static int task_yield(lua_State *L, lipc_wait *w, int box) {
   return lua_yieldk(L, 0, (lua_KContext)box, run_k);
 }
 
-/* A sleep (w->sleep) that lasted its time: w->stop with 0 makes its
- * result when set, otherwise none. */
+/* A sleep (w->sleep) that lasted its time: w->stop with 0 (not an error:
+ * the time passed as asked) makes its result when set, otherwise none. */
 static int sleep_end(lua_State *L, lipc_wait *w) {
   return w->stop ? w->stop(L, w, 0) : 0;
 }
 
-/* The loop of tries and waits (w may be boxed at index box, or 0). */
-static int run_loop(lua_State *L, lipc_wait *w, int box) {
-  for (;;) {
-    w->block = !lipc_in_task(L);
-    if (w->block && lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
-    int n = w->try(L, w);
+/* The loop of tries and waits (w may be boxed at index box, or 0),
+ * starting with a try (n == RUN_TRY) or with the result n < 0 of a first
+ * try that lipc_run_direct made. */
+#define RUN_TRY INT_MIN
+static int run_loop(lua_State *L, lipc_wait *w, int box, int n) {
+  for (;; n = RUN_TRY) {
+    if (n == RUN_TRY) {
+      w->block = !lipc_in_task(L);
+      /* lipc_interrupted's test inline first: this runs before every call */
+      if (w->block && lua_gethook(w->d.main) != w->d.hook && lipc_interrupted(&w->d))
+        return wait_end(L, w, EINTR);
+      n = w->try(L, w);
+    }
     if (n >= 0) return n;
     if (n == LIPC_EINTR) {
       if (lipc_interrupted(&w->d)) return wait_end(L, w, EINTR);
@@ -1020,7 +1073,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
     task_cancel = 0;
     return luaL_error(L, "cancelled");
   }
-  return run_loop(L, w, box);
+  return run_loop(L, w, box, RUN_TRY);
 }
 
 int lipc_run(lua_State *L, lipc_wait *w) {
@@ -1030,5 +1083,9 @@ int lipc_run(lua_State *L, lipc_wait *w) {
     task_cancel = 0;
     return luaL_error(L, "cancelled");
   }
-  return run_loop(L, w, 0);
+  return run_loop(L, w, 0, RUN_TRY);
+}
+
+int lipc_run_from(lua_State *L, lipc_wait *w, int n) {
+  return run_loop(L, w, 0, n);
 }

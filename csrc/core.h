@@ -193,7 +193,8 @@ int lipc_wait_retry(lipc_deadline *d, int fd, short events, int *tries);
  *    plain blocking read, or a timed call with lipc_deadline_abs(&w->d)),
  *    and returns LIPC_EINTR when that call was interrupted.
  * When the deadline passes or Ctrl-C comes while waiting, w->stop (when
- * set) makes the final result (e.g. the bytes written so far); otherwise
+ * set) makes the final result (e.g. the bytes written so far; also at the
+ * end of a w->sleep wait); otherwise
  * the result is nil, "timeout", ETIMEDOUT, or the EINTR error named after
  * w->call ("interrupted!" is then raised by the interpreter). */
 
@@ -204,7 +205,7 @@ typedef struct lipc_wait lipc_wait;
 typedef int (*lipc_try_fn)(lua_State *L, lipc_wait *w);
 typedef int (*lipc_stop_fn)(lua_State *L, lipc_wait *w, int err);
 
-struct lipc_wait {
+struct lipc_wait {        /* lipc_wait_init sets every field */
   lipc_deadline d;
   lipc_try_fn try;
   lipc_stop_fn stop;       /* may be NULL */
@@ -229,8 +230,30 @@ void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try);
 /* Run w->try until it returns results; see above.  Returns the number of
  * results (use as `return lipc_run(L, &w);`: it may yield). */
 int lipc_run(lua_State *L, lipc_wait *w);
+/* A descriptor that a try opens only to wait on (a temporary pidfd, an
+ * epoll set holding many descriptors) lives in the first int of a
+ * userdata that the caller put at a fixed stack index below the wait
+ * record (-1: none yet).  lipc_fdslot_arm(L, idx), called once when a
+ * descriptor is stored there, makes that userdata a to-be-closed value
+ * that also closes on collection: the descriptor is closed when the C
+ * function returns or raises, a cancelled task's wait included.
+ * lipc_fdslot_close closes it at once (idempotent). */
+void lipc_fdslot_arm(lua_State *L, int idx);
+void lipc_fdslot_close(int *slot);
 /* 1 when L is the running task of csrc/task.c's loop (calls yield). */
 int lipc_in_task(lua_State *L);
+/* lipc_run after a first try (made as lipc_run would) returned n < 0. */
+int lipc_run_from(lua_State *L, lipc_wait *w, int n);
+/* lipc_run with its first try a direct call of try (which must be w->try),
+ * which the compiler can inline: for the hottest calls, where the indirect
+ * call through w->try cost ~2% of an mq round trip (bench/mq_pingpong,
+ * 4 blocking calls) on the test machine. */
+static inline int lipc_run_direct(lua_State *L, lipc_wait *w, lipc_try_fn try) {
+  if (lipc_in_task(L) || lua_gethook(w->d.main) != w->d.hook) return lipc_run(L, w);
+  w->block = 1;
+  int n = try(L, w);
+  return n >= 0 ? n : lipc_run_from(L, w, n);
+}
 /* For csrc/task.c: make co the running task (NULL: none) around a resume,
  * with cancel set when the loop cancels it (its pending wait then raises
  * "cancelled"); returns the previous one. */

@@ -3,12 +3,18 @@
  * and the lipc.mq handle (send, receive, attr, setnonblock, unlink, name,
  * fileno).  On Linux an mqd_t is a descriptor, so h.fd holds it and the
  * queue can be polled.
+ *
+ * send and receive run on the one wait path (core.h): when the caller may
+ * block, one mq_send/mq_receive (no timeout) or mq_timedsend/receive (the
+ * deadline on CLOCK_REALTIME) does the whole wait; inside a task a try is
+ * mq_timed* with a time long past, and the task waits for the descriptor.
  */
 #include "core.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,14 +177,63 @@ static int lmq_open(lua_State *L) {
   return 1;
 }
 
+/* The absolute time for one try of mq_timed*: the deadline on
+ * CLOCK_REALTIME (the clock the kernel measures abs_timeout on) when the
+ * caller may block, else a time long past, which makes the call a
+ * nonblocking try on a blocking descriptor (ETIMEDOUT when it would
+ * block; EAGAIN only when the descriptor itself is O_NONBLOCK).  NULL:
+ * block with no timeout. */
+static const struct timespec *mq_trytime(lipc_wait *w, struct timespec *ts) {
+  if (!w->block) { ts->tv_sec = 0; ts->tv_nsec = 0; return ts; }
+  if (w->d.forever) return NULL;
+  lipc_deadline_abs(&w->d, CLOCK_REALTIME, ts);
+  return ts;
+}
+
+/* After a failed mq_timed* try: LIPC_AGAIN to wait for the queue (also
+ * when the realtime clock ran out before the monotonic deadline: the
+ * wait path decides), LIPC_EINTR, or the result: a descriptor opened
+ * nonblocking tries once (timeout), another error names the queue. */
+static int mq_tryfail(lua_State *L, lipc_wait *w, lmq *q, int err, short events, const char *call) {
+  if (err == ETIMEDOUT) {
+    w->fd = q->h.fd;
+    w->events = events;
+    return LIPC_AGAIN;
+  }
+  if (err == EINTR) return LIPC_EINTR;
+  if (err == EAGAIN) return lipc_timeout(L);
+  return lipc_error(L, err, call, q->name);
+}
+
+/* The end of a send or receive that waited in vain: timeout, or the error
+ * (EINTR after Ctrl-C) naming the queue. */
+static int mq_stop(lua_State *L, lipc_wait *w, int err) {
+  return lipc_fail(L, err, w->call, ((lmq *)w->p)->name);
+}
+
+/* One try of send: the message at 2, its priority in w->acc[0]. */
+static int mq_trysend(lua_State *L, lipc_wait *w) {
+  lmq *q = w->p;
+  if (!q->h.open) return lipc_closed_error(L, &MQ_CLASS);  /* closed by another task */
+  size_t len;
+  const char *msg = lua_tolstring(L, 2, &len);
+  struct timespec ts;
+  const struct timespec *at = mq_trytime(w, &ts);
+  int rc = at == NULL ? mq_send((mqd_t)q->h.fd, msg, len, (unsigned)w->acc[0])
+                      : mq_timedsend((mqd_t)q->h.fd, msg, len, (unsigned)w->acc[0], at);
+  if (rc != 0) return mq_tryfail(L, w, q, errno, POLLOUT, "mq_send");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* q:send(msg, priority, timeout): true, or nil, "timeout" when full. */
 static int lmq_send(lua_State *L) {
   lmq *q = lipc_check(L, 1, &MQ_CLASS);
   size_t len;
-  const char *msg = luaL_checklstring(L, 2, &len);
+  luaL_checklstring(L, 2, &len);
   unsigned prio = (unsigned)lipc_optrange(L, 3, 0, 0, prio_max() - 1);
-  lipc_deadline d;
-  lipc_deadline_init(L, 4, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 4, mq_trysend);
   if (len > (size_t)q->msgsize) {
     lua_pushnil(L);
     lua_pushfstring(L, "mq_send %s: message too long (%I > msgsize %I)", q->name,
@@ -186,54 +241,43 @@ static int lmq_send(lua_State *L) {
     lua_pushinteger(L, EMSGSIZE);
     return 3;
   }
-  for (;;) {
-    int rc;
-    if (d.forever) {
-      rc = mq_send((mqd_t)q->h.fd, msg, len, prio);
-    } else {
-      struct timespec ts;
-      lipc_deadline_abs(&d, CLOCK_REALTIME, &ts);
-      rc = mq_timedsend((mqd_t)q->h.fd, msg, len, prio, &ts);
-    }
-    if (rc == 0) break;
-    int err = errno;
-    if (err == EINTR && !lipc_interrupted(&d)) continue;
-    if (err == EAGAIN || err == ETIMEDOUT) return lipc_timeout(L);
-    return lipc_error(L, err, "mq_send", q->name);
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  w.p = q;
+  w.call = "mq_send";
+  w.stop = mq_stop;
+  w.acc[0] = prio;
+  return lipc_run_direct(L, &w, mq_trysend);
+}
+
+/* One try of receive into the handle's buffer. */
+static int mq_tryreceive(lua_State *L, lipc_wait *w) {
+  lmq *q = w->p;
+  if (!q->h.open) return lipc_closed_error(L, &MQ_CLASS);  /* closed by another task */
+  unsigned prio = 0;
+  struct timespec ts;
+  const struct timespec *at = mq_trytime(w, &ts);
+  ssize_t n = at == NULL ? mq_receive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio)
+                         : mq_timedreceive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio, at);
+  if (n < 0) return mq_tryfail(L, w, q, errno, POLLIN, "mq_receive");
+  lua_pushlstring(L, q->buf, (size_t)n);
+  lua_pushinteger(L, prio);
+  return 2;
 }
 
 /* q:receive(timeout): msg, priority (highest priority first, FIFO within). */
 static int lmq_receive(lua_State *L) {
   lmq *q = lipc_check(L, 1, &MQ_CLASS);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, mq_tryreceive);
   if (q->buf == NULL) {
-    /* one buffer per handle, reused: no allocation per message */
+    /* one buffer per handle, reused: no allocation per message (a
+     * message is copied out of it before anything else can run) */
     q->buf = malloc((size_t)q->msgsize);
     if (q->buf == NULL) return lipc_error(L, ENOMEM, "mq_receive", q->name);
   }
-  unsigned prio = 0;
-  ssize_t n;
-  for (;;) {
-    if (d.forever) {
-      n = mq_receive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio);
-    } else {
-      struct timespec ts;
-      lipc_deadline_abs(&d, CLOCK_REALTIME, &ts);
-      n = mq_timedreceive((mqd_t)q->h.fd, q->buf, (size_t)q->msgsize, &prio, &ts);
-    }
-    if (n >= 0) break;
-    int err = errno;
-    if (err == EINTR && !lipc_interrupted(&d)) continue;
-    if (err == EAGAIN || err == ETIMEDOUT) return lipc_timeout(L);
-    return lipc_error(L, err, "mq_receive", q->name);
-  }
-  lua_pushlstring(L, q->buf, (size_t)n);
-  lua_pushinteger(L, prio);
-  return 2;
+  w.p = q;
+  w.call = "mq_receive";
+  w.stop = mq_stop;
+  return lipc_run_direct(L, &w, mq_tryreceive);
 }
 
 /* q:attr(): { maxmsg=, msgsize=, curmsgs=, nonblock= }. */

@@ -2,12 +2,14 @@
  * msg.c - System V message queues (sysvipc(7)): ipc.ftok, ipc.IPC_PRIVATE,
  * ipc.msg.get and the lipc.msg handle (send, receive, stat, remove, id, key).
  *
- * SysV queues have no descriptor and no timed calls.  A blocking call with
- * no timeout is the plain msgsnd/msgrcv.  A timeout of 0 is one IPC_NOWAIT
- * try.  A timeout > 0 polls with IPC_NOWAIT and sleeps in between, starting
- * at 50 us and doubling up to 5 ms (capped by the deadline): bounded CPU, no
- * signals, no threads; the cost is up to one sleep step of extra latency
- * when the message arrives while the caller sleeps.
+ * SysV queues have no descriptor and no timed calls.  send and receive run
+ * on the one wait path (core.h).  A call that may block with no timeout is
+ * the plain msgsnd/msgrcv.  Otherwise (a timeout, or inside a task) a try
+ * is msgsnd/msgrcv with IPC_NOWAIT and there is nothing to wait for, so the
+ * wait path retries after a sleep starting at 50 us and doubling up to 5 ms
+ * (capped by the deadline): bounded CPU, no signals, no threads; the cost
+ * is up to one sleep step of extra latency when the message arrives while
+ * the caller sleeps.
  */
 #include "core.h"
 
@@ -177,14 +179,53 @@ static int never_fits(lua_State *L, lmsg *m, size_t len) {
   return 1;
 }
 
+/* The end of a send or receive that waited in vain: timeout, or the error
+ * (EINTR after Ctrl-C) naming the queue. */
+static int msg_stop(lua_State *L, lipc_wait *w, int err) {
+  char what[32];
+  return lipc_fail(L, err, w->call, idstr(w->p, what, sizeof what));
+}
+
+/* One try of send: the data at 3, mtype in w->acc[0]; w->acc[1] is 1 once
+ * a full queue was checked for a message that can never fit. */
+static int msg_trysend(lua_State *L, lipc_wait *w) {
+  lmsg *m = w->p;
+  if (!m->h.open) return lipc_closed_error(L, &MSG_CLASS);  /* closed by another task */
+  size_t len;
+  const char *data = lua_tolstring(L, 3, &len);
+  char what[32];
+  /* the buffer is the handle's: fill it at every try, another task may
+   * have used it while this one waited */
+  int err = reserve(m, len > msgmax(0) ? len : msgmax(0));
+  if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+  m->buf->mtype = (long)w->acc[0];
+  memcpy(m->buf->mtext, data, len);
+  for (;;) {
+    /* the first try never blocks: a full queue is then checked once */
+    int wait = w->block && w->d.forever && w->acc[1];
+    if (msgsnd(m->id, m->buf, len, wait ? 0 : IPC_NOWAIT) == 0) break;
+    err = errno;
+    if (err == EINTR) return LIPC_EINTR;
+    if (err != EAGAIN) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+    if (!w->acc[1]) {
+      w->acc[1] = 1;
+      if (never_fits(L, m, len)) return 3;
+      if (w->block && w->d.forever) continue;
+    }
+    return LIPC_AGAIN;  /* nothing to poll: the wait path backs off */
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* m:send(mtype, data, timeout): true; nil, "timeout" while the queue is full. */
 static int lmsg_send(lua_State *L) {
   lmsg *m = lipc_check(L, 1, &MSG_CLASS);
   long mtype = (long)lipc_checkrange(L, 2, 1, LONG_MAX);
   size_t len;
-  const char *data = luaL_checklstring(L, 3, &len);
-  lipc_deadline d;
-  lipc_deadline_init(L, 4, &d);
+  luaL_checklstring(L, 3, &len);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 4, msg_trysend);
   char what[32];
   if (len > msgmax(0) && len > msgmax(1)) {
     lua_pushnil(L);
@@ -193,32 +234,38 @@ static int lmsg_send(lua_State *L) {
     lua_pushinteger(L, EINVAL);
     return 3;
   }
-  int err = reserve(m, len > msgmax(0) ? len : msgmax(0));
-  if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
-  m->buf->mtype = mtype;
-  memcpy(m->buf->mtext, data, len);
-  int step = 0;
-  int checked = 0;
+  w.p = m;
+  w.call = "msgsnd";
+  w.stop = msg_stop;
+  w.acc[0] = mtype;
+  return lipc_run_direct(L, &w, msg_trysend);
+}
+
+/* One try of receive: mtype in w->acc[0]. */
+static int msg_tryreceive(lua_State *L, lipc_wait *w) {
+  lmsg *m = w->p;
+  if (!m->h.open) return lipc_closed_error(L, &MSG_CLASS);  /* closed by another task */
+  char what[32];
+  int err = reserve(m, msgmax(0));
+  if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
   for (;;) {
-    /* the first try never blocks: a full queue is then checked once */
-    if (msgsnd(m->id, m->buf, len, (d.forever && checked) ? 0 : IPC_NOWAIT) == 0) break;
+    int wait = w->block && w->d.forever;
+    ssize_t n = msgrcv(m->id, m->buf, m->cap, (long)w->acc[0], wait ? 0 : IPC_NOWAIT);
+    if (n >= 0) {
+      lua_pushlstring(L, m->buf->mtext, (size_t)n);
+      lua_pushinteger(L, m->buf->mtype);
+      return 2;
+    }
     err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "msgsnd", idstr(m, what, sizeof what));
-      continue;
-    }
-    if (err == EAGAIN && !checked) {
-      checked = 1;
-      if (never_fits(L, m, len)) return 3;
-      if (d.forever) continue;
-    }
-    if (err != EAGAIN || d.forever) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
-    err = lipc_backoff(&d, &step);
-    if (err == ETIMEDOUT) return lipc_timeout(L);
-    if (err) return lipc_error(L, err, "msgsnd", idstr(m, what, sizeof what));
+    if (err == EINTR) return LIPC_EINTR;
+    if (err == ENOMSG) return LIPC_AGAIN;  /* nothing to poll: the wait path backs off */
+    if (err != E2BIG) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
+    /* longer than the buffer (msgmax was raised): grow, the message
+     * stayed in the queue */
+    size_t want = msgmax(1);
+    if (want <= m->cap) want = m->cap * 2;
+    if (reserve(m, want) != 0) return lipc_error(L, E2BIG, "msgrcv", idstr(m, what, sizeof what));
   }
-  lua_pushboolean(L, 1);
-  return 1;
 }
 
 /* m:receive(mtype, timeout): data, mtype.  mtype 0 = the first message,
@@ -226,38 +273,13 @@ static int lmsg_send(lua_State *L) {
 static int lmsg_receive(lua_State *L) {
   lmsg *m = lipc_check(L, 1, &MSG_CLASS);
   long mtype = (long)lipc_optrange(L, 2, 0, -LONG_MAX, LONG_MAX);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
-  char what[32];
-  int err = reserve(m, msgmax(0));
-  if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
-  int step = 0;
-  ssize_t n;
-  for (;;) {
-    n = msgrcv(m->id, m->buf, m->cap, mtype, d.forever ? 0 : IPC_NOWAIT);
-    if (n >= 0) break;
-    err = errno;
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "msgrcv", idstr(m, what, sizeof what));
-      continue;
-    }
-    if (err == E2BIG) {
-      /* longer than the buffer (msgmax was raised): grow, the message
-       * stayed in the queue */
-      size_t want = msgmax(1);
-      if (want <= m->cap) want = m->cap * 2;
-      if ((err = reserve(m, want)) != 0)
-        return lipc_error(L, E2BIG, "msgrcv", idstr(m, what, sizeof what));
-      continue;
-    }
-    if (err != ENOMSG || d.forever) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
-    err = lipc_backoff(&d, &step);
-    if (err == ETIMEDOUT) return lipc_timeout(L);
-    if (err) return lipc_error(L, err, "msgrcv", idstr(m, what, sizeof what));
-  }
-  lua_pushlstring(L, m->buf->mtext, (size_t)n);
-  lua_pushinteger(L, m->buf->mtype);
-  return 2;
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, msg_tryreceive);
+  w.p = m;
+  w.call = "msgrcv";
+  w.stop = msg_stop;
+  w.acc[0] = mtype;
+  return lipc_run_direct(L, &w, msg_tryreceive);
 }
 
 /* Set t[k] = v on the table on top of the stack. */

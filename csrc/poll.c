@@ -52,40 +52,24 @@ static int poll_checkitem(lua_State *L, int idx, lua_Integer i, lipc_handle **hp
   return h->fd;
 }
 
-/* ipc.poll(list [, timeout]): the items of list that are readable (data,
- * end of stream, error, a pending signal, an exited process...), in list
- * order; {} on timeout. */
-static int lpoll_poll(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  lua_Integer n = luaL_len(L, 1);
-  luaL_argcheck(L, n <= 1000000, 1, "too many items");
-  /* a scratch userdata: freed by the GC whatever happens */
-  struct pollfd *fds = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *fds, 0);
-  int ready = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
-    lipc_handle *h;
-    fds[i - 1].fd = poll_checkitem(L, 1, i, &h);
-    fds[i - 1].events = POLLIN;
-    fds[i - 1].revents = 0;
-    if (has_buffered(h)) ready = 1;
-    lua_pop(L, 1);
-  }
-  if (ready) lipc_deadline_secs(L, 0, &d);  /* report the buffered ones now */
-  for (;;) {
-    struct timespec ts;
-    int forever = lipc_deadline_left(&d, &ts) < 0;
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "poll", NULL);  /* Ctrl-C came first */
-    int r = ppoll(fds, (nfds_t)n, forever ? NULL : &ts, NULL);
-    if (r >= 0) break;
-    int err = errno;
-    if (err != EINTR) return lipc_error(L, err, "poll", NULL);
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "poll", NULL);
-  }
+/* The scratch of an ipc.poll call (a userdata at 3, freed by the GC
+ * whatever happens): an epoll set holding the descriptors of the list,
+ * made only when a task must wait for them (its first int: a descriptor
+ * slot, lipc_fdslot_arm), then the pollfd array. */
+typedef struct pollset {
+  int epfd;                 /* -1 until made */
+  int noepoll;              /* making it failed: the wait path backs off */
+  struct pollfd fds[];
+} pollset;
+
+/* The result of ipc.poll: the ready items of the list at 1, in list order
+ * (those with buffered bytes too when the list has any); an item whose
+ * descriptor is not open is an error. */
+static int poll_results(lua_State *L, lipc_wait *w, const pollset *ps) {
+  lua_Integer n = w->acc[0];
+  int buffered = (int)w->acc[1];
   for (lua_Integer i = 0; i < n; i++)
-    if (fds[i].revents & POLLNVAL) {
+    if (ps->fds[i].revents & POLLNVAL) {
       char what[32];
       snprintf(what, sizeof what, "item %lld", (long long)(i + 1));
       return lipc_error(L, EBADF, "poll", what);
@@ -93,8 +77,8 @@ static int lpoll_poll(lua_State *L) {
   lua_newtable(L);
   int k = 0;
   for (lua_Integer i = 0; i < n; i++) {
-    int yes = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-    if (!yes && ready) {
+    int yes = (ps->fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    if (!yes && buffered) {
       lua_geti(L, 1, i + 1);
       yes = has_buffered(lipc_toany(L, -1));
       lua_pop(L, 1);
@@ -104,6 +88,95 @@ static int lpoll_poll(lua_State *L) {
     lua_rawseti(L, -2, ++k);
   }
   return 1;
+}
+
+/* Put every descriptor of ps into a new epoll set (the slot at 3), so that
+ * a task waits for all of them on one descriptor.  0, or -1 when it could
+ * not be made (then the wait path backs off and polls again). */
+static int poll_epoll(lua_State *L, pollset *ps, lua_Integer n) {
+  LIPC_FDCALL(L, ps->epfd, epoll_create1(EPOLL_CLOEXEC));
+  if (ps->epfd < 0) return -1;
+  lipc_fdslot_arm(L, 3);
+  for (lua_Integer i = 0; i < n; i++) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;   /* EPOLLHUP and EPOLLERR come anyway */
+    ev.data.u64 = (uint64_t)i;
+    /* an item listed twice is EEXIST: fine */
+    if (epoll_ctl(ps->epfd, EPOLL_CTL_ADD, ps->fds[i].fd, &ev) != 0 && errno != EEXIST) {
+      lipc_fdslot_close(&ps->epfd);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* One try of ipc.poll: ppoll on the list, for the remaining time when the
+ * caller may block, else at once; a task then waits for the epoll set of
+ * the list (or, for an empty list, for the deadline). */
+static int poll_try(lua_State *L, lipc_wait *w) {
+  pollset *ps = w->p;
+  lua_Integer n = w->acc[0];
+  int buffered = (int)w->acc[1];  /* report the buffered ones now */
+  struct timespec ts = {0, 0}, *tp = &ts;
+  if (w->block && !buffered && lipc_deadline_left(&w->d, &ts) < 0) tp = NULL;
+  int r = ppoll(ps->fds, (nfds_t)n, tp, NULL);
+  if (r < 0) {
+    int err = errno;
+    if (err == EINTR) return LIPC_EINTR;
+    return lipc_error(L, err, "poll", NULL);
+  }
+  /* when blocking, r == 0 after a wait of the whole remaining time: the
+   * deadline passed */
+  if (r > 0 || buffered || w->block || lipc_deadline_expired(&w->d)) return poll_results(L, w, ps);
+  if (n == 0) w->sleep = 1;
+  else if (ps->epfd >= 0 || (!ps->noepoll && poll_epoll(L, ps, n) == 0)) {
+    w->fd = ps->epfd;
+    w->events = POLLIN;
+  } else {
+    ps->noepoll = 1;
+  }
+  return LIPC_AGAIN;
+}
+
+/* The end of ipc.poll when the deadline passed while waiting: {} (or the
+ * error, EINTR after Ctrl-C). */
+static int poll_stop(lua_State *L, lipc_wait *w, int err) {
+  (void)w;
+  if (err != ETIMEDOUT && err != 0) return lipc_error(L, err, "poll", NULL);  /* 0: a sleep's end */
+  lua_newtable(L);
+  return 1;
+}
+
+/* ipc.poll(list [, timeout]): the items of list that are readable (data,
+ * end of stream, error, a pending signal, an exited process...), in list
+ * order; {} on timeout. */
+static int lpoll_poll(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, poll_try);
+  lua_Integer n = luaL_len(L, 1);
+  luaL_argcheck(L, n <= 1000000, 1, "too many items");
+  lua_settop(L, 2);
+  pollset *ps = lua_newuserdatauv(L, sizeof *ps + (size_t)(n > 0 ? n : 1) * sizeof ps->fds[0], 0);
+  ps->epfd = -1;
+  ps->noepoll = 0;
+  int ready = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    lipc_handle *h;
+    ps->fds[i - 1].fd = poll_checkitem(L, 1, i, &h);
+    ps->fds[i - 1].events = POLLIN;
+    ps->fds[i - 1].revents = 0;
+    if (has_buffered(h)) ready = 1;
+    lua_pop(L, 1);
+  }
+  w.p = ps;
+  w.call = "poll";
+  w.stop = poll_stop;
+  w.acc[0] = n;
+  w.acc[1] = ready;
+  return lipc_run(L, &w);
 }
 
 /* ---- ipc.poller ------------------------------------------------------------ */
@@ -392,14 +465,57 @@ static int poller_rebuild(lua_State *L, lpoller *p, int uvo) {
   return err;
 }
 
+/* The result of p:wait: the iterator over the batch (lpoll_next, p). */
+static int poller_iter(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(2));   /* lpoll_next */
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* One try of p:wait (maxevents in w->acc[0], the objects table at 4):
+ * epoll_pwait for the remaining time when the caller may block, else at
+ * once; a task then waits for the epoll descriptor itself. */
+static int poller_try(lua_State *L, lipc_wait *w) {
+  lpoller *p = w->p;
+  if (!p->h.open) return lipc_closed_error(L, &POLLER);  /* closed by another task */
+  int r = epoll_pwait(p->h.fd, p->ev, (int)w->acc[0], w->block ? lipc_deadline_ms(&w->d) : 0, NULL);
+  if (r < 0) {
+    int err = errno;
+    if (err == EINTR) return LIPC_EINTR;
+    return lipc_error(L, err, "epoll_wait", NULL);
+  }
+  p->n = r;
+  p->pos = 0;
+  if (r > 0) {
+    if (poller_live(L, p, 4) || lipc_deadline_expired(&w->d)) return poller_iter(L);
+    int err = poller_rebuild(L, p, 4);  /* only dead registrations were ready */
+    if (err != 0) return lipc_error(L, err, "epoll_create1", NULL);
+    w->tries = 0;  /* progress: wait again at once */
+  } else if (w->block || lipc_deadline_expired(&w->d)) {
+    return poller_iter(L);  /* the deadline passed: an empty batch */
+  }
+  w->fd = p->h.fd;
+  w->events = POLLIN;
+  return LIPC_AGAIN;
+}
+
+/* The end of p:wait when the deadline passed while waiting: the iterator
+ * over an empty batch (or the error, EINTR after Ctrl-C). */
+static int poller_stop(lua_State *L, lipc_wait *w, int err) {
+  lpoller *p = w->p;
+  if (err != ETIMEDOUT) return lipc_error(L, err, "epoll_wait", NULL);
+  p->n = p->pos = 0;
+  return poller_iter(L);
+}
+
 /* p:wait([timeout [, maxevents=64]]): an iterator over the ready
  * (obj, ev) pairs, ev "r", "w", "rw" or "hup"; no items on timeout.
  * Each wait replaces the previous batch. */
 static int lpoll_wait(lua_State *L) {
   lpoller *p = poller_fastclass(L);
   if (!p->h.open) return lipc_closed_error(L, &POLLER);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, poller_try);
   int maxev = (int)lipc_optrange(L, 3, 64, 1, 65536);
   if (p->cap < maxev) {
     struct epoll_event *nev = realloc(p->ev, (size_t)maxev * sizeof *nev);
@@ -409,33 +525,12 @@ static int lpoll_wait(lua_State *L) {
   }
   p->n = p->pos = 0;
   lua_settop(L, 3);
-  for (;;) {
-    struct timespec ts;
-    int forever = lipc_deadline_left(&d, &ts) < 0;
-    int ms;
-    if (forever) ms = -1;
-    else if (ts.tv_sec >= INT_MAX / 1000 - 1) ms = INT_MAX;
-    else ms = (int)(ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "epoll_wait", NULL);  /* Ctrl-C came first */
-    int r = epoll_pwait(p->h.fd, p->ev, maxev, ms, NULL);
-    if (r < 0) {
-      int err = errno;
-      if (err != EINTR) return lipc_error(L, err, "epoll_wait", NULL);
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "epoll_wait", NULL);
-      continue;
-    }
-    p->n = r;
-    p->pos = 0;
-    if (r == 0) break;
-    if (lua_gettop(L) == 3) lua_getiuservalue(L, 1, UV_OBJ);
-    if (poller_live(L, p, 4)) break;
-    if (lipc_deadline_expired(&d)) break;
-    int err = poller_rebuild(L, p, 4);  /* only dead registrations were ready */
-    if (err != 0) return lipc_error(L, err, "epoll_create1", NULL);
-  }
-  lua_pushvalue(L, lua_upvalueindex(2));   /* lpoll_next */
-  lua_pushvalue(L, 1);
-  return 2;
+  lua_getiuservalue(L, 1, UV_OBJ);
+  w.p = p;
+  w.call = "epoll_wait";
+  w.stop = poller_stop;
+  w.acc[0] = maxev;
+  return lipc_run_direct(L, &w, poller_try);
 }
 
 static const luaL_Reg methods[] = {

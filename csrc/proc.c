@@ -130,53 +130,30 @@ static int lproc_fork(lua_State *L) {
   return 1;
 }
 
-/* Wait for a raw pid: 0 with *status, or an errno value. */
-static int wait_pid(pid_t pid, lipc_deadline *d, int *status) {
-  int pidfd = -1, ms = 1, err = 0;
-  for (;;) {
+/* One reap of pid that never blocks: through pidfd (waitid P_PIDFD, which
+ * cannot touch a recycled pid) when >= 0, else waitpid.  0 with *status
+ * (remembered in the cache), EAGAIN while it runs, EINTR, or an errno
+ * value (ECHILD unless lipc reaped it before: the cache has it then). */
+static int reap_once(pid_t pid, int pidfd, int *status) {
+  int err;
+  if (pidfd >= 0) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) == 0) {
+      if (si.si_pid == 0) return EAGAIN;
+      *status = status_of(&si);
+      cache_put(pid, *status);
+      return 0;
+    }
+    err = errno;
+  } else {
     pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid) { cache_put(pid, *status); break; }
-    if (r < 0) {
-      if (errno == EINTR) {
-        if (lipc_interrupted(d)) { err = EINTR; break; }
-        continue;
-      }
-      err = errno;
-      if (err == ECHILD && cache_get(pid, status)) err = 0;
-      break;
-    }
-    if (lipc_deadline_expired(d)) { err = ETIMEDOUT; break; }
-    if (pidfd < 0) pidfd = sys_pidfd_open(pid);
-    if (pidfd >= 0) {
-      err = lipc_wait_fd(d, pidfd, POLLIN);
-      if (err) break;
-    } else {
-      /* no pidfd (descriptor limit): nap, growing to 20 ms */
-      if (lipc_interrupted(d)) { err = EINTR; break; }  /* a Ctrl-C outside the nap */
-      int left = lipc_deadline_ms(d);
-      struct pollfd none;
-      int n = poll(&none, 0, left >= 0 && left < ms ? left : ms);
-      if (n < 0 && errno == EINTR && lipc_interrupted(d)) { err = EINTR; break; }
-      if (ms < 20) ms *= 2;
-    }
+    if (r == 0) return EAGAIN;
+    if (r > 0) { cache_put(pid, *status); return 0; }
+    err = errno;
   }
-  if (pidfd >= 0) close(pidfd);
+  if (err == ECHILD && cache_get(pid, status)) return 0;
   return err;
-}
-
-/* ipc.wait(pid, timeout): "exited", code | "signaled", signo | nil, "timeout". */
-static int lproc_wait(lua_State *L) {
-  pid_t pid = (pid_t)lipc_checkrange(L, 1, 1, INT32_MAX);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  int status = 0;
-  int err = wait_pid(pid, &d, &status);
-  if (err) {
-    char what[32];
-    snprintf(what, sizeof what, "%ld", (long)pid);
-    return lipc_fail(L, err, "waitpid", what);
-  }
-  return push_status(L, status);
 }
 
 /* ipc.exit(code): leave at once, flushing stdio but running no Lua GC. */
@@ -279,50 +256,84 @@ static void process_start(lua_State *L, int idx, lproc *p, pid_t pid) {
   lua_pop(L, 1);
 }
 
-/* Wait for a process handle: 0 with p->status set, or an errno value. */
-static int process_wait(lproc *p, lipc_deadline *d) {
-  if (p->reaped) return 0;
-  if (p->h.fd < 0) {
-    int err = wait_pid(p->pid, d, &p->status);
-    if (err == 0) p->reaped = 1;
-    return err;
+/* "<pid>" for error messages. */
+static const char *pidstr(pid_t pid, char *buf, size_t len) {
+  snprintf(buf, len, "%ld", (long)pid);
+  return buf;
+}
+
+/* The end of a wait in vain: timeout, or the error naming the pid. */
+static int proc_stop(lua_State *L, lipc_wait *w, int err) {
+  char what[32];
+  return lipc_fail(L, err, w->call, pidstr((pid_t)w->acc[0], what, sizeof what));
+}
+
+/* One try of a wait for a process: w->p is the handle (NULL: the raw pid
+ * in w->acc[0]); w->acc[1] is 1 when the stack holds at 3 the slot of a
+ * temporary pidfd (for a raw pid, or a handle whose pidfd_open failed).
+ * Reap, else wait for the pidfd to turn readable; with no pidfd at all
+ * (out of descriptors) the wait path backs off. */
+static int proc_trywait(lua_State *L, lipc_wait *w) {
+  lproc *p = w->p;
+  pid_t pid = (pid_t)w->acc[0];
+  int pidfd = -1, status = 0;
+  if (p != NULL) {
+    if (!p->h.open) return lipc_closed_error(L, &process_class);  /* closed by another task */
+    if (p->reaped) return push_status(L, p->status);
+    pidfd = p->h.fd;
   }
-  for (;;) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)p->h.fd, &si, WEXITED | WNOHANG) == 0) {
-      if (si.si_pid != 0) {
-        p->reaped = 1;
-        p->status = status_of(&si);
-        cache_put(p->pid, p->status);
-        return 0;
-      }
-    } else if (errno == EINTR) {
-      if (lipc_interrupted(d)) return EINTR;
-      continue;
-    } else {
-      int err = errno;
-      /* reaped through ipc.wait(pid): the cache has it */
-      if (err == ECHILD && cache_get(p->pid, &p->status)) { p->reaped = 1; return 0; }
-      return err;
+  int err = reap_once(pid, pidfd, &status);
+  if (err == 0) {
+    if (p != NULL) {
+      p->reaped = 1;
+      p->status = status;
     }
-    int err = lipc_wait_fd(d, p->h.fd, POLLIN);
-    if (err) return err;
+    return push_status(L, status);
   }
+  if (err == EINTR) return LIPC_EINTR;
+  if (err != EAGAIN) return proc_stop(L, w, err);
+  if (pidfd < 0 && w->acc[1]) {
+    int *slot = lua_touserdata(L, 3);
+    if (*slot < 0 && !lipc_deadline_expired(&w->d)) {
+      *slot = sys_pidfd_open(pid);
+      if (*slot >= 0) lipc_fdslot_arm(L, 3);
+    }
+    pidfd = *slot;
+  }
+  if (pidfd >= 0) {
+    w->fd = pidfd;
+    w->events = POLLIN;
+  }
+  return LIPC_AGAIN;
+}
+
+/* Wait for the process p (NULL: the raw pid) with the timeout at 2; call
+ * names the errors. */
+static int proc_wait(lua_State *L, lproc *p, pid_t pid, const char *call) {
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, proc_trywait);
+  w.p = p;
+  w.call = call;
+  w.stop = proc_stop;
+  w.acc[0] = pid;
+  if (p == NULL || p->h.fd < 0) {
+    lua_settop(L, 2);
+    *(int *)lua_newuserdatauv(L, sizeof(int), 0) = -1;  /* the temporary pidfd */
+    w.acc[1] = 1;
+  }
+  return lipc_run(L, &w);
+}
+
+/* ipc.wait(pid, timeout): "exited", code | "signaled", signo | nil, "timeout". */
+static int lproc_wait(lua_State *L) {
+  pid_t pid = (pid_t)lipc_checkrange(L, 1, 1, INT32_MAX);
+  return proc_wait(L, NULL, pid, "waitpid");
 }
 
 /* p:wait(timeout) -> "exited", code | "signaled", signo | nil, "timeout" */
 static int lprocess_wait(lua_State *L) {
   lproc *p = lipc_check(L, 1, &process_class);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  int err = process_wait(p, &d);
-  if (err) {
-    char what[32];
-    snprintf(what, sizeof what, "%ld", (long)p->pid);
-    return lipc_fail(L, err, "wait", what);
-  }
-  return push_status(L, p->status);
+  return proc_wait(L, p, p->pid, "wait");
 }
 
 /* p:kill([sig [, "process"|"group"]]) -> true; the process is signalled
@@ -360,11 +371,13 @@ static int lprocess_fileno(lua_State *L) {
 /* p:status() -> nil while running (without reaping it) or the same as wait. */
 static int lprocess_poll(lua_State *L) {
   lproc *p = lipc_check(L, 1, &process_class);
-  lipc_deadline d;
-  lipc_deadline_secs(L, 0, &d);
-  int err = process_wait(p, &d);
-  if (err == ETIMEDOUT) { lua_pushnil(L); return 1; }
-  if (err) return lipc_error(L, err, "wait", NULL);
+  if (!p->reaped) {
+    int err;
+    while ((err = reap_once(p->pid, p->h.fd, &p->status)) == EINTR) {}
+    if (err == EAGAIN) { lua_pushnil(L); return 1; }
+    if (err) return lipc_error(L, err, "wait", NULL);
+    p->reaped = 1;
+  }
   return push_status(L, p->status);
 }
 

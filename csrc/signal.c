@@ -183,31 +183,23 @@ static void setint(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
-/* w:next([timeout]): the next watched signal: name (as watch spelled
- * it), info { signo=, pid=, uid=, value=, code=, ... } | nil, "timeout". */
-static int lsig_next(lua_State *L) {
-  lsigwatch *w = lipc_check(L, 1, &SIGWATCH);
-  lipc_deadline d;
-  if (w->nonblock && lua_isnoneornil(L, 2)) lipc_deadline_secs(L, 0, &d);
-  else lipc_deadline_init(L, 2, &d);
+/* One try of next: a nonblocking read of the signalfd (it is always
+ * SFD_NONBLOCK); readable yet EAGAIN (the signal went to another thread
+ * or reader) is the wait path's to back off from. */
+static int sig_trynext(lua_State *L, lipc_wait *lw) {
+  lsigwatch *w = lw->p;
+  if (!w->h.open) return lipc_closed_error(L, &SIGWATCH);  /* closed by another task */
   struct signalfd_siginfo si;
-  int tries = 0;
-  for (;;) {
-    ssize_t r = read(w->h.fd, &si, sizeof si);
-    if (r == (ssize_t)sizeof si) break;
+  ssize_t r = read(w->h.fd, &si, sizeof si);
+  if (r < 0) {
     int err = errno;
-    if (r >= 0) return lipc_error(L, EIO, "signalfd read", NULL);
-    if (err == EINTR) {
-      if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "signalfd read", NULL);
-      continue;
-    }
+    if (err == EINTR) return LIPC_EINTR;
     if (err != EAGAIN) return lipc_error(L, err, "signalfd read", NULL);
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "signalfd read", NULL);
-    /* readable yet EAGAIN (the signal went to another thread or reader):
-     * the next wait backs off against the deadline, never spins */
-    err = lipc_wait_retry(&d, w->h.fd, POLLIN, &tries);
-    if (err != 0) return lipc_fail(L, err, "signalfd read", NULL);
+    lw->fd = w->h.fd;
+    lw->events = POLLIN;
+    return LIPC_AGAIN;
   }
+  if (r != (ssize_t)sizeof si) return lipc_error(L, EIO, "signalfd read", NULL);
   int s = (int)si.ssi_signo;
   lua_getiuservalue(L, 1, 1);
   if (lua_rawgeti(L, -1, s) != LUA_TSTRING) {
@@ -224,6 +216,19 @@ static int lsig_next(lua_State *L) {
   if (s == SIGCHLD) setint(L, "status", (lua_Integer)si.ssi_status);
   if (si.ssi_errno != 0) setint(L, "errno", (lua_Integer)si.ssi_errno);
   return 2;
+}
+
+/* w:next([timeout]): the next watched signal: name (as watch spelled
+ * it), info { signo=, pid=, uid=, value=, code=, ... } | nil, "timeout". */
+static int lsig_next(lua_State *L) {
+  lsigwatch *w = lipc_check(L, 1, &SIGWATCH);
+  lipc_wait lw;
+  lipc_wait_init(L, &lw, 0, sig_trynext);
+  if (w->nonblock && lua_isnoneornil(L, 2)) lipc_deadline_secs(L, 0, &lw.d);
+  else lipc_deadline_init(L, 2, &lw.d);
+  lw.p = w;
+  lw.call = "signalfd read";
+  return lipc_run(L, &lw);
 }
 
 /* w:signals(): the list of watched signal names, as watch spelled them. */

@@ -499,3 +499,44 @@ int main(int argc, char **argv) {
     end)
   end)
 end)
+
+-- Inside a task (ipc.go) a call waits by yielding to the loop: two tasks
+-- of one process hand messages to each other, so whichever waits first can
+-- only finish if its wait let the other task run.
+describe("ipc.mq inside a task", function()
+  local function needs_tasks()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return false end
+    return true
+  end
+
+  it("receive and send yield while the queue is empty or full", function()
+    if not needs_tasks() then return end
+    local a <close> = assert(ipc.mq.open(nil, { maxmsg = 1, msgsize = 16 }))
+    local b <close> = assert(ipc.mq.open(nil, { maxmsg = 1, msgsize = 16 }))
+    assert(b:send("full"))
+    local got = {}
+    ipc.go(function()
+      got.ping = { a:receive(10) }
+      got.sent = b:send("pong", 0, 10)  -- b is full until the other task reads it
+    end)
+    ipc.go(function()
+      assert(a:send("ping", 4))
+      got.first = b:receive(10)
+      got.second = b:receive(10)
+    end)
+    assert(ipc.loop(20))
+    assert.same({ "ping", 4 }, got.ping)
+    assert.is_true(got.sent)
+    assert.equal("full", got.first)
+    assert.equal("pong", got.second)
+  end)
+
+  it("a timeout inside a task is the same timeout", function()
+    if not needs_tasks() then return end
+    local q <close> = assert(ipc.mq.open(nil, { maxmsg = 1, msgsize = 16 }))
+    local r
+    ipc.go(function() r = { q:receive(0.05) } end)
+    assert(ipc.loop(10))
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, r)
+  end)
+end)

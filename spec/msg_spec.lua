@@ -399,3 +399,33 @@ describe("ipc.msg", function()
     end)
   end)
 end)
+
+-- Inside a task (ipc.go) a call waits by yielding to the loop (SysV queues
+-- have no descriptor: the loop retries after a short backoff).
+describe("ipc.msg inside a task", function()
+  it("receive yields until another task of the process sends", function()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return end
+    local m <close> = assert(ipc.msg.get())
+    local got
+    ipc.go(function()
+      local data, mtype = m:receive(1, 10)
+      assert(m:send(2, "pong"))
+      got = { data, mtype }
+    end)
+    ipc.go(function()
+      assert(m:send(1, "ping"))
+      assert.equal("pong", (m:receive(2, 10)))
+    end)
+    assert(ipc.loop(20))
+    assert.same({ "ping", 1 }, got)
+  end)
+
+  it("a timeout inside a task is the same timeout", function()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return end
+    local m <close> = assert(ipc.msg.get())
+    local r
+    ipc.go(function() r = { m:receive(0, 0.05) } end)
+    assert(ipc.loop(10))
+    assert.same({ nil, "timeout", ipc.errno.ETIMEDOUT }, r)
+  end)
+end)

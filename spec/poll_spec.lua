@@ -465,3 +465,55 @@ describe("ipc.poller", function()
     end)
   end)
 end)
+
+-- Inside a task (ipc.go) ipc.poll and p:wait wait by yielding to the loop.
+describe("polling inside a task", function()
+  local function needs_tasks()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return false end
+    return true
+  end
+
+  it("ipc.poll yields until another task makes an item ready", function()
+    if not needs_tasks() then return end
+    local r1, w1 = assert(ipc.pipe())
+    local r2, w2 = assert(ipc.pipe())
+    finally(function() r1:close(); w1:close(); r2:close(); w2:close() end)
+    local ready
+    ipc.go(function() ready = ipc.poll({ r1, r2 }, 10) end)
+    ipc.go(function() assert(w2:write("x")) end)
+    assert(ipc.loop(20))
+    assert.equal(1, #ready)
+    assert.equal(r2, ready[1])
+    assert.is_true(w1:close())
+  end)
+
+  it("ipc.poll times out inside a task with {}, an empty list too", function()
+    if not needs_tasks() then return end
+    local r, w = assert(ipc.pipe())
+    finally(function() r:close(); w:close() end)
+    local a, b
+    ipc.go(function() a = ipc.poll({ r }, 0.05) end)
+    ipc.go(function() b = ipc.poll({}, 0.05) end)
+    assert(ipc.loop(10))
+    assert.same({}, a)
+    assert.same({}, b)
+    assert.is_true(w:close())
+  end)
+
+  it("p:wait yields until another task makes a registration ready", function()
+    if not needs_tasks() then return end
+    local p <close> = ipc.poller()
+    local r, w = assert(ipc.pipe())
+    finally(function() r:close(); w:close() end)
+    assert(p:add(r))
+    local obj, ev
+    ipc.go(function()
+      local f, s = p:wait(10)
+      obj, ev = f(s)
+    end)
+    ipc.go(function() assert(w:write("x")) end)
+    assert(ipc.loop(20))
+    assert.equal(r, obj)
+    assert.equal("r", ev)
+  end)
+end)

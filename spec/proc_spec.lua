@@ -464,3 +464,49 @@ describe("ipc processes bad input", function()
     assert.equal("still here\n", out)
   end)
 end)
+
+-- Inside a task (ipc.go) a wait for a process yields to the loop; a child
+-- that exits only when another task lets it shows the loop kept running.
+describe("process waits inside a task", function()
+  local function child_waiting_for(r, w, code)
+    local pid = assert(ipc.fork())
+    if pid == 0 then
+      w:close()
+      r:read(1)
+      ipc.exit(code)
+    end
+    r:close()
+    return pid
+  end
+
+  it("p:wait and ipc.wait yield until the child exits", function()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return end
+    local r1, w1 = pipe()
+    local pid = child_waiting_for(r1, w1, 3)
+    local r2, w2 = pipe()
+    local p = keep(ipc.spawn(function() r2:read(1) return 4 end))
+    r2:close()
+    local raw, handle
+    ipc.go(function() raw = { ipc.wait(pid, 10) } end)
+    ipc.go(function() handle = { p:wait(10) } end)
+    ipc.go(function() assert(w1:write("x")); assert(w2:write("x")) end)
+    assert(ipc.loop(20))
+    assert.same({ "exited", 3 }, raw)
+    assert.same({ "exited", 4 }, handle)
+  end)
+
+  it("a timed-out wait for a raw pid inside a task leaves no descriptor", function()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return end
+    local before = helper.snapshot()
+    local r, w = pipe()
+    local pid = child_waiting_for(r, w, 0)
+    local res
+    ipc.go(function() res = { ipc.wait(pid, 0.05) } end)
+    assert(ipc.loop(10))
+    assert.same({ nil, "timeout", E.ETIMEDOUT }, res)
+    assert(w:write("x"))
+    assert.same({ "exited", 0 }, { ipc.wait(pid, 10) })
+    w:close()
+    assert.same({}, helper.leaks(before))
+  end)
+end)

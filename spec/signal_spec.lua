@@ -386,3 +386,17 @@ describe("ipc.signal", function()
     end)
   end)
 end)
+
+-- Inside a task (ipc.go) next waits by yielding to the loop.
+describe("ipc.signal inside a task", function()
+  it("next yields until another task sends the signal", function()
+    if not ipc.go then pending("needs ipc.go (csrc/task.c is not in this build)") return end
+    local w <close> = ipc.signal.watch { "USR2" }
+    local name, info
+    ipc.go(function() name, info = w:next(10) end)
+    ipc.go(function() assert(ipc.signal.kill(ipc.getpid(), "USR2")) end)
+    assert(ipc.loop(20))
+    assert.equal("USR2", name)
+    assert.equal(ipc.signal.SIGUSR2, info.signo)
+  end)
+end)
