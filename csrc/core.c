@@ -5,7 +5,6 @@
 #include "core.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <limits.h>
@@ -15,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,6 +230,17 @@ static int l_type(lua_State *L) {
 }
 
 /* ---- errors ------------------------------------------------------------ */
+
+/* The field-th integer of a /proc file, or def. */
+long long lipc_proc_value(const char *path, int field, long long def) {
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return def;
+  long long v = def;
+  for (int i = 0; i <= field; i++)
+    if (fscanf(f, "%lld", &v) != 1) { v = def; break; }
+  fclose(f);
+  return v;
+}
 
 /* The limit behind err, for the message: " (nofile limit 40)" for EMFILE
  * (the soft RLIMIT_NOFILE), " (file-max limit N)" for ENFILE; "" else. */
@@ -655,36 +664,6 @@ const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen) {
     luaL_argerror(L, idx, lua_pushfstring(L, "name longer than %d bytes", (int)maxlen));
   if (strcmp(s, "/.") == 0 || strcmp(s, "/..") == 0) luaL_argerror(L, idx, "name must not be '.' or '..'");
   return s;
-}
-
-/* n random bytes: getrandom(2), else /dev/urandom, else the clock (then
- * unique with the retry on EEXIST, but guessable). */
-static void name_random(unsigned char *buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = getrandom(buf + got, n - got, 0);
-    if (r > 0) got += (size_t)r;
-    else if (r < 0 && errno != EINTR) break;
-  }
-  if (got == n) return;
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t r = read(fd, buf, n);
-    close(fd);
-    if (r == (ssize_t)n) return;
-  }
-  static unsigned counter;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 30) ^ ++counter;
-  for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(x >> (8 * (i % 8)));
-}
-
-void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix) {
-  unsigned char r[4];
-  name_random(r, sizeof r);
-  snprintf(buf, len, "%slipc.%ld.%s-%02x%02x%02x%02x%s", prefix, (long)getpid(), lipc_creator_tag(),
-           r[0], r[1], r[2], r[3], suffix);
 }
 
 void lipc_checkoptions(lua_State *L, int idx, const char *const allowed[]) {

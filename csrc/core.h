@@ -330,7 +330,8 @@ const char *lipc_checkposixname(lua_State *L, int idx, size_t maxlen);
  * The unique part is "<start>-<pidns>-<boot>-<random>": lipc_creator_tag()
  * (what ipc.sweep needs to prove the creator gone) and 8 hex digits from
  * getrandom(2), so other users cannot guess the name; callers create it
- * exclusively and generate again on EEXIST. */
+ * exclusively and generate again on EEXIST (csrc/system.c, beside the
+ * sweep that reads these names). */
 void lipc_genname(char *buf, size_t len, const char *prefix, const char *suffix);
 /* This process as generated names record it, "<start>-<pidns>-<boot>" in
  * lowercase hex: its start time (field 22 of /proc/self/stat), the inode
@@ -362,7 +363,7 @@ pid_t lipc_fork(void);
 ssize_t lipc_write_nosigpipe(int fd, const void *buf, size_t len);
 
 /* The field-th integer (0-based) of a /proc file, or def when it cannot
- * be read (csrc/system.c). */
+ * be read. */
 long long lipc_proc_value(const char *path, int field, long long def);
 
 /* Write like lipc_write_nosigpipe, through pwritev2 with the RWF_* flags
