@@ -303,7 +303,7 @@ static void ts_add(struct timespec *t, double secs) {
 }
 
 /* The main thread of L's state (L itself when it is the main thread). */
-static lua_State *main_thread(lua_State *L) {
+lua_State *lipc_main_thread(lua_State *L) {
   if (lua_pushthread(L)) { lua_pop(L, 1); return L; }
   lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -319,7 +319,7 @@ static lua_State *main_thread(lua_State *L) {
 
 void lipc_deadline_secs(lua_State *L, double secs, lipc_deadline *d) {
   d->L = L;
-  d->main = L ? main_thread(L) : NULL;
+  d->main = L ? lipc_main_thread(L) : NULL;
   d->hook = L ? lua_gethook(d->main) : NULL;
   coroutine_interrupt = 0;
   /* in a coroutine, a Ctrl-C that came earlier (the main thread armed and

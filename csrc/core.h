@@ -116,6 +116,9 @@ typedef struct lipc_deadline {
   lua_Hook hook;           /* the main thread's hook when the call started */
 } lipc_deadline;
 
+/* The main thread of L's state (L itself when it is the main thread):
+ * where lua5.4 arms its Ctrl-C hook. */
+lua_State *lipc_main_thread(lua_State *L);
 /* Read the optional timeout at idx (none/nil: forever; number >= 0;
  * negative, NaN or another type raises) and start the clock. */
 void lipc_deadline_init(lua_State *L, int idx, lipc_deadline *d);

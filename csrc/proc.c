@@ -480,6 +480,29 @@ static void keep_only(lua_State *L, int sidx) {
 /* What the table form of spawn asks of the child. */
 typedef struct spawn_opts { int keep, session, group; } spawn_opts;
 
+/* Check the keys of the table at 1: integers 1..n (a sequence, named
+ * what in the error), and strings among known (options). */
+static void check_seq_options(lua_State *L, lua_Integer n, const char *what, const char *const known[]) {
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      int isint = 0;
+      lua_Integer k = lua_tointegerx(L, -1, &isint);
+      if (!isint || k < 1 || k > n) luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a sequence 1..n", what));
+      continue;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
+                                          luaL_typename(L, -1)));
+    const char *k = lua_tostring(L, -1);
+    int ok = 0;
+    for (int i = 0; known[i]; i++)
+      if (strcmp(k, known[i]) == 0) ok = 1;
+    if (!ok) luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", k));
+  }
+}
+
 /* The table form ipc.spawn{ fn, args..., keep = {...}, session =, group = }
  * at 1: check it and replace the stack by: the keep set (the objects in
  * keep and among the arguments, with what they hold; nil without keep),
@@ -487,19 +510,8 @@ typedef struct spawn_opts { int keep, session, group; } spawn_opts;
 static void spawn_unpack(lua_State *L, spawn_opts *o) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1 && n < 100000, 1, "function expected at [1]");
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      int isint = 0;
-      lua_Integer k = lua_tointegerx(L, -1, &isint);
-      if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "arguments must be a sequence 1..n");
-      continue;
-    }
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    if (strcmp(k, "keep") && strcmp(k, "session") && strcmp(k, "group"))
-      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
-  }
+  static const char *const known[] = {"keep", "session", "group", NULL};
+  check_seq_options(L, n, "arguments", known);
   o->session = lipc_optbool(L, 1, "session", 0);
   o->group = lipc_optbool(L, 1, "group", 0);
   if (lua_rawgeti(L, 1, 1) != LUA_TFUNCTION)
@@ -623,27 +635,9 @@ static int check_exec_table(lua_State *L) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1, 1, "program name expected at [1]");
   luaL_argcheck(L, n < 100000, 1, "too many arguments");
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      int isint = 0;
-      lua_Integer k = lua_tointegerx(L, -1, &isint);
-      if (!isint || k < 1 || k > n) luaL_argerror(L, 1, "argv must be a sequence 1..n");
-      continue;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option (option keys must be strings, got %s)",
-                                          luaL_typename(L, -1)));
-    const char *k = lua_tostring(L, -1);
-    static const char *const known[] = {"stdin", "stdout", "stderr", "env", "cwd", "clearenv",
-                                        "session", "group", "fds", "umask", NULL};
-    int ok = 0;
-    for (int i = 0; known[i]; i++)
-      if (strcmp(k, known[i]) == 0) ok = 1;
-    if (!ok)
-      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", k));
-  }
+  static const char *const known[] = {"stdin", "stdout", "stderr", "env", "cwd", "clearenv",
+                                      "session", "group", "fds", "umask", NULL};
+  check_seq_options(L, n, "argv", known);
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, 1, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)

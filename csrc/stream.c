@@ -114,18 +114,8 @@ void lipc_stream_register(lua_State *L, const lipc_class *cls, const luaL_Reg *e
   lipc_register(L, cls, all);
 }
 
-/* The main thread of L's state. */
-static lua_State *main_of(lua_State *L) {
-  if (lua_pushthread(L)) { lua_pop(L, 1); return L; }
-  lua_pop(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  lua_State *m = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  return m;
-}
-
 void lipc_stream_attach(lua_State *L, lipc_stream *s) {
-  s->main = main_of(L);
+  s->main = lipc_main_thread(L);
 }
 
 /* See stream.h (out of line: the hot path stays small). */
