@@ -437,7 +437,9 @@ describe("each awaitable kind is waited on together with a socket", function()
     local pl = assert(ipc.poller())
     assert(pl:add(r, "r"))
     return function()
-        for obj, ev in pl:wait(10) do return obj == r and ev end
+        local it, state = pl:wait(10)
+        local obj, ev = it(state)
+        return obj == r and ev
       end, function() assert(w:write("x")) end,
       function(v) assert.equal("r", v) end, function() pl:close(); r:close(); w:close() end
   end
