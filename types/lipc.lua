@@ -652,8 +652,8 @@ function ipc.loop(timeout) end
 ---@see tasks.md
 function ipc.sleep(seconds) end
 
----Resume coroutine co once as a lipc task, for another event loop (cqueues,
----luv): "wait", fd|nil, events|nil, timeout|nil when a lipc call in co would
+---Resume coroutine co once as a lipc task, so that another event loop runs lipc calls.
+---Returns "wait", fd|nil, events|nil, timeout|nil when a lipc call in co would
 ---block (step again when fd is ready or after timeout); "yield", ... for a
 ---plain coroutine.yield; "done", results...; "error", err, traceback.
 ---@param co thread
