@@ -375,12 +375,27 @@ end)
 -- waits on it while another task ping-pongs with a forked child over a
 -- socketpair, and only that task, half-way, makes the wait ready.  A wait
 -- that blocked the process would time out (the ping-pong could not run).
--- (Semaphores, mutexes, condition variables and rings wait on futex words:
--- their tasks are being converted in another branch.)
+-- Semaphores and rings wait on futex words: their waits in tasks are being
+-- converted in another branch (remove their `pending` entries once merged).
 describe("each awaitable kind is waited on together with a socket", function()
   local ROUNDS, AT = 20, 10
+  local pending_kinds = {
+    semaphore = "needs sem on the one wait path (csrc/sem.c, another branch)",
+    ring = "needs ring waits in tasks (csrc/ring.c, another branch)",
+  }
 
   local kinds = {}
+  kinds.semaphore = function()
+    local region = assert(ipc.shm.anonymous(4096))
+    local sem = assert(ipc.sem.new(region, 0, 0))
+    return function() return sem:wait(10) end, function() assert(sem:post()) end,
+      function(v) assert.is_true(v) end, function() sem:close(); region:close() end
+  end
+  kinds.ring = function()
+    local ring = assert(ipc.ring.create(4096))
+    return function() return ring:recv(10) end, function() assert(ring:send("ringed")) end,
+      function(v) assert.equal("ringed", v) end, function() ring:close() end
+  end
   kinds.pipe = function()
     local r, w = assert(ipc.pipe())
     return function() return r:read(5, 10) end, function() assert(w:write("hello")) end,
@@ -460,6 +475,7 @@ describe("each awaitable kind is waited on together with a socket", function()
   table.sort(names)
   for _, name in ipairs(names) do
     it(name, function()
+      if pending_kinds[name] then pending(pending_kinds[name]) return end
       local wait, trigger, check, cleanup = kinds[name]()
       finally(cleanup)
       local a, b = assert(ipc.socketpair("stream"))
