@@ -31,6 +31,7 @@ build = {
         "csrc/msg.c", "csrc/pipe.c", "csrc/poll.c", "csrc/proc.c", "csrc/ring.c",
         "csrc/sem.c", "csrc/shm.c", "csrc/signal.c", "csrc/socket.c", "csrc/sync.c",
         "csrc/system.c", "csrc/task.c", "csrc/timer.c", "csrc/fd.c", "csrc/stream.c",
+        "csrc/waiter.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "rt", "pthread", "m" },

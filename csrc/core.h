@@ -403,6 +403,7 @@ void lipc_open_codec(lua_State *L);
 void lipc_open_ring(lua_State *L);
 void lipc_open_task(lua_State *L);
 void lipc_open_timer(lua_State *L);
+void lipc_open_waiter(lua_State *L);
 void lipc_open_fd(lua_State *L);
 
 #endif

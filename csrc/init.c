@@ -26,6 +26,7 @@ int luaopen_lipc_core(lua_State *L) {
   lipc_open_ring(L);
   lipc_open_task(L);
   lipc_open_timer(L);
+  lipc_open_waiter(L);
   lipc_open_fd(L);          /* after pipe and socket: adds detach/dup to their classes */
   lipc_name_functions(L, -1);
   /* the methods of every class, for the Lua layers (lua/lipc/region.lua) */

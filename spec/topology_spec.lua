@@ -434,3 +434,91 @@ os.exit(ok and 0 or 1)
     end)
   end)
 end)
+
+-- Nodes may start tasks: the node process has a loop of its own.
+describe("lipc.topology nodes with tasks", function()
+  it("a node merges two inputs with a task each, as they arrive", function()
+    local N = 50
+    local g = topo.graph()
+    g:node("a", function(out) for i = 1, N do assert(out:send({ src = "a", seq = i }, 10)) end end)
+    g:node("b", function(out) for i = 1, N do assert(out:send({ src = "b", seq = i }, 10)) end end)
+    g:node("merge", function(ina, inb)
+      local seen = { a = 0, b = 0 }
+      local function drain(ch)
+        for v in ch:values(10) do
+          seen[v.src] = seen[v.src] + 1
+          assert(v.seq == seen[v.src])
+        end
+      end
+      local ta, tb = ipc.go(drain, ina), ipc.go(drain, inb)
+      assert(ipc.loop(20))
+      assert(ta:join() and tb:join())
+      return (seen.a == N and seen.b == N) and 0 or 3
+    end)
+    g:link("a", "merge", { via = "pipe" })
+    g:link("b", "merge", { via = "mq" })
+    local results, ok = g:run(30)
+    assert.same({ status = "exited", code = 0 }, { status = results.merge.status, code = results.merge.code })
+    assert.is_true(ok)
+  end)
+
+  it("runs the tasks a body left behind before its channels close", function()
+    local N = 30
+    local g = topo.graph()
+    g:node("producer", function(out)
+      ipc.go(function()
+        for i = 1, N do ipc.sleep(0.001); assert(out:send(i, 10)) end
+      end)
+      return 0   -- the task still has values to send
+    end)
+    g:node("consumer", function(inp)
+      local n = 0
+      for v in inp:values(10) do n = n + 1; assert(v == n) end
+      return n == N and 0 or 3
+    end)
+    g:link("producer", "consumer", { via = "socketpair" })
+    local results, ok = g:run(30)
+    assert.equal(0, results.consumer.code)
+    assert.equal(0, results.producer.code)
+    assert.is_true(ok)
+  end)
+
+  it("fails a node whose task failed with nobody joining it", function()
+    local g = topo.graph()
+    g:node("solo", function()
+      ipc.go(function() ipc.sleep(0.01); error("task failure") end)
+      return 0
+    end)
+    local results, ok = g:run(30)
+    assert.is_false(ok)
+    assert.same({ "exited", 1 }, { results.solo.status, results.solo.code })
+  end)
+
+  it("starts each node with a fresh loop when g:run is called inside a task", function()
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.001) end end)
+    local g = topo.graph()
+    g:node("worker", function(out)
+      -- the parent's ticker is not a task here: a loop that ran it would
+      -- never end (it ticks for ever)
+      local before = ticks
+      local t = ipc.go(function() ipc.sleep(0.01); return "mine" end)
+      assert(ipc.loop(10))
+      local _, v = t:join()
+      assert(out:send({ v = v, same = ticks == before }, 10))
+    end)
+    g:node("sink", function(inp)
+      local got = inp:recv(10)
+      return (got and got.v == "mine" and got.same) and 0 or 3
+    end)
+    g:link("worker", "sink", { via = "pipe" })
+    local runner = ipc.go(function()
+      local results, ok = g:run(30)
+      ticker:cancel()
+      return ok, results.sink.code, results.worker.code
+    end)
+    assert.is_true(ipc.loop(60))
+    assert.same({ true, true, 0, 0 }, { runner:join() })
+    assert.is_true(ticks > 0)
+  end)
+end)

@@ -652,6 +652,17 @@ function ipc.loop(timeout) end
 ---@see tasks.md
 function ipc.sleep(seconds) end
 
+---Resume coroutine co once as a lipc task, so that another event loop runs lipc calls.
+---Returns "wait", fd|nil, events|nil, timeout|nil when a lipc call in co would
+---block (step again when fd is ready or after timeout); "yield", ... for a
+---plain coroutine.yield; "done", results...; "error", err, traceback.
+---@param co thread
+---@param ... any
+---@return "wait"|"yield"|"done"|"error" what
+---@return any ...
+---@see integration.md
+function ipc.step(co, ...) end
+
 ---A timerfd that expires after `after` seconds, then every `every` seconds.
 ---@param after number
 ---@param every? number

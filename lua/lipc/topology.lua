@@ -405,7 +405,11 @@ local NODE_OPTS = { host = true }
 -- @param body a Lua function, called in the node's own process with one
 -- channel per link touching the node (in link order) and then a context
 -- table `{ name =, inputs = {[peer] = ch}, outputs = {[peer] = ch} }`; its
--- return value is the exit code (as `ipc.spawn`). Or an argv table: the
+-- return value is the exit code (as `ipc.spawn`). The body may start tasks
+-- (`ipc.go`, on the node process's own fresh loop) and run them
+-- (`ipc.loop`, `t:join`); tasks still unfinished when it returns run to
+-- their end before the node's channels close (a task that failed with
+-- nobody joining it fails the node). Or an argv table: the
 -- command runs with `ipc.exec`, its stdin the one link into it and its
 -- stdout the one link out of it (via "pipe" or "socketpair").
 -- @tparam[opt] table opts `host`: the address of the machine the node runs
@@ -721,6 +725,10 @@ function Graph:run(timeout, opts)
             end
             args[#mylinks + 1] = ctx
             local rc = nd.body(table.unpack(args, 1, #mylinks + 1))
+            -- tasks the body started (ipc.go) and left running end before
+            -- the channels close; one that failed unjoined fails the node
+            local lok, lerr = ipc.loop(deadline and math.max(0, deadline - now()))
+            if not lok then error(("node %s: its tasks: %s"):format(nd.name, tostring(lerr)), 0) end
             for i = #mylinks, 1, -1 do
               local ch = args[i]
               if type(ch) == "table" and ch.owes_eof and ch:owes_eof() then
