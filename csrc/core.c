@@ -1008,7 +1008,9 @@ static int wait_blocking(lipc_wait *w) {
       if (err == 0) return 0;
       if (err == EINTR) { if (lipc_interrupted(d)) return EINTR; continue; }
       if (err != ETIMEDOUT) return err;
-      /* a slice ended: the word may still hold val; the loop checks */
+      /* a slice ended: the word may still hold val; the loop checks (or
+       * the try looks at what no wake announces) */
+      if (w->recheck) return 0;
     }
   }
   if (w->sleep) {
@@ -1026,6 +1028,7 @@ static int wait_blocking(lipc_wait *w) {
 
 /* The end of a wait that did not succeed: stop, timeout or the EINTR error. */
 static int wait_end(lua_State *L, lipc_wait *w, int err) {
+  if (w->leave) w->leave(w);
   if (w->stop) return w->stop(L, w, err);
   return lipc_fail(L, err, w->call ? w->call : "wait", NULL);
 }
@@ -1081,6 +1084,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   lua_settop(L, box);  /* drop what resume passed */
   if (task_cancel) {
     task_cancel = 0;
+    if (w->leave) w->leave(w);
     return luaL_error(L, "cancelled");
   }
   return run_loop(L, w, box);

@@ -221,6 +221,14 @@ struct lipc_wait {
   int tries;               /* waits since the last progress (backoff) */
   lua_Integer acc[2];      /* the try's progress, kept across waits */
   void *p;                 /* the try's object */
+  /* futex waits that something no wake announces can end (a dead peer,
+   * a dead lock holder): try again every 0.2 s even while the word holds
+   * val (outside a task: after each slice; in a task: the loop resumes) */
+  int recheck;
+  /* may be NULL: undo what the try registered before its last LIPC_AGAIN
+   * (a waiter count, a wake it may have consumed) when the wait ends
+   * without another try: timeout, Ctrl-C, cancel.  Never raises. */
+  void (*leave)(lipc_wait *w);
 };
 
 /* Start w for try: the timeout at tidx (0: none, wait forever), no stop,
