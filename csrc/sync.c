@@ -78,6 +78,7 @@ typedef struct lcond {
 #define W_CONTENDED 4   /* this wait marked the mutex word as having waiters */
 #define W_PASSED 8      /* this cond wait passed a wake-up on once */
 #define W_COUNTED 16    /* this wait counts in its handle's twaits */
+#define W_WAITED 32     /* this cond wait slept at least once */
 
 /* Wake up to n waiters sleeping on the futex word w (shared, not private:
  * the waiters are other processes). */
@@ -458,7 +459,7 @@ static int cond_try(lua_State *L, lipc_wait *w) {
     if (!c->h.open) { w->acc[0] &= ~(lua_Integer)W_COUNTED; return lipc_closed_error(L, &cond_class); }
     uint32_t old = (uint32_t)w->acc[1];
     if (atomic_load(&c->cv->seq) == old) {
-      if (w->tries > 0 && !(w->acc[0] & W_PASSED)) {
+      if ((w->acc[0] & W_WAITED) && !(w->acc[0] & W_PASSED)) {
         /* woken by a signal that came before our ticket, meant for an
          * older waiter still asleep: pass it on (once, so waiters never
          * ping-pong) */
@@ -468,6 +469,7 @@ static int cond_try(lua_State *L, lipc_wait *w) {
       w->word = (const uint32_t *)&c->cv->seq;
       w->val = old;
       w->shared = 1;
+      w->acc[0] |= W_WAITED;
       return LIPC_AGAIN;
     }
     cond_count(c, w, 0);
