@@ -543,7 +543,7 @@ describe("ipc.go", function()
     end)
 
     it("waits for a process and a semaphore in tasks", function()
-      pending("needs proc and sem on lipc_run")
+      pending("needs proc on lipc_run")   -- sem is on it (h11-sync)
       local region <close> = assert(ipc.shm.anonymous(4096))
       local s <close> = assert(ipc.sem.new(region, 0, 0))
       local p = assert(ipc.spawn(function() ipc.sleep(0.05); assert(s:post()); return 3 end))
