@@ -679,6 +679,7 @@ describe("futex waits in tasks", function()
     end)
     ipc.go(function() ipc.sleep(0.02); go() end)
     assert.is_true(ipc.loop(30))
+    for _, t in ipairs(tasks) do assert.equal("done", t:status()) end
     assert.equal(5, got)
     assert.equal(0, sem_waiters(region))
     helper.reap(pid)
