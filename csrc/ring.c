@@ -16,8 +16,10 @@
  * tail_seq).  lipc_run sleeps on it in slices or, in a task, yields to the
  * loop's futex waiter (csrc/task.c); w->recheck makes it try again every
  * 0.2 s, when dead lock holders and dead peers are looked for (nothing
- * wakes a sleeper when they die).  No lock is held across a wait: tasks of
- * one process share its pid, the lock holder's mark.
+ * wakes a sleeper when they die).  In a task no lock is held across a wait
+ * (tasks of one process share its pid, the lock holder's mark); a blocked
+ * process keeps its side's lock while it waits for room or data, as a
+ * plain blocking call would (no other code of it runs meanwhile).
  */
 #include "core.h"
 #include "region.h"
@@ -461,12 +463,28 @@ static void ring_unlock(_Atomic uint32_t *lk, _Atomic uint32_t *waiters) {
   if (atomic_load(waiters)) futex(lk, FUTEX_WAKE, 1, NULL);
 }
 
+/* acc[0] of a send or recv wait: */
+#define W_WAITED 1      /* it slept: dead lock holders and peers are looked for */
+#define W_HELD 2        /* outside a task: it kept its side's lock while it slept */
+
 /* A send or recv ends without another try (timeout, Ctrl-C, cancel): stop
- * counting it, and pass on the wake-up of an unlock it may have taken. */
+ * counting it, let go of a lock it kept, and pass on the wake-up of an
+ * unlock it may have taken. */
 static void ring_leave(lipc_wait *w) {
   lring *r = w->p;
   int kind = (int)w->acc[1];
   ring_uncount(r, w);
+  if (r->h.open && (w->acc[0] & W_HELD)) {
+    ring_hdr *hd = r->hdr;
+    if (kind == W_SPACE) {
+      ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_SEND;
+    } else {
+      ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_RECV;
+    }
+  }
+  w->acc[0] = 0;
   if (!r->h.open || (kind != W_SENDLOCK && kind != W_RECVLOCK)) return;
   _Atomic uint32_t *lk = wait_word(r->hdr, kind);
   if (atomic_load(lk) == 0 && atomic_load(wait_count(r->hdr, kind)) > 0) futex(lk, FUTEX_WAKE, 1, NULL);
@@ -496,54 +514,13 @@ static int peer_gone(lua_State *L) {
   return 3;
 }
 
-/* acc[0] of a send or recv wait: 1 once it slept (then dead lock holders
- * and dead peers are looked for); acc[1]: what it is counted in (W_*). */
+/* A send or recv wait keeps W_WAITED | W_HELD in acc[0], and what it is
+ * counted in (W_SENDLOCK ... W_DATA) in acc[1]. */
 
-/* One try of ring:send (the ring at stack index 1, the message at 2). */
-static int send_try(lua_State *L, lipc_wait *w) {
-  lring *r = w->p;
-  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
-  ring_uncount(r, w);
-  int waited = (int)w->acc[0];
-  w->acc[0] = 0;
-  size_t n;
-  const char *s = lua_tolstring(L, 2, &n);
+/* Write the record of s (n bytes, need in the ring) at tail, publish it,
+ * wake sleeping consumers and let go of the send lock. */
+static void send_publish(lring *r, uint64_t tail, const char *s, size_t n, uint64_t need) {
   ring_hdr *hd = r->hdr;
-  pid_t me = my_pid();
-  if (r->prod_pid != me) ring_register(L, r, 0, me);
-  if (ring_trylock(r, w, &hd->send_lock, W_SENDLOCK, (uint32_t)me, waited) != 0) {
-    w->acc[0] = 1;
-    return LIPC_AGAIN;
-  }
-  r->locks |= LOCK_SEND;
-  uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
-  uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
-  int spins = r->spin;
-  int peers = 0;
-  for (;;) {
-    uint64_t head = atomic_load_explicit(&hd->head, memory_order_acquire);
-    if (r->cap - (tail - head) >= need) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
-    /* the sequence word is read before the last look at head: a consumer
-     * that frees room after that look bumps it, and the wait returns */
-    uint32_t seen = atomic_load(&hd->head_seq);
-    ring_count(r, w, W_SPACE, me);
-    peers = ring_peers(hd, 1, waited);
-    if (r->cap - (tail - atomic_load(&hd->head)) >= need) { ring_uncount(r, w); peers = 0; continue; }
-    ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
-    r->locks &= (unsigned char)~LOCK_SEND;
-    if (peers != 0) {
-      ring_uncount(r, w);
-      if (peers == 2) return peer_gone(L);
-      return lipc_error(L, EPIPE, "ring send", "every consumer closed");
-    }
-    w->word = (const uint32_t *)&hd->head_seq;
-    w->val = seen;
-    w->shared = 1;
-    w->recheck = 1;
-    w->acc[0] = 1;
-    return LIPC_AGAIN;
-  }
   uint32_t rec[2] = { (uint32_t)n, 0 };
   ring_write(r, tail, rec, REC_HDR);
   ring_write(r, tail + REC_HDR, s, n);
@@ -552,70 +529,13 @@ static int send_try(lua_State *L, lipc_wait *w) {
   if (atomic_load(&hd->recv_waiters)) futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
   ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
   r->locks &= (unsigned char)~LOCK_SEND;
-  lua_pushboolean(L, 1);
-  return 1;
 }
 
-/* ring:send(s, timeout) -> true; blocks while the ring is full. */
-static int lring_send(lua_State *L) {
-  lring *r = lipc_check(L, 1, &ring_class);
-  size_t n;
-  luaL_checklstring(L, 2, &n);
-  lipc_wait w;
-  lipc_wait_init(L, &w, 3, send_try);
-  uint64_t maxmsg = r->cap - REC_HDR;
-  if (maxmsg > UINT32_MAX - 8) maxmsg = UINT32_MAX - 8;
-  if (n > maxmsg)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
-                                               (lua_Integer)n, (lua_Integer)maxmsg));
-  w.p = r;
-  w.call = "ring send";
-  w.leave = ring_leave;
-  return lipc_run(L, &w);
-}
-
-/* One try of ring:recv (the ring at stack index 1): the next message, nil
- * at end of stream (every producer closed and the ring empty). */
-static int recv_try(lua_State *L, lipc_wait *w) {
-  lring *r = w->p;
-  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
-  ring_uncount(r, w);
-  int waited = (int)w->acc[0];
-  w->acc[0] = 0;
+/* With the recv lock held and a record at head (tail != head): push the
+ * message, release its space, wake sleeping producers and let go of the
+ * lock.  1, or the error triple of a corrupted ring. */
+static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail) {
   ring_hdr *hd = r->hdr;
-  pid_t me = my_pid();
-  if (r->cons_pid != me) ring_register(L, r, 1, me);
-  if (ring_trylock(r, w, &hd->recv_lock, W_RECVLOCK, (uint32_t)me, waited) != 0) {
-    w->acc[0] = 1;
-    return LIPC_AGAIN;
-  }
-  r->locks |= LOCK_RECV;
-  uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
-  uint64_t tail;
-  int spins = r->spin;
-  for (;;) {
-    tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
-    if (tail != head) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
-    uint32_t seen = atomic_load(&hd->tail_seq);
-    ring_count(r, w, W_DATA, me);
-    int peers = ring_peers(hd, 0, waited);
-    if (atomic_load(&hd->tail) != head) { ring_uncount(r, w); continue; }  /* sent just before closing */
-    ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
-    r->locks &= (unsigned char)~LOCK_RECV;
-    if (peers != 0) {
-      ring_uncount(r, w);
-      if (peers == 2) return peer_gone(L);
-      lua_pushnil(L);   /* end of stream */
-      return 1;
-    }
-    w->word = (const uint32_t *)&hd->tail_seq;
-    w->val = seen;
-    w->shared = 1;
-    w->recheck = 1;
-    w->acc[0] = 1;
-    return LIPC_AGAIN;
-  }
   uint32_t rec[2];
   ring_read(r, head, rec, REC_HDR);
   uint64_t n = rec[0];
@@ -638,11 +558,165 @@ static int recv_try(lua_State *L, lipc_wait *w) {
   return 1;
 }
 
+/* Take the lock word lk when it is free: 1, or 0 (held: nothing done). */
+static int lock_free(lring *r, _Atomic uint32_t *lk, uint32_t me, unsigned char bit) {
+  uint32_t cur = 0;
+  if (!atomic_compare_exchange_strong(lk, &cur, me)) return 0;
+  r->locks |= bit;
+  return 1;
+}
+
+
+/* One try of ring:send (the ring at stack index 1, the message at 2). */
+static int send_try(lua_State *L, lipc_wait *w) {
+  lring *r = w->p;
+  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  ring_uncount(r, w);
+  int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
+  w->acc[0] = 0;
+  size_t n;
+  const char *s = lua_tolstring(L, 2, &n);
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->prod_pid != me) ring_register(L, r, 0, me);
+  if (!(held && atomic_load(&hd->send_lock) == (uint32_t)me) &&
+      ring_trylock(r, w, &hd->send_lock, W_SENDLOCK, (uint32_t)me, waited) != 0) {
+    w->acc[0] = W_WAITED;
+    return LIPC_AGAIN;
+  }
+  r->locks |= LOCK_SEND;
+  uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+  uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
+  int spins = r->spin;
+  int peers = 0;
+  for (;;) {
+    uint64_t head = atomic_load_explicit(&hd->head, memory_order_acquire);
+    if (r->cap - (tail - head) >= need) break;
+    if (spins > 0) { spins--; cpu_relax(); continue; }
+    /* the sequence word is read before the last look at head: a consumer
+     * that frees room after that look bumps it, and the wait returns */
+    uint32_t seen = atomic_load(&hd->head_seq);
+    ring_count(r, w, W_SPACE, me);
+    peers = ring_peers(hd, 1, waited);
+    if (r->cap - (tail - atomic_load(&hd->head)) >= need) { ring_uncount(r, w); peers = 0; continue; }
+    if (peers != 0 || !w->block) {
+      ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_SEND;
+    }
+    if (peers != 0) {
+      ring_uncount(r, w);
+      if (peers == 2) return peer_gone(L);
+      return lipc_error(L, EPIPE, "ring send", "every consumer closed");
+    }
+    w->word = (const uint32_t *)&hd->head_seq;
+    w->val = seen;
+    w->shared = 1;
+    w->recheck = 1;
+    w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
+    return LIPC_AGAIN;
+  }
+  send_publish(r, tail, s, n, need);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ring:send(s, timeout) -> true; blocks while the ring is full. */
+static int lring_send(lua_State *L) {
+  lring *r = lipc_check(L, 1, &ring_class);
+  size_t n;
+  luaL_checklstring(L, 2, &n);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, send_try);
+  uint64_t maxmsg = r->cap - REC_HDR;
+  if (maxmsg > UINT32_MAX - 8) maxmsg = UINT32_MAX - 8;
+  if (n > maxmsg)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
+                                               (lua_Integer)n, (lua_Integer)maxmsg));
+  /* the common case without the wait path: the lock is free and the
+   * message fits */
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->prod_pid == me && lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) {
+    uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
+    if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
+      send_publish(r, tail, lua_tostring(L, 2), n, need);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_SEND;
+  }
+  w.p = r;
+  w.call = "ring send";
+  w.leave = ring_leave;
+  return lipc_run(L, &w);
+}
+
+/* One try of ring:recv (the ring at stack index 1): the next message, nil
+ * at end of stream (every producer closed and the ring empty). */
+static int recv_try(lua_State *L, lipc_wait *w) {
+  lring *r = w->p;
+  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  ring_uncount(r, w);
+  int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
+  w->acc[0] = 0;
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->cons_pid != me) ring_register(L, r, 1, me);
+  if (!(held && atomic_load(&hd->recv_lock) == (uint32_t)me) &&
+      ring_trylock(r, w, &hd->recv_lock, W_RECVLOCK, (uint32_t)me, waited) != 0) {
+    w->acc[0] = W_WAITED;
+    return LIPC_AGAIN;
+  }
+  r->locks |= LOCK_RECV;
+  uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
+  uint64_t tail;
+  int spins = r->spin;
+  for (;;) {
+    tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
+    if (tail != head) break;
+    if (spins > 0) { spins--; cpu_relax(); continue; }
+    uint32_t seen = atomic_load(&hd->tail_seq);
+    ring_count(r, w, W_DATA, me);
+    int peers = ring_peers(hd, 0, waited);
+    if (atomic_load(&hd->tail) != head) { ring_uncount(r, w); continue; }  /* sent just before closing */
+    if (peers != 0 || !w->block) {
+      ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_RECV;
+    }
+    if (peers != 0) {
+      ring_uncount(r, w);
+      if (peers == 2) return peer_gone(L);
+      lua_pushnil(L);   /* end of stream */
+      return 1;
+    }
+    w->word = (const uint32_t *)&hd->tail_seq;
+    w->val = seen;
+    w->shared = 1;
+    w->recheck = 1;
+    w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
+    return LIPC_AGAIN;
+  }
+  return recv_take(L, r, head, tail);
+}
+
 /* ring:recv(timeout) -> string; nil at end of stream; blocks while empty. */
 static int lring_recv(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
   lipc_wait w;
   lipc_wait_init(L, &w, 2, recv_try);
+  /* the common case without the wait path: the lock is free and a message
+   * is there */
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->cons_pid == me && lock_free(r, &hd->recv_lock, (uint32_t)me, LOCK_RECV)) {
+    uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
+    if (tail != head) return recv_take(L, r, head, tail);
+    ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_RECV;
+  }
   w.p = r;
   w.call = "ring recv";
   w.leave = ring_leave;

@@ -256,9 +256,10 @@ static void sem_slice(const lipc_deadline *d, struct timespec *abs) {
     *abs = d->end;
 }
 
-/* One try of s:wait.  Outside a task: sem_trywait, then sem_clockwait for
- * one slice (a slice that ends before the deadline returns LIPC_EINTR:
- * lipc_run checks Ctrl-C and tries again).  In a task: sem_trywait, then
+/* One try of s:wait.  Outside a task: sem_trywait, then sem_wait without
+ * a timeout, or sem_clockwait for one slice of a finite one (a slice that
+ * ends before the deadline returns LIPC_EINTR: lipc_run checks Ctrl-C and
+ * tries again).  In a task: sem_trywait, then
  * register as a waiter and yield on the value word while it holds 0. */
 static int sem_try(lua_State *L, lipc_wait *w) {
   lsem *s = w->p;
@@ -270,9 +271,19 @@ static int sem_try(lua_State *L, lipc_wait *w) {
     if (err != EAGAIN) return lipc_error(L, err, "sem_wait", s->region ? NULL : s->name);
     if (w->block) {
       if (!w->d.forever && lipc_deadline_expired(&w->d)) return LIPC_AGAIN;  /* timeout */
-      struct timespec abs;
-      sem_slice(&w->d, &abs);
-      if (sem_clockwait(s->sem, CLOCK_MONOTONIC, &abs) == 0) break;
+      int rc;
+      if (w->d.forever) {
+        /* no timer on the hot path (it costs ~0.5 us a wait): glibc's
+         * sem_wait returns EINTR when lua5.4's SIGINT handler runs (it is
+         * installed without SA_RESTART); only a Ctrl-C landing between
+         * lipc_run's check and the futex call waits for the next post */
+        rc = sem_wait(s->sem);
+      } else {
+        struct timespec abs;
+        sem_slice(&w->d, &abs);
+        rc = sem_clockwait(s->sem, CLOCK_MONOTONIC, &abs);
+      }
+      if (rc == 0) break;
       err = errno;
       if (err == EINTR) return LIPC_EINTR;
       if (err == ETIMEDOUT) return lipc_deadline_expired(&w->d) ? LIPC_AGAIN : LIPC_EINTR;
@@ -300,6 +311,13 @@ static int sem_try(lua_State *L, lipc_wait *w) {
 /* s:wait([timeout]): true | nil, "timeout", ETIMEDOUT. */
 static int lsem_wait(lua_State *L) {
   lsem *s = fast_sem(L);
+  /* the fast path: a token is there (the timeout is checked all the same) */
+  int t = lua_type(L, 2);
+  if ((t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, 2) >= 0)) &&
+      sem_trywait(s->sem) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   lipc_wait w;
   lipc_wait_init(L, &w, 2, sem_try);
   w.p = s;
