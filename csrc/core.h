@@ -246,6 +246,11 @@ lua_State *lipc_task_enter(lua_State *co, int cancel);
 /* For csrc/task.c: after a resume that yielded, the wait record the task
  * yielded with (boxed on its stack), or NULL for a plain coroutine.yield. */
 lipc_wait *lipc_task_waiting(void);
+/* An object at [addr, addr + len) is being closed (its release function):
+ * the tasks of this thread's loop waiting on a futex word inside it are
+ * resumed at the loop's next wait, and find it closed (csrc/task.c).
+ * Safe anywhere (a __gc too): it only marks them. */
+void lipc_task_forget(const void *addr, size_t len);
 
 /* When err is EMFILE or ENFILE, run a full garbage collection (its __gc
  * closes the descriptors of objects the script forgot) and return 1 so

@@ -191,16 +191,17 @@ static void ring_uncount(lring *r, lipc_wait *w) {
 }
 
 /* Closing r while tasks of this process sleep through it: take their
- * counts back and wake every word, so that they resume (and find r
- * closed) now. */
+ * counts back and have the loop resume them (they find r closed) now. */
 static void ring_drop_waits(lring *r, pid_t me) {
+  int any = 0;
   if (r->twait_pid == me) {
     for (int k = W_SENDLOCK; k <= W_DATA; k++) {
       if (r->twaits[k] <= 0) continue;
       atomic_fetch_sub(wait_count(r->hdr, k), (uint32_t)r->twaits[k]);
-      futex(wait_word(r->hdr, k), FUTEX_WAKE, INT_MAX, NULL);
+      any = 1;
     }
   }
+  if (any) lipc_task_forget(r->hdr, RING_HDR);
   memset(r->twaits, 0, sizeof r->twaits);
 }
 

@@ -72,15 +72,14 @@ static void sem_futex_wake(void *word, int n) {
 }
 
 /* Closing s while tasks of this process wait through it: take their
- * waiter registrations back and wake the word, so that they resume (and
- * find s closed) now rather than at their deadline. */
+ * waiter registrations back and have the loop resume them (they find s
+ * closed) now rather than at their deadline. */
 static void sem_drop_waits(lsem *s) {
   if (s->twaits <= 0 || s->twait_pid != getpid()) { s->twaits = 0; return; }
 #ifdef SEM_FUTEX
-  glibc_sem *g = (glibc_sem *)s->sem;
-  atomic_fetch_sub(&g->data, (uint64_t)s->twaits * SEM_WAITER);
-  sem_futex_wake(g, INT_MAX);
+  atomic_fetch_sub(&((glibc_sem *)s->sem)->data, (uint64_t)s->twaits * SEM_WAITER);
 #endif
+  lipc_task_forget(s->sem, sizeof(sem_t));
   s->twaits = 0;
 }
 

@@ -114,9 +114,9 @@ static void release_held(lmutex *m) {
 static int mutex_release(lipc_handle *h, int remove_name) {
   lmutex *m = (lmutex *)h;
   (void)remove_name;
-  /* tasks of this process waiting through m: wake them now (they find m
-   * closed); other sleepers retry */
-  if (m->mu && m->twaits > 0 && m->twait_pid == getpid()) futex_wake(lock_word(m->mu), INT_MAX);
+  /* tasks of this process waiting through m: resume them now (they find
+   * m closed) */
+  if (m->mu && m->twaits > 0 && m->twait_pid == getpid()) lipc_task_forget(m->mu, sizeof *m->mu);
   m->twaits = 0;
   if (m->placed) {
     if (m->placed->refs == 1) release_held(m);
@@ -133,10 +133,10 @@ static int cond_release(lipc_handle *h, int remove_name) {
   lcond *c = (lcond *)h;
   (void)remove_name;
   /* tasks of this process asleep through c: take their count back and
-   * wake them (they find c closed) */
+   * resume them (they find c closed) */
   if (c->cv && c->twaits > 0 && c->twait_pid == getpid()) {
     atomic_fetch_sub(&c->cv->waiters, (uint32_t)c->twaits);
-    futex_wake(&c->cv->seq, INT_MAX);
+    lipc_task_forget(c->cv, sizeof *c->cv);
   }
   c->twaits = 0;
   if (c->placed) lipc_region_unplace(c->region, c->placed);

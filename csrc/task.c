@@ -22,7 +22,8 @@
  *     loop then resumes that task, which tries again.  The thread never
  *     reads or writes the words itself (only the kernel does, inside
  *     futex_waitv, which answers EFAULT for unmapped memory), so an object
- *     closed while a task waits on it cannot fault it; the object stays
+ *     closed while a task waits on it cannot fault it (its release calls
+ *     lipc_task_forget, which resumes those tasks); the object stays
  *     alive (not collected) as an argument on the task's stack, beside
  *     the boxed wait record.  The loop bumps the control word to change
  *     the set: a new waiter, a task resumed for its deadline or cancelled
@@ -542,6 +543,29 @@ static int fw_add(lloop *lp, ltask *t, const lipc_wait *w) {
   pthread_mutex_unlock(&fw->mu);
   fw_kick(fw);
   return 0;
+}
+
+/* The loop of the Lua state last opened on this thread (for
+ * lipc_task_forget, which has no lua_State). */
+static _Thread_local lloop *thread_loop;
+
+void lipc_task_forget(const void *addr, size_t len) {
+  lloop *lp = thread_loop;
+  fwaiter *fw = lp ? lp->fw : NULL;
+  if (fw == NULL || fw->gen != fork_gen) return;
+  const char *lo = addr, *hi = lo + len;
+  int fired = 0;
+  pthread_mutex_lock(&fw->mu);
+  for (int i = 0; i < fw->n; i++) {
+    const char *w = (const char *)fw->e[i].word;
+    if (w >= lo && w < hi && !fw->e[i].fired) { fw->e[i].fired = 1; fired = 1; }
+  }
+  pthread_mutex_unlock(&fw->mu);
+  if (fired) {
+    uint64_t one = 1;
+    (void)!write(fw->efd, &one, sizeof one);
+    fw_kick(fw);   /* the thread lets go of the words */
+  }
 }
 
 /* Drop t's word from the waiter (its wait ended: fired, deadline, cancel). */
@@ -1074,6 +1098,7 @@ static int l_sleep(lua_State *L) {
 /* __gc of the loop (lua_close): free what the C side holds. */
 static int loop_gc(lua_State *L) {
   lloop *lp = lua_touserdata(L, 1);
+  if (thread_loop == lp) thread_loop = NULL;
   loop_idle(lp);
   free(lp->heap);
   lp->heap = NULL;
@@ -1126,6 +1151,7 @@ void lipc_open_task(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
   }
+  thread_loop = lua_touserdata(L, -1);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, l_go, 1);
   lua_setfield(L, -3, "go");

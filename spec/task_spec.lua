@@ -877,6 +877,31 @@ describe("futex waits in tasks", function()
     assert.is_true(used < 0.1, ("%.3f s CPU in %.1f s"):format(used, elapsed))
   end)
 
+  it("a child forked while a task waits on a futex starts its own futex waiter", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local s2 <close> = assert(ipc.sem.new(region, 64, 0))
+    local waiter = ipc.go(function() return s:wait(20) end)
+    local forker = ipc.go(function()
+      local pid = helper.fork(function()
+        -- the parent's tasks and its waiter thread are not here
+        local t = ipc.go(function() return s2:wait(10) end)
+        ipc.go(function() ipc.sleep(0.02); assert(s2:post()) end)
+        assert(ipc.loop(20) == true)
+        local ok, v = t:join()
+        assert(ok and v == true)
+        return s:post()
+      end)
+      return pid
+    end)
+    local ok, pid = forker:join(20)
+    assert.is_true(ok)
+    assert.same({ true, true }, { waiter:join(20) })
+    helper.reap(pid)
+    assert.equal(0, region:load(0) >> 32)
+    assert.equal(0, region:load(64) >> 32)
+  end)
+
   describe("Ctrl-C", function()
     local cases = {
       { "a semaphore wait", "local s = ipc.sem.new(r, 0, 0)\nipc.go(function() s:wait() end)" },
