@@ -865,9 +865,13 @@ int lipc_reclaim_fds(lua_State *L, int err) {
 
 /* The task that csrc/task.c is running on this OS thread, or NULL; what its
  * last wait yielded for; and whether the loop asked it to stop. */
-static _Thread_local lua_State *current_task;
-static _Thread_local lipc_wait *task_wait;
-static _Thread_local int task_cancel;
+/* initial-exec: read on every blocking call's hot path, where the default
+ * model for a dlopen'ed library costs a __tls_get_addr call each time
+ * (24 bytes of glibc's static TLS surplus) */
+#define LIPC_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+static LIPC_TLS lua_State *current_task;
+static LIPC_TLS lipc_wait *task_wait;
+static LIPC_TLS int task_cancel;
 /* Set once any task ran in this process (any thread): until then no call
  * can be in a task, which lipc_in_task answers from one plain load. */
 static int tasks_seen;
@@ -913,6 +917,8 @@ void lipc_wait_init(lua_State *L, lipc_wait *w, int tidx, lipc_try_fn try) {
   w->tries = 0;
   w->acc[0] = w->acc[1] = 0;
   w->p = NULL;
+  w->recheck = 0;
+  w->leave = NULL;
 }
 
 /* __close and __gc of an armed descriptor slot. */
@@ -970,7 +976,9 @@ static int wait_blocking(lipc_wait *w) {
       if (err == 0) return 0;
       if (err == EINTR) { if (lipc_interrupted(d)) return EINTR; continue; }
       if (err != ETIMEDOUT) return err;
-      /* a slice ended: the word may still hold val; the loop checks */
+      /* a slice ended: the word may still hold val; the loop checks (or
+       * the try looks at what no wake announces) */
+      if (w->recheck) return 0;
     }
   }
   if (w->sleep) {
@@ -988,6 +996,7 @@ static int wait_blocking(lipc_wait *w) {
 
 /* The end of a wait that did not succeed: stop, timeout or the EINTR error. */
 static int wait_end(lua_State *L, lipc_wait *w, int err) {
+  if (w->leave) w->leave(w);
   if (w->stop) return w->stop(L, w, err);
   return lipc_fail(L, err, w->call ? w->call : "wait", NULL);
 }
@@ -1050,6 +1059,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   lua_settop(L, box);  /* drop what resume passed */
   if (task_cancel) {
     task_cancel = 0;
+    if (w->leave) w->leave(w);
     return luaL_error(L, "cancelled");
   }
   return run_loop(L, w, box, RUN_TRY);
@@ -1060,6 +1070,7 @@ int lipc_run(lua_State *L, lipc_wait *w) {
    * next wait raises */
   if (task_cancel && lipc_in_task(L)) {
     task_cancel = 0;
+    if (w->leave) w->leave(w);
     return luaL_error(L, "cancelled");
   }
   return run_loop(L, w, 0, RUN_TRY);

@@ -225,6 +225,14 @@ struct lipc_wait {        /* lipc_wait_init sets every field */
   int tries;               /* waits since the last progress (backoff) */
   lua_Integer acc[2];      /* the try's progress, kept across waits */
   void *p;                 /* the try's object */
+  /* futex waits that something no wake announces can end (a dead peer,
+   * a dead lock holder): try again every 0.2 s even while the word holds
+   * val (outside a task: after each slice; in a task: the loop resumes) */
+  int recheck;
+  /* may be NULL: undo what the try registered before its last LIPC_AGAIN
+   * (a waiter count, a wake it may have consumed) when the wait ends
+   * without another try: timeout, Ctrl-C, cancel.  Never raises. */
+  void (*leave)(lipc_wait *w);
 };
 
 /* Start w for try: the timeout at tidx (0: none, wait forever), no stop,
@@ -264,6 +272,11 @@ lua_State *lipc_task_enter(lua_State *co, int cancel);
 /* For csrc/task.c: after a resume that yielded, the wait record the task
  * yielded with (boxed on its stack), or NULL for a plain coroutine.yield. */
 lipc_wait *lipc_task_waiting(void);
+/* An object at [addr, addr + len) is being closed (its release function):
+ * the tasks of this thread's loop waiting on a futex word inside it are
+ * resumed at the loop's next wait, and find it closed (csrc/task.c).
+ * Safe anywhere (a __gc too): it only marks them. */
+void lipc_task_forget(const void *addr, size_t len);
 
 /* When err is EMFILE or ENFILE, run a full garbage collection (its __gc
  * closes the descriptors of objects the script forgot) and return 1 so

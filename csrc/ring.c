@@ -8,6 +8,18 @@
  * a POSIX shm segment (ipc.ring.open from unrelated processes).  The fast
  * path of send/recv is a few atomics and memcpy: FUTEX_WAKE is called only
  * when the other side counted itself as sleeping.
+ *
+ * send and recv are try functions run by lipc_run (core.h, "the one wait
+ * path"): a try takes its side's lock word, moves one message or finds it
+ * must wait, and then lets go of the lock, counts itself as a sleeper and
+ * returns LIPC_AGAIN with the futex word (a lock word, head_seq or
+ * tail_seq).  lipc_run sleeps on it in slices or, in a task, yields to the
+ * loop's futex waiter (csrc/task.c); w->recheck makes it try again every
+ * 0.2 s, when dead lock holders and dead peers are looked for (nothing
+ * wakes a sleeper when they die).  In a task no lock is held across a wait
+ * (tasks of one process share its pid, the lock holder's mark); a blocked
+ * process keeps its side's lock while it waits for room or data, as a
+ * plain blocking call would (no other code of it runs meanwhile).
  */
 #include "core.h"
 #include "region.h"
@@ -28,7 +40,6 @@
 #define RING_MIN 64
 #define RING_MAX ((uint64_t)1 << 32)
 #define REC_HDR 8                 /* per message: uint32 length + uint32 0 */
-#define SLICE_NS 100000000L       /* futex waits sleep at most 100 ms a slice */
 
 #define RING_SLOTS 32              /* registered producers / consumers */
 #define LOCK_SEND 1u
@@ -73,6 +84,8 @@ typedef struct lring {
   pid_t prod_pid, cons_pid;       /* the pid that registered (fork check) */
   unsigned char locks;            /* LOCK_SEND | LOCK_RECV held by a call on this
                                    * handle (left set when it raised) */
+  int twaits[5];                  /* sleepers that tasks of twait_pid counted (W_*) */
+  pid_t twait_pid;
   char name[256];                 /* "" for an anonymous ring */
 } lring;
 
@@ -133,6 +146,65 @@ static void ring_kick(_Atomic uint32_t *seq) {
   futex(seq, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+/* What a sleeping send or recv counted itself in (acc[1] of its wait). */
+enum { W_NONE, W_SENDLOCK, W_RECVLOCK, W_SPACE, W_DATA };
+
+/* The sleeper count of kind. */
+static _Atomic uint32_t *wait_count(ring_hdr *hd, int kind) {
+  switch (kind) {
+    case W_SENDLOCK: return &hd->send_lock_waiters;
+    case W_RECVLOCK: return &hd->recv_lock_waiters;
+    case W_SPACE: return &hd->send_waiters;
+    default: return &hd->recv_waiters;
+  }
+}
+
+/* The futex word sleepers of kind wait on. */
+static _Atomic uint32_t *wait_word(ring_hdr *hd, int kind) {
+  switch (kind) {
+    case W_SENDLOCK: return &hd->send_lock;
+    case W_RECVLOCK: return &hd->recv_lock;
+    case W_SPACE: return &hd->head_seq;
+    default: return &hd->tail_seq;
+  }
+}
+
+/* Count w as a sleeper of kind (before it sleeps). */
+static void ring_count(lring *r, lipc_wait *w, int kind, pid_t me) {
+  atomic_fetch_add(wait_count(r->hdr, kind), 1);
+  int total = r->twaits[1] + r->twaits[2] + r->twaits[3] + r->twaits[4];
+  if (total == 0 || r->twait_pid != me) {
+    memset(r->twaits, 0, sizeof r->twaits);
+    r->twait_pid = me;
+  }
+  r->twaits[kind]++;
+  w->acc[1] = kind;
+}
+
+/* Stop counting w (after it slept); a closed ring took the counts back. */
+static void ring_uncount(lring *r, lipc_wait *w) {
+  int kind = (int)w->acc[1];
+  w->acc[1] = W_NONE;
+  if (kind == W_NONE || !r->h.open) return;
+  atomic_fetch_sub(wait_count(r->hdr, kind), 1);
+  if (r->twaits[kind] > 0) r->twaits[kind]--;
+}
+
+/* Closing r while tasks of this process sleep through it: take their
+ * counts back and have the loop resume them (they find r closed) now. */
+static void ring_drop_waits(lring *r, pid_t me) {
+  int any = 0;
+  if (r->twait_pid == me) {
+    for (int k = W_SENDLOCK; k <= W_DATA; k++) {
+      if (r->twaits[k] <= 0) continue;
+      atomic_fetch_sub(wait_count(r->hdr, k), (uint32_t)r->twaits[k]);
+      any = 1;
+    }
+  }
+  if (any) lipc_task_forget(r->hdr, RING_HDR);
+  memset(r->twaits, 0, sizeof r->twaits);
+}
+
 /* Drop my registration in slots (if this process made it). */
 static void ring_unregister(_Atomic int32_t *slots, int *slot, pid_t *pid, pid_t me) {
   if (*slot >= 0 && *pid == me) {
@@ -151,6 +223,7 @@ static int ring_release(lipc_handle *h, int remove_name) {
   if (r->hdr) {
     pid_t me = my_pid();
     ring_hdr *hd = r->hdr;
+    ring_drop_waits(r, me);
     int was_prod = r->prod_slot >= 0 && r->prod_pid == me;
     int was_cons = r->cons_slot >= 0 && r->cons_pid == me;
     ring_unregister(hd->producers, &r->prod_slot, &r->prod_pid, me);
@@ -359,51 +432,63 @@ static int ring_peers(ring_hdr *hd, int cons, int check_alive) {
   return any ? 2 : 1;
 }
 
-/* Sleep on the futex word w while it still holds seen, for at most the
- * remaining time (one slice).  0 woken/changed, ETIMEDOUT slice over,
- * EINTR interrupted. */
-static int ring_sleep(lipc_deadline *d, _Atomic uint32_t *w, uint32_t seen) {
-  struct timespec ts = { 0, SLICE_NS };
-  struct timespec left;
-  if (lipc_deadline_left(d, &left) == 0 &&
-      (left.tv_sec == 0 && left.tv_nsec < SLICE_NS)) ts = left;
-  if (ts.tv_sec == 0 && ts.tv_nsec == 0) return ETIMEDOUT;
-  long rc = futex(w, FUTEX_WAIT, seen, &ts);
-  int err = rc == 0 ? 0 : errno;
-  /* a restarted wait may hide the signal: look at the hook every time */
-  if (lipc_interrupted(d)) return EINTR;
-  return err == ETIMEDOUT ? ETIMEDOUT : 0;
-}
-
-/* Take a process-shared lock word (holder pid or 0).  A dead holder's
- * lock is taken over: a send or recv publishes with one final store, so
- * a process that died inside one left the ring consistent.  A lock held
- * by this very process (a call that raised while holding it) is taken
- * back.  0, ETIMEDOUT or EINTR. */
-static int ring_lock(lipc_deadline *d, _Atomic uint32_t *lk, _Atomic uint32_t *waiters, uint32_t me) {
-  uint32_t cur = 0;
-  while (!atomic_compare_exchange_strong(lk, &cur, me)) {
+/* Take a process-shared lock word (holder pid or 0) for the wait w: 0, or
+ * LIPC_AGAIN with w set to sleep on the word (counted as kind).  A dead
+ * holder's lock is taken over (looked for once this wait slept): a send or
+ * recv publishes with one final store, so a process that died inside one
+ * left the ring consistent.  A lock held by this very process (a call that
+ * raised while holding it) is taken back. */
+static int ring_trylock(lring *r, lipc_wait *w, _Atomic uint32_t *lk, int kind, uint32_t me,
+                        int waited) {
+  for (;;) {
+    uint32_t cur = 0;
+    if (atomic_compare_exchange_strong(lk, &cur, me)) return 0;
     if (cur == me) return 0;
-    atomic_fetch_add(waiters, 1);
-    int err = ring_sleep(d, lk, cur);
-    atomic_fetch_sub(waiters, 1);
-    if (err == EINTR) return EINTR;
-    if (err == ETIMEDOUT) {
-      uint32_t holder = atomic_load(lk);
-      if (holder != 0 && !pid_alive((pid_t)holder)) {
-        if (atomic_compare_exchange_strong(lk, &holder, me)) return 0;
-      }
-      if (lipc_deadline_expired(d)) return ETIMEDOUT;
+    if (waited && !pid_alive((pid_t)cur)) {
+      if (atomic_compare_exchange_strong(lk, &cur, me)) return 0;
+      continue;
     }
-    cur = 0;
+    ring_count(r, w, kind, (pid_t)me);
+    if (atomic_load(lk) != cur) { ring_uncount(r, w); continue; }
+    w->word = (const uint32_t *)lk;
+    w->val = cur;
+    w->shared = 1;
+    w->recheck = 1;
+    return LIPC_AGAIN;
   }
-  return 0;
 }
 
 /* Release a lock word, waking one waiter if any sleeps. */
 static void ring_unlock(_Atomic uint32_t *lk, _Atomic uint32_t *waiters) {
   atomic_store(lk, 0);
   if (atomic_load(waiters)) futex(lk, FUTEX_WAKE, 1, NULL);
+}
+
+/* acc[0] of a send or recv wait: */
+#define W_WAITED 1      /* it slept: dead lock holders and peers are looked for */
+#define W_HELD 2        /* outside a task: it kept its side's lock while it slept */
+
+/* A send or recv ends without another try (timeout, Ctrl-C, cancel): stop
+ * counting it, let go of a lock it kept, and pass on the wake-up of an
+ * unlock it may have taken. */
+static void ring_leave(lipc_wait *w) {
+  lring *r = w->p;
+  int kind = (int)w->acc[1];
+  ring_uncount(r, w);
+  if (r->h.open && (w->acc[0] & W_HELD)) {
+    ring_hdr *hd = r->hdr;
+    if (kind == W_SPACE) {
+      ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_SEND;
+    } else {
+      ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_RECV;
+    }
+  }
+  w->acc[0] = 0;
+  if (!r->h.open || (kind != W_SENDLOCK && kind != W_RECVLOCK)) return;
+  _Atomic uint32_t *lk = wait_word(r->hdr, kind);
+  if (atomic_load(lk) == 0 && atomic_load(wait_count(r->hdr, kind)) > 0) futex(lk, FUTEX_WAKE, 1, NULL);
 }
 
 /* Copy n bytes at ring position pos out to dst (handles the wrap). */
@@ -430,142 +515,213 @@ static int peer_gone(lua_State *L) {
   return 3;
 }
 
-/* Wait (send lock held) until need bytes are free: 0, or an errno
- * (ETIMEDOUT, EINTR, EPIPE consumers closed, ESRCH consumers died). */
-static int wait_space(lring *r, lipc_deadline *d, uint64_t tail, uint64_t need) {
+/* A send or recv wait keeps W_WAITED | W_HELD in acc[0], and what it is
+ * counted in (W_SENDLOCK ... W_DATA) in acc[1]. */
+
+/* Write the record of s (n bytes, need in the ring) at tail, publish it,
+ * wake sleeping consumers and let go of the send lock. */
+static void send_publish(lring *r, uint64_t tail, const char *s, size_t n, uint64_t need) {
   ring_hdr *hd = r->hdr;
+  uint32_t rec[2] = { (uint32_t)n, 0 };
+  ring_write(r, tail, rec, REC_HDR);
+  ring_write(r, tail + REC_HDR, s, n);
+  atomic_store_explicit(&hd->tail, tail + need, memory_order_release);
+  atomic_fetch_add(&hd->tail_seq, 1);
+  if (atomic_load(&hd->recv_waiters)) futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
+  ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+  r->locks &= (unsigned char)~LOCK_SEND;
+}
+
+/* With the recv lock held and a record at head (tail != head): push the
+ * message, release its space, wake sleeping producers and let go of the
+ * lock.  1, or the error triple of a corrupted ring. */
+static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail) {
+  ring_hdr *hd = r->hdr;
+  uint32_t rec[2];
+  ring_read(r, head, rec, REC_HDR);
+  uint64_t n = rec[0];
+  uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+  if (n > r->cap - REC_HDR || need > tail - head) {
+    ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_RECV;
+    return lipc_error(L, EBADMSG, "ring recv", "corrupted ring");
+  }
+  /* may raise (memory): the lock is then taken back by our next call */
+  luaL_Buffer b;
+  char *dst = luaL_buffinitsize(L, &b, (size_t)n);
+  ring_read(r, head + REC_HDR, dst, (size_t)n);
+  luaL_pushresultsize(&b, (size_t)n);
+  atomic_store_explicit(&hd->head, head + need, memory_order_release);
+  atomic_fetch_add(&hd->head_seq, 1);
+  if (atomic_load(&hd->send_waiters)) futex(&hd->head_seq, FUTEX_WAKE, INT_MAX, NULL);
+  ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+  r->locks &= (unsigned char)~LOCK_RECV;
+  return 1;
+}
+
+/* Take the lock word lk when it is free: 1, or 0 (held: nothing done). */
+static int lock_free(lring *r, _Atomic uint32_t *lk, uint32_t me, unsigned char bit) {
+  uint32_t cur = 0;
+  if (!atomic_compare_exchange_strong(lk, &cur, me)) return 0;
+  r->locks |= bit;
+  return 1;
+}
+
+
+/* One try of ring:send (the ring at stack index 1, the message at 2). */
+static int send_try(lua_State *L, lipc_wait *w) {
+  lring *r = w->p;
+  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  ring_uncount(r, w);
+  int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
+  w->acc[0] = 0;
+  size_t n;
+  const char *s = lua_tolstring(L, 2, &n);
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->prod_pid != me) ring_register(L, r, 0, me);
+  if (!(held && atomic_load(&hd->send_lock) == (uint32_t)me) &&
+      ring_trylock(r, w, &hd->send_lock, W_SENDLOCK, (uint32_t)me, waited) != 0) {
+    w->acc[0] = W_WAITED;
+    return LIPC_AGAIN;
+  }
+  r->locks |= LOCK_SEND;
+  uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+  uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
   int spins = r->spin;
+  int peers = 0;
   for (;;) {
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_acquire);
-    if (r->cap - (tail - head) >= need) return 0;
+    if (r->cap - (tail - head) >= need) break;
     if (spins > 0) { spins--; cpu_relax(); continue; }
+    /* the sequence word is read before the last look at head: a consumer
+     * that frees room after that look bumps it, and the wait returns */
     uint32_t seen = atomic_load(&hd->head_seq);
-    atomic_fetch_add(&hd->send_waiters, 1);
-    int err = 0;
-    int peers = ring_peers(hd, 1, 0);
-    if (peers == 1) err = EPIPE;
-    else if (r->cap - (tail - atomic_load(&hd->head)) < need) err = ring_sleep(d, &hd->head_seq, seen);
-    atomic_fetch_sub(&hd->send_waiters, 1);
-    if (err == ETIMEDOUT) {
-      if (r->cap - (tail - atomic_load(&hd->head)) >= need) return 0;
-      if (ring_peers(hd, 1, 1) == 2) return ESRCH;
-      if (!lipc_deadline_expired(d)) continue;
+    ring_count(r, w, W_SPACE, me);
+    peers = ring_peers(hd, 1, waited);
+    if (r->cap - (tail - atomic_load(&hd->head)) >= need) { ring_uncount(r, w); peers = 0; continue; }
+    if (peers != 0 || !w->block) {
+      ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_SEND;
     }
-    if (err) return err;
+    if (peers != 0) {
+      ring_uncount(r, w);
+      if (peers == 2) return peer_gone(L);
+      return lipc_error(L, EPIPE, "ring send", "every consumer closed");
+    }
+    w->word = (const uint32_t *)&hd->head_seq;
+    w->val = seen;
+    w->shared = 1;
+    w->recheck = 1;
+    w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
+    return LIPC_AGAIN;
   }
+  send_publish(r, tail, s, n, need);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* ring:send(s, timeout) -> true; blocks while the ring is full. */
 static int lring_send(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
   size_t n;
-  const char *s = luaL_checklstring(L, 2, &n);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+  luaL_checklstring(L, 2, &n);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, send_try);
   uint64_t maxmsg = r->cap - REC_HDR;
   if (maxmsg > UINT32_MAX - 8) maxmsg = UINT32_MAX - 8;
   if (n > maxmsg)
     return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
                                                (lua_Integer)n, (lua_Integer)maxmsg));
+  /* the common case without the wait path: the lock is free and the
+   * message fits */
   ring_hdr *hd = r->hdr;
   pid_t me = my_pid();
-  if (r->prod_pid != me) ring_register(L, r, 0, me);
-  int err = ring_lock(&d, &hd->send_lock, &hd->send_lock_waiters, (uint32_t)me);
-  if (err == 0) {
-    r->locks |= LOCK_SEND;
+  if (r->prod_pid == me && lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) {
     uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
     uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
-    err = wait_space(r, &d, tail, need);
-    if (err == 0) {
-      uint32_t rec[2] = { (uint32_t)n, 0 };
-      ring_write(r, tail, rec, REC_HDR);
-      ring_write(r, tail + REC_HDR, s, n);
-      atomic_store_explicit(&hd->tail, tail + need, memory_order_release);
-      atomic_fetch_add(&hd->tail_seq, 1);
-      if (atomic_load(&hd->recv_waiters)) futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
+    if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
+      send_publish(r, tail, lua_tostring(L, 2), n, need);
+      lua_pushboolean(L, 1);
+      return 1;
     }
     ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
     r->locks &= (unsigned char)~LOCK_SEND;
   }
-  switch (err) {
-    case 0: lua_pushboolean(L, 1); return 1;
-    case ETIMEDOUT: return lipc_timeout(L);
-    case ESRCH: return peer_gone(L);
-    case EPIPE: return lipc_error(L, EPIPE, "ring send", "every consumer closed");
-    default: return lipc_error(L, err, "ring send", NULL);
-  }
+  w.p = r;
+  w.call = "ring send";
+  w.leave = ring_leave;
+  return lipc_run(L, &w);
 }
 
-/* Wait (recv lock held) until a message is there: 0, 1 end of stream, or
- * an errno (ETIMEDOUT, EINTR, ESRCH producers died); *tailp gets the tail. */
-static int wait_data(lring *r, lipc_deadline *d, uint64_t head, uint64_t *tailp) {
+/* One try of ring:recv (the ring at stack index 1): the next message, nil
+ * at end of stream (every producer closed and the ring empty). */
+static int recv_try(lua_State *L, lipc_wait *w) {
+  lring *r = w->p;
+  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  ring_uncount(r, w);
+  int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
+  w->acc[0] = 0;
   ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->cons_pid != me) ring_register(L, r, 1, me);
+  if (!(held && atomic_load(&hd->recv_lock) == (uint32_t)me) &&
+      ring_trylock(r, w, &hd->recv_lock, W_RECVLOCK, (uint32_t)me, waited) != 0) {
+    w->acc[0] = W_WAITED;
+    return LIPC_AGAIN;
+  }
+  r->locks |= LOCK_RECV;
+  uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
+  uint64_t tail;
   int spins = r->spin;
   for (;;) {
-    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
-    if (tail != head) { *tailp = tail; return 0; }
+    tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
+    if (tail != head) break;
     if (spins > 0) { spins--; cpu_relax(); continue; }
     uint32_t seen = atomic_load(&hd->tail_seq);
-    atomic_fetch_add(&hd->recv_waiters, 1);
-    int err = 0;
-    int peers = ring_peers(hd, 0, 0);
-    if (atomic_load(&hd->tail) != head) err = 0;
-    else if (peers == 1) err = 1;
-    else err = ring_sleep(d, &hd->tail_seq, seen);
-    atomic_fetch_sub(&hd->recv_waiters, 1);
-    if (err == 1 && atomic_load(&hd->tail) != head) continue;  /* sent just before closing */
-    if (err == ETIMEDOUT) {
-      if (atomic_load(&hd->tail) != head) continue;
-      if (ring_peers(hd, 0, 1) == 2) return ESRCH;
-      if (!lipc_deadline_expired(d)) continue;
+    ring_count(r, w, W_DATA, me);
+    int peers = ring_peers(hd, 0, waited);
+    if (atomic_load(&hd->tail) != head) { ring_uncount(r, w); continue; }  /* sent just before closing */
+    if (peers != 0 || !w->block) {
+      ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
+      r->locks &= (unsigned char)~LOCK_RECV;
     }
-    if (err) return err;
+    if (peers != 0) {
+      ring_uncount(r, w);
+      if (peers == 2) return peer_gone(L);
+      lua_pushnil(L);   /* end of stream */
+      return 1;
+    }
+    w->word = (const uint32_t *)&hd->tail_seq;
+    w->val = seen;
+    w->shared = 1;
+    w->recheck = 1;
+    w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
+    return LIPC_AGAIN;
   }
+  return recv_take(L, r, head, tail);
 }
 
 /* ring:recv(timeout) -> string; nil at end of stream; blocks while empty. */
 static int lring_recv(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, recv_try);
+  /* the common case without the wait path: the lock is free and a message
+   * is there */
   ring_hdr *hd = r->hdr;
   pid_t me = my_pid();
-  if (r->cons_pid != me) ring_register(L, r, 1, me);
-  int err = ring_lock(&d, &hd->recv_lock, &hd->recv_lock_waiters, (uint32_t)me);
-  if (err == 0) {
-    r->locks |= LOCK_RECV;
+  if (r->cons_pid == me && lock_free(r, &hd->recv_lock, (uint32_t)me, LOCK_RECV)) {
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
-    uint64_t tail = head;
-    err = wait_data(r, &d, head, &tail);
-    if (err == 0) {
-      uint32_t rec[2];
-      ring_read(r, head, rec, REC_HDR);
-      uint64_t n = rec[0];
-      uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
-      if (n > r->cap - REC_HDR || need > tail - head) {
-        err = EBADMSG;
-      } else {
-        /* may raise (memory): the lock is then taken back by our next call */
-        luaL_Buffer b;
-        char *dst = luaL_buffinitsize(L, &b, (size_t)n);
-        ring_read(r, head + REC_HDR, dst, (size_t)n);
-        luaL_pushresultsize(&b, (size_t)n);
-        atomic_store_explicit(&hd->head, head + need, memory_order_release);
-        atomic_fetch_add(&hd->head_seq, 1);
-        if (atomic_load(&hd->send_waiters)) futex(&hd->head_seq, FUTEX_WAKE, INT_MAX, NULL);
-      }
-    }
+    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
+    if (tail != head) return recv_take(L, r, head, tail);
     ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
     r->locks &= (unsigned char)~LOCK_RECV;
   }
-  switch (err) {
-    case 0: return 1;
-    case 1: lua_pushnil(L); return 1;
-    case ETIMEDOUT: return lipc_timeout(L);
-    case ESRCH: return peer_gone(L);
-    case EBADMSG: return lipc_error(L, EBADMSG, "ring recv", "corrupted ring");
-    default: return lipc_error(L, err, "ring recv", NULL);
-  }
+  w.p = r;
+  w.call = "ring recv";
+  w.leave = ring_leave;
+  return lipc_run(L, &w);
 }
 
 /* #ring: the capacity in bytes. */

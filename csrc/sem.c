@@ -2,36 +2,93 @@
  * sem.c - semaphores: POSIX named (sem_open) and unnamed process-shared
  * ones living in a lipc.region (sem_init pshared=1), as lipc.sem; System V
  * semaphore sets (semget/semop/semtimedop/semctl) as lipc.semset.
+ *
+ * Every wait is a try function run by lipc_run (core.h, "the one wait
+ * path").  Outside a task, s:wait sleeps in sem_clockwait and set:op in
+ * semtimedop, for at most 0.2 s at a time (a Ctrl-C that came just before
+ * the call is then seen within a slice).  Inside a task, s:wait registers
+ * as a waiter in glibc's semaphore word and yields on its futex word (the
+ * loop's futex waiter wakes the task: csrc/task.c); set:op tries with
+ * IPC_NOWAIT and backs off (System V has no word to wait on).
  */
 #include "region.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <semaphore.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A name for sem_open: glibc adds "sem." in /dev/shm, so 4 bytes less. */
 #define SEM_NAME_MAX (NAME_MAX - 4 + 1)
+
+/* The longest sleep of a blocking call before it looks at Ctrl-C again. */
+#define SEM_SLICE_NS 200000000L
+
+/* A task waits on a POSIX semaphore the way glibc's own sem_wait does
+ * (nptl/sem_waitcommon.c, __new_sem_wait_slow, glibc 2.36 with 64-bit
+ * atomics): sem_t starts with struct new_sem { uint64_t data; int private;
+ * int pad; }, data holding the value in its low 32 bits (the futex word,
+ * first in memory on little-endian) and the number of waiters in its high
+ * 32 bits.  sem_post adds 1 to the value and calls FUTEX_WAKE (1 waiter,
+ * shared for a process-shared or named semaphore) only when the waiter
+ * count it replaced was nonzero; so a waiter adds 1 << 32 to data before
+ * it sleeps (FUTEX_WAIT on the value word while it holds 0) and subtracts
+ * it after.  Elsewhere (another C library, another layout) a task backs
+ * off between sem_trywait calls instead. */
+#if defined(__GLIBC__) && __SIZEOF_POINTER__ == 8 && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SEM_FUTEX 1
+typedef struct glibc_sem {
+  _Atomic uint64_t data;   /* value (low 32 bits), waiters (high 32 bits) */
+  int private;
+  int pad;
+} glibc_sem;
+_Static_assert(sizeof(glibc_sem) <= sizeof(sem_t), "glibc's struct new_sem fits sem_t");
+#define SEM_WAITER ((uint64_t)1 << 32)
+#endif
 
 typedef struct lsem {
   lipc_handle h;
   sem_t *sem;             /* sem_open's mapping, or a place inside region */
   lipc_region *region;    /* unnamed: the region (kept alive in uservalue 1) */
   lipc_placed *placed;    /* unnamed: its entry in the region's registry */
+  int twaits;             /* waiters that tasks registered through this handle */
+  pid_t twait_pid;        /* the process that registered them */
   char name[SEM_NAME_MAX + 1];
 } lsem;
+
+/* Wake up to n sleepers on a shared futex word. */
+static void sem_futex_wake(void *word, int n) {
+  (void)syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Closing s while tasks of this process wait through it: take their
+ * waiter registrations back and have the loop resume them (they find s
+ * closed) now rather than at their deadline. */
+static void sem_drop_waits(lsem *s) {
+  if (s->twaits <= 0 || s->twait_pid != getpid()) { s->twaits = 0; return; }
+#ifdef SEM_FUTEX
+  atomic_fetch_sub(&((glibc_sem *)s->sem)->data, (uint64_t)s->twaits * SEM_WAITER);
+#endif
+  lipc_task_forget(s->sem, sizeof(sem_t));
+  s->twaits = 0;
+}
 
 /* Release: sem_close a named one (unlink when owned); an unnamed one
  * lets go of its region and never destroys the shared sem_t. */
 static int sem_release(lipc_handle *h, int remove_name) {
   lsem *s = (lsem *)h;
   int err = 0;
+  if (s->sem) sem_drop_waits(s);
   if (s->region) {
     lipc_region_unplace(s->region, s->placed);
     s->region = NULL;
@@ -155,35 +212,117 @@ static int lsem_attach(lua_State *L) {
 /* The open lipc.sem at 1 for the hot methods (upvalue 1: the metatable). */
 static lsem *fast_sem(lua_State *L) { return lipc_check_up(L, &sem_class, 1); }
 
-/* Wait on sem until the deadline: 0, ETIMEDOUT, EINTR (Ctrl-C) or errno.
- * sem_wait/sem_clockwait fail with EINTR when a handler installed without
- * SA_RESTART runs (lua5.4's SIGINT handler is one), so one untimed wait is
- * enough to notice Ctrl-C: no slices, no timer armed on the hot path. */
-static int sem_wait_until(sem_t *sem, lipc_deadline *d) {
-  for (;;) {
-    if (lipc_interrupted(d)) return EINTR;  /* a Ctrl-C that came before the wait */
-    int rc = d->forever ? sem_wait(sem) : sem_clockwait(sem, CLOCK_MONOTONIC, &d->end);
-    if (rc == 0) return 0;
-    int err = errno;
-    if (err != EINTR) return err;
-    if (lipc_interrupted(d)) return EINTR;
+/* acc[0] of a wait: 1 while this wait is registered as a waiter in the
+ * semaphore word (a task between its LIPC_AGAIN and its next try). */
+
+/* Undo the waiter registration of w (s still open: its memory is mapped;
+ * a closed s took it back in sem_drop_waits). */
+static void sem_unwait(lsem *s, lipc_wait *w) {
+  if (w->acc[0] == 0) return;
+  w->acc[0] = 0;
+  if (!s->h.open) return;
+#ifdef SEM_FUTEX
+  atomic_fetch_sub(&((glibc_sem *)s->sem)->data, SEM_WAITER);
+#endif
+  s->twaits--;
+}
+
+/* The wait ends without another try (timeout, Ctrl-C, cancel): unregister,
+ * and pass on a wake-up this wait may have taken from sem_post (it wakes
+ * one waiter) while a token is there for the others. */
+static void sem_leave(lipc_wait *w) {
+  lsem *s = w->p;
+  int was = w->acc[0] != 0;
+  sem_unwait(s, w);
+#ifdef SEM_FUTEX
+  if (was && s->h.open) {
+    uint64_t d = atomic_load(&((glibc_sem *)s->sem)->data);
+    if ((uint32_t)d > 0 && (d >> 32) > 0) sem_futex_wake(s->sem, 1);
   }
+#else
+  (void)was;
+#endif
+}
+
+/* The absolute CLOCK_MONOTONIC end of one slice of a blocking call: the
+ * deadline, or SEM_SLICE_NS from now when that comes first. */
+static void sem_slice(const lipc_deadline *d, struct timespec *abs) {
+  clock_gettime(CLOCK_MONOTONIC, abs);
+  abs->tv_nsec += SEM_SLICE_NS;
+  if (abs->tv_nsec >= 1000000000L) { abs->tv_sec++; abs->tv_nsec -= 1000000000L; }
+  if (!d->forever && (d->end.tv_sec < abs->tv_sec ||
+                      (d->end.tv_sec == abs->tv_sec && d->end.tv_nsec < abs->tv_nsec)))
+    *abs = d->end;
+}
+
+/* One try of s:wait.  Outside a task: sem_trywait, then sem_wait without
+ * a timeout, or sem_clockwait for one slice of a finite one (a slice that
+ * ends before the deadline returns LIPC_EINTR: lipc_run checks Ctrl-C and
+ * tries again).  In a task: sem_trywait, then
+ * register as a waiter and yield on the value word while it holds 0. */
+static int sem_try(lua_State *L, lipc_wait *w) {
+  lsem *s = w->p;
+  if (!s->h.open) { w->acc[0] = 0; return lipc_closed_error(L, &sem_class); }
+  sem_unwait(s, w);
+  for (;;) {
+    if (sem_trywait(s->sem) == 0) break;
+    int err = errno;
+    if (err != EAGAIN) return lipc_error(L, err, "sem_wait", s->region ? NULL : s->name);
+    if (w->block) {
+      if (!w->d.forever && lipc_deadline_expired(&w->d)) return LIPC_AGAIN;  /* timeout */
+      int rc;
+      if (w->d.forever) {
+        /* no timer on the hot path (it costs ~0.5 us a wait): glibc's
+         * sem_wait returns EINTR when lua5.4's SIGINT handler runs (it is
+         * installed without SA_RESTART); only a Ctrl-C landing between
+         * lipc_run's check and the futex call waits for the next post */
+        rc = sem_wait(s->sem);
+      } else {
+        struct timespec abs;
+        sem_slice(&w->d, &abs);
+        rc = sem_clockwait(s->sem, CLOCK_MONOTONIC, &abs);
+      }
+      if (rc == 0) break;
+      err = errno;
+      if (err == EINTR) return LIPC_EINTR;
+      if (err == ETIMEDOUT) return lipc_deadline_expired(&w->d) ? LIPC_AGAIN : LIPC_EINTR;
+      return lipc_error(L, err, "sem_wait", s->region ? NULL : s->name);
+    }
+#ifdef SEM_FUTEX
+    glibc_sem *g = (glibc_sem *)s->sem;
+    uint64_t d = atomic_fetch_add(&g->data, SEM_WAITER) + SEM_WAITER;
+    if ((uint32_t)d != 0) {   /* a token came meanwhile: take it */
+      atomic_fetch_sub(&g->data, SEM_WAITER);
+      continue;
+    }
+    w->acc[0] = 1;
+    if (s->twaits++ == 0) s->twait_pid = getpid();
+    w->word = (const uint32_t *)g;   /* the value: low half of data */
+    w->val = 0;
+    w->shared = 1;
+#endif
+    return LIPC_AGAIN;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* s:wait([timeout]): true | nil, "timeout", ETIMEDOUT. */
 static int lsem_wait(lua_State *L) {
   lsem *s = fast_sem(L);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  if (sem_trywait(s->sem) == 0) { lua_pushboolean(L, 1); return 1; }
-  int err = errno;
-  if (err == EAGAIN) {
-    if (!d.forever && lipc_deadline_expired(&d)) return lipc_timeout(L);
-    err = sem_wait_until(s->sem, &d);
+  /* the fast path: a token is there (the timeout is checked all the same) */
+  int t = lua_type(L, 2);
+  if ((t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, 2) >= 0)) &&
+      sem_trywait(s->sem) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
   }
-  if (err != 0) return lipc_fail(L, err, "sem_wait", s->region ? NULL : s->name);
-  lua_pushboolean(L, 1);
-  return 1;
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, sem_try);
+  w.p = s;
+  w.call = "sem_wait";
+  w.leave = sem_leave;
+  return lipc_run(L, &w);
 }
 
 /* s:trywait(): true | false. */
@@ -377,17 +516,55 @@ static int checkindex(lua_State *L, int idx, lsemset *s) {
   return (int)lipc_checkrange(L, idx, 0, s->nsems - 1);
 }
 
+/* One try of set:op.  The operations are at stack index 4: n of them as
+ * given, then the same n with IPC_NOWAIT (acc[0] = n; acc[1] = 1 when one
+ * of them has nowait = true).  Outside a task: semtimedop for one slice
+ * (a slice that ends before the deadline returns LIPC_EINTR: lipc_run
+ * checks Ctrl-C and tries again).  In a task, or once the deadline passed:
+ * the IPC_NOWAIT copy, and LIPC_AGAIN with nothing to wait on (lipc_run
+ * backs off: System V semaphores have no futex word). */
+static int semset_try(lua_State *L, lipc_wait *w) {
+  lsemset *s = w->p;
+  if (!s->h.open) return lipc_closed_error(L, &semset_class);
+  size_t n = (size_t)w->acc[0];
+  struct sembuf *ops = lua_touserdata(L, 4);
+  int rc;
+  if (w->block && !(!w->d.forever && lipc_deadline_expired(&w->d))) {
+    struct timespec slice = { 0, SEM_SLICE_NS }, left;
+    if (lipc_deadline_left(&w->d, &left) == 0 && left.tv_sec == 0 && left.tv_nsec < slice.tv_nsec)
+      slice = left;
+    rc = semtimedop(s->id, ops, n, &slice);
+    if (rc == 0) { lua_pushboolean(L, 1); return 1; }
+    int err = errno;
+    if (err == EINTR) return LIPC_EINTR;   /* never restarted after a handler */
+    if (err != EAGAIN) return lipc_error(L, err, "semop", NULL);
+    if (w->acc[1]) return lipc_timeout(L);  /* a nowait operation would block */
+    return lipc_deadline_expired(&w->d) ? LIPC_AGAIN : LIPC_EINTR;
+  }
+  rc = semop(s->id, ops + n, n);
+  if (rc == 0) { lua_pushboolean(L, 1); return 1; }
+  int err = errno;
+  if (err == EINTR) return LIPC_EINTR;
+  if (err != EAGAIN) return lipc_error(L, err, "semop", NULL);
+  /* which operation would block is not told: with a nowait one among
+   * them, the call ends as a blocking semop's nowait would */
+  if (w->acc[1]) return lipc_timeout(L);
+  return LIPC_AGAIN;
+}
+
 /* set:op({ {index, delta, undo = bool, nowait = bool}, ... }, timeout): atomic
  * semop; true | nil, "timeout" | error triple. */
 static int lsemset_op(lua_State *L) {
   lsemset *s = lipc_check(L, 1, &semset_class);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, semset_try);
+  lua_settop(L, 3);
   lua_Integer n = luaL_len(L, 2);
   luaL_argcheck(L, n >= 1 && n <= 65535, 2, "1 to 65535 operations expected");
-  struct sembuf *ops = lua_newuserdatauv(L, sizeof(struct sembuf) * (size_t)n, 0);
+  struct sembuf *ops = lua_newuserdatauv(L, sizeof(struct sembuf) * 2 * (size_t)n, 0);  /* index 4 */
   static const char *const op_keys[] = { "undo", "nowait", NULL };
+  int any_nowait = 0;
   for (lua_Integer i = 0; i < n; i++) {
     if (lua_geti(L, 2, i + 1) != LUA_TTABLE)
       luaL_argerror(L, 2, lua_pushfstring(L, "operation %I: table {index, delta, undo=} expected", i + 1));
@@ -419,30 +596,16 @@ static int lsemset_op(lua_State *L) {
     ops[i].sem_num = (unsigned short)idx;
     ops[i].sem_op = (short)delta;
     ops[i].sem_flg = (short)((lua_toboolean(L, -2) ? SEM_UNDO : 0) | (lua_toboolean(L, -1) ? IPC_NOWAIT : 0));
+    if (lua_toboolean(L, -1)) any_nowait = 1;
+    ops[n + i] = ops[i];
+    ops[n + i].sem_flg |= IPC_NOWAIT;
     lua_settop(L, top - 1);
   }
-  int zero = !d.forever && lipc_deadline_expired(&d);
-  if (zero)
-    for (lua_Integer i = 0; i < n; i++) ops[i].sem_flg |= IPC_NOWAIT;
-  for (;;) {
-    int rc;
-    if (d.forever || zero) {
-      rc = semop(s->id, ops, (size_t)n);
-    } else {
-      struct timespec left;
-      lipc_deadline_left(&d, &left);
-      rc = semtimedop(s->id, ops, (size_t)n, &left);
-    }
-    if (rc == 0) break;
-    int err = errno;
-    if (err == EAGAIN) return lipc_timeout(L);  /* a timeout, or a nowait op that would block */
-    if (err != EINTR) return lipc_error(L, err, "semop", NULL);
-    /* semop is never restarted after a signal handler: retry on what is left */
-    if (lipc_interrupted(&d)) return lipc_error(L, EINTR, "semop", NULL);
-    if (!d.forever && lipc_deadline_expired(&d)) return lipc_timeout(L);
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  w.p = s;
+  w.call = "semop";
+  w.acc[0] = n;
+  w.acc[1] = any_nowait;
+  return lipc_run(L, &w);
 }
 
 /* One semctl command on semaphore i returning an integer. */

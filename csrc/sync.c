@@ -2,10 +2,23 @@
  * sync.c - process-shared pthread mutexes (robust by default) and
  * condition variables placed inside a lipc.region: lipc.mutex, lipc.cond.
  *
- * Every wait is "try, then wait in bounded slices against one
- * lipc_deadline": glibc retries its futex waits after the interpreter's
- * SIGINT handler, so between slices a Ctrl-C hook makes the call return and
- * "interrupted!" is raised.
+ * Every wait is a try function run by lipc_run (core.h, "the one wait
+ * path"): a try takes the lock with pthread_mutex_trylock or looks at the
+ * sequence word, and otherwise returns LIPC_AGAIN with the futex word to
+ * sleep on; lipc_run sleeps on it in 0.2 s slices (Ctrl-C is seen between
+ * them) or, inside a task, yields to the loop, whose futex waiter wakes the
+ * task (csrc/task.c).
+ *
+ * Waiting on a pthread mutex's word follows glibc 2.36's own lock
+ * (nptl/pthread_mutex_lock.c, lowlevellock.c): a robust mutex's word is
+ * the holder's thread id | FUTEX_WAITERS | FUTEX_OWNER_DIED, and its
+ * unlock calls FUTEX_WAKE (1) only when FUTEX_WAITERS is set; a plain
+ * (error-checking or recursive) one holds 0 free, 1 taken, 2 taken with
+ * waiters, and its unlock wakes one when it held 2.  So a waiter sets
+ * FUTEX_WAITERS (or 2) by CAS before it sleeps, and after a wait takes the
+ * lock marked again (glibc's waiters do the same: others may still sleep).
+ * A priority-inheritance mutex (made by C code) has no such word: a task
+ * backs off between trylocks.
  *
  * A lipc.cond is not a pthread_cond_t: glibc re-takes the mutex at the end
  * of pthread_cond_*wait with an untimed lock, which no timeout and no
@@ -25,9 +38,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Longest single wait before looking at Ctrl-C. */
-#define SLICE_NS 200000000L
-
 /* A lipc.cond in shared memory (ipc.cond.SIZE bytes, 8-aligned). */
 typedef struct lipc_condvar {
   _Atomic uint32_t seq;       /* futex word: bumped by every signal and broadcast */
@@ -43,6 +53,8 @@ typedef struct lmutex {
   pthread_mutex_t *mu;    /* inside region */
   lipc_region *region;    /* kept alive in uservalue 1 */
   lipc_placed *placed;    /* its registry entry: locks this process holds */
+  int twaits;             /* tasks of twait_pid waiting on the lock word */
+  pid_t twait_pid;
 } lmutex;
 
 typedef struct lcond {
@@ -50,7 +62,34 @@ typedef struct lcond {
   lipc_condvar *cv;
   lipc_region *region;
   lipc_placed *placed;
+  int twaits;             /* tasks of twait_pid counted in cv->waiters */
+  pid_t twait_pid;
 } lcond;
+
+/* glibc's mutex kind bits (nptl/pthreadP.h; not in the public headers). */
+#define GLIBC_MUTEX_ROBUST 16
+#define GLIBC_MUTEX_PI 32
+#define GLIBC_MUTEX_PP 64
+#define GLIBC_MUTEX_PSHARED 128
+
+/* Flags in acc[0] of a wait record (a cond wait keeps its phase in the low
+ * bits: 1 asleep on the sequence word, 2 taking the mutex back). */
+#define W_PHASE 3
+#define W_CONTENDED 4   /* this wait marked the mutex word as having waiters */
+#define W_PASSED 8      /* this cond wait passed a wake-up on once */
+#define W_COUNTED 16    /* this wait counts in its handle's twaits */
+#define W_WAITED 32     /* this cond wait slept at least once */
+
+/* Wake up to n waiters sleeping on the futex word w (shared, not private:
+ * the waiters are other processes). */
+static void futex_wake(_Atomic uint32_t *w, int n) {
+  (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* The lock word of a glibc mutex. */
+static _Atomic uint32_t *lock_word(pthread_mutex_t *mu) {
+  return (_Atomic uint32_t *)&mu->__data.__lock;
+}
 
 /* The last handle of a mutex in this region is going: unlock what this
  * thread still holds through lipc.  glibc keeps held robust mutexes on a
@@ -75,6 +114,10 @@ static void release_held(lmutex *m) {
 static int mutex_release(lipc_handle *h, int remove_name) {
   lmutex *m = (lmutex *)h;
   (void)remove_name;
+  /* tasks of this process waiting through m: resume them now (they find
+   * m closed) */
+  if (m->mu && m->twaits > 0 && m->twait_pid == getpid()) lipc_task_forget(m->mu, sizeof *m->mu);
+  m->twaits = 0;
   if (m->placed) {
     if (m->placed->refs == 1) release_held(m);
     lipc_region_unplace(m->region, m->placed);
@@ -89,6 +132,13 @@ static int mutex_release(lipc_handle *h, int remove_name) {
 static int cond_release(lipc_handle *h, int remove_name) {
   lcond *c = (lcond *)h;
   (void)remove_name;
+  /* tasks of this process asleep through c: take their count back and
+   * resume them (they find c closed) */
+  if (c->cv && c->twaits > 0 && c->twait_pid == getpid()) {
+    atomic_fetch_sub(&c->cv->waiters, (uint32_t)c->twaits);
+    lipc_task_forget(c->cv, sizeof *c->cv);
+  }
+  c->twaits = 0;
   if (c->placed) lipc_region_unplace(c->region, c->placed);
   c->placed = NULL;
   c->region = NULL;
@@ -135,30 +185,73 @@ static const lipc_class cond_class = {
 
 static const char *const MUTEX_OPTS[] = { "robust", "recursive", NULL };
 
-/* The absolute CLOCK_MONOTONIC end of the next slice: one slice from now,
- * or the deadline when that comes first. */
-static void slice_end(const lipc_deadline *d, struct timespec *abs) {
-  clock_gettime(CLOCK_MONOTONIC, abs);
-  abs->tv_nsec += SLICE_NS;
-  if (abs->tv_nsec >= 1000000000L) { abs->tv_sec++; abs->tv_nsec -= 1000000000L; }
-  if (!d->forever && (d->end.tv_sec < abs->tv_sec ||
-                      (d->end.tv_sec == abs->tv_sec && d->end.tv_nsec < abs->tv_nsec)))
-    *abs = d->end;
+/* One attempt at the mutex of m for the wait w: 0 or EOWNERDEAD (taken),
+ * EBUSY (held by another: w says what to wait on), or an errno value.
+ * Before it waits it marks the word as having waiters; after a wait it
+ * takes the lock marked again (see the top of this file). */
+static int mutex_attempt(lmutex *m, lipc_wait *w) {
+  pthread_mutex_t *mu = m->mu;
+  _Atomic uint32_t *word = lock_word(mu);
+  int kind = mu->__data.__kind;
+  for (int spin = 0; spin < 100; spin++) {
+    int err = pthread_mutex_trylock(mu);
+    if (err == 0 || err == EOWNERDEAD) {
+      if (w->acc[0] & W_CONTENDED) {
+        if (kind & GLIBC_MUTEX_ROBUST) atomic_fetch_or(word, FUTEX_WAITERS);
+        else { uint32_t one = 1; atomic_compare_exchange_strong(word, &one, 2); }
+      }
+      return err;
+    }
+    if (err != EBUSY) return err;
+    /* glibc's trylock of a plain error-checking mutex says EBUSY to its
+     * own holder; its lock says EDEADLK (tasks share the thread) */
+    if ((kind & 3) == PTHREAD_MUTEX_ERRORCHECK && mu->__data.__owner == gettid()) return EDEADLK;
+    w->shared = (kind & GLIBC_MUTEX_PSHARED) != 0;
+    if (kind & (GLIBC_MUTEX_PI | GLIBC_MUTEX_PP)) { w->word = NULL; return EBUSY; }  /* back off */
+    uint32_t v = atomic_load(word);
+    if (kind & GLIBC_MUTEX_ROBUST) {
+      if ((v & FUTEX_TID_MASK) == 0) continue;   /* free, or its owner died: try again */
+      if (!(v & FUTEX_WAITERS) && !atomic_compare_exchange_strong(word, &v, v | FUTEX_WAITERS)) continue;
+      v |= FUTEX_WAITERS;
+    } else {
+      if (v == 0) continue;
+      if (v == 1 && !atomic_compare_exchange_strong(word, &v, 2)) continue;
+      v = 2;
+    }
+    w->acc[0] |= W_CONTENDED;
+    w->word = (const uint32_t *)word;
+    w->val = v;
+    return EBUSY;
+  }
+  w->word = NULL;   /* the word keeps changing: back off */
+  return EBUSY;
 }
 
-/* Take the mutex before the deadline: 0, EOWNERDEAD (taken), ETIMEDOUT,
- * EINTR (Ctrl-C) or another errno.  Bounded: glibc's timed lock ends each
- * slice, whoever holds the mutex. */
-static int mutex_take(pthread_mutex_t *mu, lipc_deadline *d) {
-  int err = pthread_mutex_trylock(mu);
-  if (err != EBUSY) return err;
-  for (;;) {
-    if (lipc_interrupted(d)) return EINTR;
-    if (!d->forever && lipc_deadline_expired(d)) return ETIMEDOUT;
-    struct timespec abs;
-    slice_end(d, &abs);
-    err = pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &abs);
-    if (err != ETIMEDOUT && err != EINTR) return err;
+/* Count (or stop counting) w in m->twaits: m's close wakes the tasks. */
+static void mutex_count(lmutex *m, lipc_wait *w, int on) {
+  if (on && !(w->acc[0] & W_COUNTED)) {
+    if (m->twaits++ == 0) m->twait_pid = getpid();
+    w->acc[0] |= W_COUNTED;
+  } else if (!on && (w->acc[0] & W_COUNTED)) {
+    w->acc[0] &= ~(lua_Integer)W_COUNTED;
+    if (m->h.open && m->twaits > 0) m->twaits--;
+  }
+}
+
+/* A wait for m ends without the lock (timeout, Ctrl-C, cancel): it may have
+ * taken the wake-up of an unlock meant for another waiter, so pass one on
+ * while the mutex is free, and keep the word marked while it is held. */
+static void mutex_pass_on(lmutex *m, lipc_wait *w) {
+  if (!(w->acc[0] & W_CONTENDED) || !m->h.open) return;
+  w->acc[0] &= ~(lua_Integer)W_CONTENDED;
+  _Atomic uint32_t *word = lock_word(m->mu);
+  uint32_t v = atomic_load(word);
+  if (m->mu->__data.__kind & GLIBC_MUTEX_ROBUST) {
+    if ((v & FUTEX_TID_MASK) == 0) futex_wake(word, 1);
+    else if (!(v & FUTEX_WAITERS)) atomic_compare_exchange_strong(word, &v, v | FUTEX_WAITERS);
+  } else {
+    if (v == 0) futex_wake(word, 1);
+    else if (v == 1) atomic_compare_exchange_strong(word, &v, 2);
   }
 }
 
@@ -243,12 +336,35 @@ static int lock_result(lua_State *L, lmutex *m, int err, const char *call) {
   return lipc_fail(L, err, call, NULL);
 }
 
+/* One try of mu:lock (the mutex at stack index 1). */
+static int mutex_try(lua_State *L, lipc_wait *w) {
+  lmutex *m = w->p;
+  mutex_count(m, w, 0);
+  if (!m->h.open) return lipc_closed_error(L, &mutex_class);
+  int err = mutex_attempt(m, w);
+  if (err == EBUSY) {
+    if (w->word) mutex_count(m, w, 1);
+    return LIPC_AGAIN;
+  }
+  return lock_result(L, m, err, "pthread_mutex_lock");
+}
+
+/* A lock wait ends without the lock. */
+static void mutex_leave(lipc_wait *w) {
+  lmutex *m = w->p;
+  mutex_count(m, w, 0);
+  mutex_pass_on(m, w);
+}
+
 /* mu:lock([timeout]): true | true, "owner died" | nil, "timeout". */
 static int lmutex_lock(lua_State *L) {
   lmutex *m = lipc_check(L, 1, &mutex_class);
-  lipc_deadline d;
-  lipc_deadline_init(L, 2, &d);
-  return lock_result(L, m, mutex_take(m->mu, &d), "pthread_mutex_lock");
+  lipc_wait w;
+  lipc_wait_init(L, &w, 2, mutex_try);
+  w.p = m;
+  w.call = "pthread_mutex_lock";
+  w.leave = mutex_leave;
+  return lipc_run(L, &w);
 }
 
 /* mu:trylock(): true | false | true, "owner died". */
@@ -282,12 +398,6 @@ static int lmutex_destroy(lua_State *L) {
   (void)lipc_release(&m->h);
   lua_pushboolean(L, 1);
   return 1;
-}
-
-/* Wake up to n waiters sleeping on the futex word w (shared, not private:
- * the waiters are other processes). */
-static void futex_wake(_Atomic uint32_t *w, int n) {
-  (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 /* Place a condition variable at (region 1, offset 2): initialise it when
@@ -324,24 +434,73 @@ static int lcond_new(lua_State *L) { return cond_place(L, 1); }
 /* ipc.cond.attach(region, offset): a cond another process initialised. */
 static int lcond_attach(lua_State *L) { return cond_place(L, 0); }
 
-/* Sleep until the sequence word moves past old: 0, ETIMEDOUT or EINTR
- * (Ctrl-C).  Slices are lossless: a signal between two of them has moved
- * the word, and the next futex wait returns at once. */
-static int cond_sleep(lipc_condvar *cv, uint32_t old, lipc_deadline *d) {
-  int passed = 0;
-  for (;;) {
-    if (atomic_load(&cv->seq) != old) return 0;
-    if (lipc_interrupted(d)) return EINTR;
-    if (!d->forever && lipc_deadline_expired(d)) return ETIMEDOUT;
-    struct timespec abs;
-    slice_end(d, &abs);
-    long rc = syscall(SYS_futex, &cv->seq, FUTEX_WAIT_BITSET, old, &abs, NULL, FUTEX_BITSET_MATCH_ANY);
-    if (rc == 0 && atomic_load(&cv->seq) == old && !passed) {
-      /* woken by a signal that came before our ticket, meant for an older
-       * waiter still asleep: pass it on (once, so waiters never ping-pong) */
-      futex_wake(&cv->seq, 1);
-      passed = 1;
+/* Count (or stop counting) w in cv->waiters and c->twaits. */
+static void cond_count(lcond *c, lipc_wait *w, int on) {
+  if (on) {
+    atomic_fetch_add(&c->cv->waiters, 1);
+    if (c->twaits++ == 0) c->twait_pid = getpid();
+    w->acc[0] |= W_COUNTED;
+  } else if (w->acc[0] & W_COUNTED) {
+    w->acc[0] &= ~(lua_Integer)W_COUNTED;
+    if (!c->h.open) return;   /* its close took the count back */
+    atomic_fetch_sub(&c->cv->waiters, 1);
+    c->twaits--;
+  }
+}
+
+/* One try of cv:wait (the cond at stack index 1, the mutex at 2).  Phase
+ * 1: asleep on the sequence word until it moves past the ticket (acc[1]),
+ * read while the mutex was held; phase 2: take the mutex back, as
+ * mu:lock does, against the same deadline. */
+static int cond_try(lua_State *L, lipc_wait *w) {
+  lcond *c = w->p;
+  lmutex *m = lua_touserdata(L, 2);
+  if ((w->acc[0] & W_PHASE) == 1) {
+    if (!c->h.open) { w->acc[0] &= ~(lua_Integer)W_COUNTED; return lipc_closed_error(L, &cond_class); }
+    uint32_t old = (uint32_t)w->acc[1];
+    if (atomic_load(&c->cv->seq) == old) {
+      if ((w->acc[0] & W_WAITED) && !(w->acc[0] & W_PASSED)) {
+        /* woken by a signal that came before our ticket, meant for an
+         * older waiter still asleep: pass it on (once, so waiters never
+         * ping-pong) */
+        futex_wake(&c->cv->seq, 1);
+        w->acc[0] |= W_PASSED;
+      }
+      w->word = (const uint32_t *)&c->cv->seq;
+      w->val = old;
+      w->shared = 1;
+      w->acc[0] |= W_WAITED;
+      return LIPC_AGAIN;
     }
+    cond_count(c, w, 0);
+    w->acc[0] = (w->acc[0] & ~(lua_Integer)W_PHASE) | 2;
+    w->acc[1] = (lua_Integer)(intptr_t)m;   /* for cond_leave */
+    w->tries = 0;
+  }
+  /* phase 2 */
+  mutex_count(m, w, 0);
+  if (!m->h.open) return lipc_closed_error(L, &mutex_class);
+  int err = mutex_attempt(m, w);
+  if (err == EBUSY) {
+    if (w->word) mutex_count(m, w, 1);
+    return LIPC_AGAIN;
+  }
+  return lock_result(L, m, err, "pthread_cond_wait");
+}
+
+/* A cond wait ends without the mutex (timeout, Ctrl-C, cancel). */
+static void cond_leave(lipc_wait *w) {
+  lcond *c = w->p;
+  if ((w->acc[0] & W_PHASE) == 1) {
+    int counted = (w->acc[0] & W_COUNTED) && c->h.open;
+    uint32_t old = (uint32_t)w->acc[1];
+    cond_count(c, w, 0);
+    /* a signal came since the ticket: its wake-up may have been ours */
+    if (counted && atomic_load(&c->cv->seq) != old) futex_wake(&c->cv->seq, 1);
+  } else if ((w->acc[0] & W_PHASE) == 2) {
+    lmutex *m = (lmutex *)(intptr_t)w->acc[1];
+    mutex_count(m, w, 0);
+    mutex_pass_on(m, w);
   }
 }
 
@@ -351,8 +510,8 @@ static int cond_sleep(lipc_condvar *cv, uint32_t old, lipc_deadline *d) {
 static int lcond_wait(lua_State *L) {
   lcond *c = lipc_check(L, 1, &cond_class);
   lmutex *m = lipc_check(L, 2, &mutex_class);
-  lipc_deadline d;
-  lipc_deadline_init(L, 3, &d);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, cond_try);
   lipc_condvar *cv = c->cv;
   pthread_mutex_t *mu = m->mu;
   /* a recursive mutex locked more than once would stay held while we sleep */
@@ -361,18 +520,19 @@ static int lcond_wait(lua_State *L) {
     return lipc_error(L, EDEADLK, "pthread_cond_wait", "(recursive mutex locked more than once)");
   /* the ticket is read while mu is held: a signal after the unlock moves it */
   uint32_t old = atomic_load(&cv->seq);
-  atomic_fetch_add(&cv->waiters, 1);
+  w.p = c;
+  w.call = "pthread_cond_wait";
+  w.leave = cond_leave;
+  w.acc[1] = old;
+  cond_count(c, &w, 1);
   int err = pthread_mutex_unlock(mu);
   if (err) {
-    atomic_fetch_sub(&cv->waiters, 1);
+    cond_count(c, &w, 0);
     return lipc_error(L, err, "pthread_cond_wait", NULL);
   }
   if (m->placed->held > 0) m->placed->held--;
-  err = cond_sleep(cv, old, &d);
-  atomic_fetch_sub(&cv->waiters, 1);
-  if (err == 0) err = mutex_take(mu, &d);
-  if (err == EINTR) return lipc_error(L, EINTR, "pthread_cond_wait", NULL);
-  return lock_result(L, m, err, "pthread_cond_wait");
+  w.acc[0] |= 1;
+  return lipc_run(L, &w);
 }
 
 /* Bump the sequence word and wake up to n waiters. */

@@ -15,8 +15,20 @@
  *     tries again and waits again);
  *   - its deadline, a sleep, a backoff (nothing to wait for, or a wait said
  *     ready and the call still would block): a binary heap of wake-up times;
- *   - a futex word: TODO: a helper thread that waits on the word and
- *     signals an eventfd; for now the task retries every millisecond;
+ *   - a futex word (w->word while it holds w->val): the loop's futex
+ *     waiter, one helper thread that sleeps in futex_waitv(2) on every
+ *     word its tasks wait on plus a private control word, and writes an
+ *     eventfd (in the epoll set) when one of them is woken or changed; the
+ *     loop then resumes that task, which tries again.  The thread never
+ *     reads or writes the words itself (only the kernel does, inside
+ *     futex_waitv, which answers EFAULT for unmapped memory), so an object
+ *     closed while a task waits on it cannot fault it (its release calls
+ *     lipc_task_forget, which resumes those tasks); the object stays
+ *     alive (not collected) as an argument on the task's stack, beside
+ *     the boxed wait record.  The loop bumps the control word to change
+ *     the set: a new waiter, a task resumed for its deadline or cancelled
+ *     (its word is dropped at once).  Without futex_waitv (Linux < 5.16),
+ *     or beyond 127 words, a task retries every millisecond instead;
  *   - t:join: the list of joiners of the other task.
  * The resumed continuation (core.c) checks for cancel ("cancelled"), tries
  * again, and returns the timeout result itself once the deadline passed:
@@ -32,16 +44,22 @@
  * fork: a pthread_atfork child handler bumps fork_gen and clears the
  * running task (lipc_task_enter(NULL, 0)), so in the child every call
  * blocks, even inside the coroutine that forked; the first use of the loop
- * in the child starts it fresh (the parent's tasks are not the child's).
+ * in the child starts it fresh (the parent's tasks are not the child's;
+ * the futex waiter thread does not exist there: its memory is freed
+ * without a join, its eventfd closed).
  */
 #include "core.h"
 
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Registry key of the loop userdata. */
@@ -58,7 +76,7 @@ static const char *const STATE_NAMES[] = {
 };
 
 /* What a waiting task waits for. */
-enum { W_NONE, W_FD, W_TIMER, W_JOIN, W_BACKOFF_FD };
+enum { W_NONE, W_FD, W_TIMER, W_JOIN, W_BACKOFF_FD, W_FUTEX };
 
 /* Results of a loop run. */
 enum { RUN_DONE, RUN_TIMEOUT, RUN_EINTR, RUN_FORKED, RUN_DEADLOCK };
@@ -68,6 +86,7 @@ typedef struct tlink { struct tlink *next, *prev; } tlink;
 
 typedef struct lloop lloop;
 typedef struct ltask ltask;
+typedef struct fwaiter fwaiter;
 
 struct ltask {
   tlink node;            /* in the ready queue, a descriptor's waiters or joiners */
@@ -109,6 +128,8 @@ struct lloop {
   ltask **heap;
   int nheap, capheap;
   ltask *current;       /* the task being resumed */
+  fwaiter *fw;          /* the futex waiter, NULL until a task waits on a word */
+  int nfutex;           /* tasks waiting on a futex word (W_FUTEX) */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -191,8 +212,14 @@ static void heap_remove(lloop *lp, ltask *t) {
 
 /* ---- the loop state ---------------------------------------------------- */
 
-/* Forget the descriptors and the epoll set (no task waits on any). */
+static void fw_stop(fwaiter *fw);
+
+/* Forget the descriptors, the futex waiter and the epoll set (no task
+ * waits on any). */
 static void loop_idle(lloop *lp) {
+  if (lp->fw) fw_stop(lp->fw);
+  lp->fw = NULL;
+  lp->nfutex = 0;
   if (lp->epfd >= 0) close(lp->epfd);
   lp->epfd = -1;
   for (int i = 0; i < lp->nfds; i++) free(lp->fds[i]);
@@ -238,9 +265,12 @@ static void make_ready(lloop *lp, ltask *t) {
   lp->nready++;
 }
 
+static void fw_remove(lloop *lp, ltask *t);
+
 /* Take t out of whatever it waits on (not the ready queue). */
 static void unpark(lloop *lp, ltask *t) {
   if (t->wait == W_FD) lp->nfdwait--;
+  if (t->wait == W_FUTEX) { fw_remove(lp, t); lp->nfutex--; }
   if (t->wait != W_NONE) list_unlink(&t->node);
   heap_remove(lp, t);
   t->wait = W_NONE;
@@ -344,6 +374,231 @@ static void fd_event(lloop *lp, int fd, uint32_t revents) {
   }
 }
 
+/* ---- the futex waiter -------------------------------------------------- */
+
+#define FW_MAX (FUTEX_WAITV_MAX - 1)   /* words; the last slot is the control word */
+
+typedef struct fw_entry {
+  const uint32_t *word;
+  uint32_t val;
+  int shared;
+  int fired;            /* woken (or changed): the loop resumes t */
+  ltask *t;
+} fw_entry;
+
+struct fwaiter {
+  pthread_t thread;
+  pthread_mutex_t mu;   /* guards the entries, stop */
+  int efd;              /* written by the thread when an entry fired */
+  _Atomic uint32_t ctl; /* private control word: bumped to change the set */
+  int stop;
+  unsigned gen;         /* fork_gen of the process that started the thread */
+  int n;
+  fw_entry e[FW_MAX];
+};
+
+/* 0 untested, 1 futex_waitv works, -1 it does not (tasks poll). */
+static int fw_works;
+
+static long futex_waitv_(struct futex_waitv *v, unsigned n) {
+  return syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+}
+
+static void fw_kick(fwaiter *fw) {
+  atomic_fetch_add(&fw->ctl, 1);
+  (void)syscall(SYS_futex, &fw->ctl, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Mark the entry of task t fired (when still there); 1 when it was. */
+static int fw_fire(fwaiter *fw, ltask *t) {
+  for (int i = 0; i < fw->n; i++) {
+    if (fw->e[i].t != t) continue;
+    if (fw->e[i].fired) return 0;
+    fw->e[i].fired = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* The thread: sleep on every word not fired yet and the control word;
+ * mark what woke, tell the loop through the eventfd.  All signals are
+ * blocked here (Ctrl-C belongs to the loop's thread). */
+static void *fw_main(void *arg) {
+  fwaiter *fw = arg;
+  struct futex_waitv v[FUTEX_WAITV_MAX];
+  ltask *who[FUTEX_WAITV_MAX];
+  pthread_mutex_lock(&fw->mu);
+  while (!fw->stop) {
+    unsigned n = 0;
+    for (int i = 0; i < fw->n; i++) {
+      if (fw->e[i].fired) continue;
+      v[n].val = fw->e[i].val;
+      v[n].uaddr = (uintptr_t)fw->e[i].word;
+      v[n].flags = FUTEX_32 | (fw->e[i].shared ? 0 : FUTEX_PRIVATE_FLAG);
+      v[n].__reserved = 0;
+      who[n++] = fw->e[i].t;
+    }
+    uint32_t c = atomic_load(&fw->ctl);
+    v[n].val = c;
+    v[n].uaddr = (uintptr_t)&fw->ctl;
+    v[n].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
+    v[n].__reserved = 0;
+    pthread_mutex_unlock(&fw->mu);
+    long r = futex_waitv_(v, n + 1);
+    int err = r < 0 ? errno : 0;
+    pthread_mutex_lock(&fw->mu);
+    if (fw->stop) break;
+    int fired = 0;
+    if (r >= 0 && (unsigned long)r < n) {
+      if (fw_fire(fw, who[r])) fired = 1;
+      else   /* its task left meanwhile: pass the wake-up on (spurious ones are harmless) */
+        (void)syscall(SYS_futex, (void *)(uintptr_t)v[r].uaddr,
+                      (v[r].flags & FUTEX_PRIVATE_FLAG) ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, 1, NULL, NULL, 0);
+    } else if (r < 0 && err != EINTR && !(err == EAGAIN && atomic_load(&fw->ctl) != c)) {
+      /* a word no longer held its value (EAGAIN does not tell which) or
+       * cannot be read (EFAULT: closed and unmapped): every task tries
+       * again, and waits again with what it finds */
+      for (unsigned i = 0; i < n; i++) fired |= fw_fire(fw, who[i]);
+    }
+    if (fired) {
+      uint64_t one = 1;
+      (void)!write(fw->efd, &one, sizeof one);
+    }
+  }
+  pthread_mutex_unlock(&fw->mu);
+  return NULL;
+}
+
+/* Stop the thread (not in a forked child, where it does not exist) and
+ * free fw. */
+static void fw_stop(fwaiter *fw) {
+  if (fw->gen == fork_gen) {
+    pthread_mutex_lock(&fw->mu);
+    fw->stop = 1;
+    pthread_mutex_unlock(&fw->mu);
+    fw_kick(fw);
+    pthread_join(fw->thread, NULL);
+    pthread_mutex_destroy(&fw->mu);
+  }
+  close(fw->efd);
+  free(fw);
+}
+
+/* The loop's futex waiter, started on first use (its eventfd in the epoll
+ * set); NULL when there is none (no futex_waitv, out of resources). */
+static fwaiter *fw_get(lloop *lp) {
+  if (lp->fw) return lp->fw;
+  if (fw_works == 0) {
+    uint32_t word = 0;
+    struct futex_waitv v = { 1, (uintptr_t)&word, FUTEX_32 | FUTEX_PRIVATE_FLAG, 0 };
+    fw_works = futex_waitv_(&v, 1) < 0 && errno == EAGAIN ? 1 : -1;
+  }
+  if (fw_works < 0) return NULL;
+  if (lp->epfd < 0) {
+    lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (lp->epfd < 0) return NULL;
+  }
+  fwaiter *fw = calloc(1, sizeof *fw);
+  if (fw == NULL) return NULL;
+  fw->gen = fork_gen;
+  fw->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fw->efd < 0) { free(fw); return NULL; }
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = fw->efd };
+  if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fw->efd, &ev) != 0 || pthread_mutex_init(&fw->mu, NULL) != 0) {
+    close(fw->efd);
+    free(fw);
+    return NULL;
+  }
+  pthread_attr_t attr;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&fw->thread, &attr, fw_main, fw);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    pthread_mutex_destroy(&fw->mu);
+    close(fw->efd);
+    free(fw);
+    return NULL;
+  }
+  lp->fw = fw;
+  return fw;
+}
+
+/* Add t's wait on word to the waiter; 0, or -1 (full, no waiter). */
+static int fw_add(lloop *lp, ltask *t, const lipc_wait *w) {
+  fwaiter *fw = fw_get(lp);
+  if (fw == NULL) return -1;
+  pthread_mutex_lock(&fw->mu);
+  if (fw->n == FW_MAX) { pthread_mutex_unlock(&fw->mu); return -1; }
+  fw_entry *e = &fw->e[fw->n++];
+  e->word = w->word;
+  e->val = w->val;
+  e->shared = w->shared;
+  e->fired = 0;
+  e->t = t;
+  pthread_mutex_unlock(&fw->mu);
+  fw_kick(fw);
+  return 0;
+}
+
+/* The loop of the Lua state last opened on this thread (for
+ * lipc_task_forget, which has no lua_State). */
+static _Thread_local lloop *thread_loop;
+
+void lipc_task_forget(const void *addr, size_t len) {
+  lloop *lp = thread_loop;
+  fwaiter *fw = lp ? lp->fw : NULL;
+  if (fw == NULL || fw->gen != fork_gen) return;
+  const char *lo = addr, *hi = lo + len;
+  int fired = 0;
+  pthread_mutex_lock(&fw->mu);
+  for (int i = 0; i < fw->n; i++) {
+    const char *w = (const char *)fw->e[i].word;
+    if (w >= lo && w < hi && !fw->e[i].fired) { fw->e[i].fired = 1; fired = 1; }
+  }
+  pthread_mutex_unlock(&fw->mu);
+  if (fired) {
+    uint64_t one = 1;
+    (void)!write(fw->efd, &one, sizeof one);
+    fw_kick(fw);   /* the thread lets go of the words */
+  }
+}
+
+/* Drop t's word from the waiter (its wait ended: fired, deadline, cancel). */
+static void fw_remove(lloop *lp, ltask *t) {
+  fwaiter *fw = lp->fw;
+  if (fw == NULL) return;
+  int kick = 0;
+  pthread_mutex_lock(&fw->mu);
+  for (int i = 0; i < fw->n; i++) {
+    if (fw->e[i].t != t) continue;
+    kick = !fw->e[i].fired;   /* the thread may sleep on it: make it let go */
+    fw->e[i] = fw->e[--fw->n];
+    break;
+  }
+  pthread_mutex_unlock(&fw->mu);
+  if (kick) fw_kick(fw);
+}
+
+/* The waiter's eventfd is readable: resume the tasks whose word fired. */
+static void fw_event(lloop *lp) {
+  fwaiter *fw = lp->fw;
+  uint64_t v;
+  (void)!read(fw->efd, &v, sizeof v);
+  ltask *ready[FW_MAX];
+  int n = 0;
+  pthread_mutex_lock(&fw->mu);
+  for (int i = 0; i < fw->n; i++)
+    if (fw->e[i].fired) ready[n++] = fw->e[i].t;
+  pthread_mutex_unlock(&fw->mu);
+  for (int i = 0; i < n; i++)
+    if (ready[i]->wait == W_FUTEX) wake(lp, ready[i]);
+}
+
 /* ---- parking a task after it yielded ----------------------------------- */
 
 /* The backoff of core.c's lipc_backoff: 50 us doubling to 5 ms. */
@@ -373,13 +628,20 @@ static void park_wait(lloop *lp, ltask *t, const lipc_wait *w) {
       park_fd(lp, t, w->fd, (uint32_t)(unsigned short)w->events, dl);
     }
   } else if (w->word != NULL) {
-    /* TODO: wait on the futex word in a helper thread (FUTEX_WAIT, then an
-     * eventfd write the loop waits for); until then, retry every 1 ms */
-    park_timer(lp, t, W_TIMER, now_ns() + 1000000LL, dl);
+    if (fw_add(lp, t, w) == 0) {
+      /* w->recheck: resumed every 0.2 s too (a dead peer wakes nobody) */
+      park_timer(lp, t, W_FUTEX, w->recheck ? now_ns() + 200000000LL : -1, dl);
+      lp->nfutex++;
+    } else {
+      park_timer(lp, t, W_TIMER, now_ns() + 1000000LL, dl);   /* no waiter: poll */
+    }
   } else if (w->sleep) {
     park_timer(lp, t, W_TIMER, -1, dl);
   } else {
-    park_timer(lp, t, W_TIMER, now_ns() + backoff_ns(w->tries - 1), dl);
+    /* nothing to wait on (System V semaphores and queues): back off, at
+     * most 1 ms between tries */
+    long long ns = backoff_ns(w->tries - 1);
+    park_timer(lp, t, W_TIMER, now_ns() + (ns > 1000000LL ? 1000000LL : ns), dl);
   }
 }
 
@@ -501,7 +763,7 @@ static int epoll_pwait2_missing;
 static int io_wait(lloop *lp, long long ns) {
   struct timespec ts;
   if (ns >= 0) ts = ns_ts(ns);
-  if (lp->epfd < 0 || lp->nfdwait == 0) {
+  if (lp->epfd < 0 || lp->nfdwait + lp->nfutex == 0) {
     if (ns == 0) return 0;
     /* no descriptor to wait for (the set may hold disarmed ones) */
     return ppoll(NULL, 0, ns < 0 ? NULL : &ts, NULL) < 0 ? errno : 0;
@@ -517,7 +779,10 @@ static int io_wait(lloop *lp, long long ns) {
     n = epoll_wait(lp->epfd, ev, 64, ms);
   }
   if (n < 0) return errno;
-  for (int i = 0; i < n; i++) fd_event(lp, ev[i].data.fd, ev[i].events);
+  for (int i = 0; i < n; i++) {
+    if (lp->fw && ev[i].data.fd == lp->fw->efd) fw_event(lp);
+    else fd_event(lp, ev[i].data.fd, ev[i].events);
+  }
   return 0;
 }
 
@@ -551,7 +816,7 @@ static int loop_run(lua_State *L, lloop *lp, ltask *target, lipc_deadline *d) {
     } else {
       if (lp->nheap > 0) timeout = lp->heap[0]->when > now ? lp->heap[0]->when - now : 0;
       if (end >= 0 && (timeout < 0 || end - now < timeout)) timeout = end - now;
-      if (timeout < 0 && lp->nfdwait == 0) return RUN_DEADLOCK;
+      if (timeout < 0 && lp->nfdwait == 0 && lp->nfutex == 0) return RUN_DEADLOCK;
     }
     int err = io_wait(lp, timeout);
     if (err == EINTR) continue;   /* Ctrl-C is checked at the top */
@@ -833,6 +1098,7 @@ static int l_sleep(lua_State *L) {
 /* __gc of the loop (lua_close): free what the C side holds. */
 static int loop_gc(lua_State *L) {
   lloop *lp = lua_touserdata(L, 1);
+  if (thread_loop == lp) thread_loop = NULL;
   loop_idle(lp);
   free(lp->heap);
   lp->heap = NULL;
@@ -885,6 +1151,7 @@ void lipc_open_task(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
   }
+  thread_loop = lua_touserdata(L, -1);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, l_go, 1);
   lua_setfield(L, -3, "go");

@@ -375,14 +375,10 @@ end)
 -- waits on it while another task ping-pongs with a forked child over a
 -- socketpair, and only that task, half-way, makes the wait ready.  A wait
 -- that blocked the process would time out (the ping-pong could not run).
--- Semaphores and rings wait on futex words: their waits in tasks are being
--- converted in another branch (remove their `pending` entries once merged).
+-- Semaphores and rings wait on futex words (the loop's futex waiter).
 describe("each awaitable kind is waited on together with a socket", function()
   local ROUNDS, AT = 20, 10
-  local pending_kinds = {
-    semaphore = "needs sem on the one wait path (csrc/sem.c, another branch)",
-    ring = "needs ring waits in tasks (csrc/ring.c, another branch)",
-  }
+  local pending_kinds = {}
 
   local kinds = {}
   kinds.semaphore = function()

@@ -541,7 +541,6 @@ describe("ipc.go", function()
     end)
 
     it("waits for a process and a semaphore in tasks", function()
-      pending("needs proc and sem on lipc_run")
       local region <close> = assert(ipc.shm.anonymous(4096))
       local s <close> = assert(ipc.sem.new(region, 0, 0))
       local p = assert(ipc.spawn(function() ipc.sleep(0.05); assert(s:post()); return 3 end))
@@ -575,5 +574,353 @@ describe("ipc.go", function()
       collectgarbage()
       assert.is_nil(next(weak))
     end)
+  end)
+end)
+
+-- Futex waits in tasks (issue #10): a task waiting on a semaphore, a mutex,
+-- a condition variable or a ring sleeps in the loop's futex waiter (no CPU,
+-- no polling), other tasks run meanwhile, and timeout, cancel, Ctrl-C and
+-- close all end the wait.
+describe("futex waits in tasks", function()
+  -- A child that waits for a byte on the pipe rd, then runs fn; returns its
+  -- pid.  go() writes the byte (so the parent's task is asleep by then).
+  local function child_after_go(fn)
+    local rd, wr = assert(ipc.pipe())
+    local pid = helper.fork(function()
+      wr:close()
+      local got = { rd:read(1, 20) }
+      assert(got[1] == "g", "child read: " .. tostring(got[1]) .. " " .. tostring(got[2]))
+      return fn()
+    end)
+    rd:close()
+    return pid, function() assert(wr:write("g")); wr:close() end
+  end
+
+  -- CPU seconds this process used so far (every thread: utime + stime).
+  local function cpu()
+    local f = assert(io.open("/proc/self/stat"))
+    local stat = f:read("l")
+    f:close()
+    local fields = {}
+    for x in stat:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = x end
+    return (tonumber(fields[12]) + tonumber(fields[13])) / 100   -- fields 14, 15 of stat
+  end
+
+  -- The number of waiters in glibc's sem_t at offset 0 of region (the high
+  -- half of its 64-bit data word).
+  local function sem_waiters(region)
+    return region:load(0) >> 32
+  end
+
+  it("a task waits on a semaphore posted by another process while another task ticks", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local pid, go = child_after_go(function() return s:post() end)
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local waiter = ipc.go(function() local r = { s:wait(20) }; ticker:cancel(); return table.unpack(r) end)
+    ipc.go(function() ipc.sleep(0.05); go() end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { waiter:join() })
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    assert.equal(0, sem_waiters(region))
+    helper.reap(pid)
+  end)
+
+  it("a task waits on a named semaphore", function()
+    local s <close> = assert(ipc.sem.open(nil, { create = true }))
+    local pid, go = child_after_go(function()
+      local s2 <close> = assert(ipc.sem.open(s:name()))
+      return s2:post()
+    end)
+    local waiter = ipc.go(function() return s:wait(20) end)
+    ipc.go(function() ipc.sleep(0.02); go() end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { waiter:join() })
+    helper.reap(pid)
+  end)
+
+  it("a semaphore wait in a task times out, and is cancelled, leaving no waiter counted", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local t0 = ipc.clock()
+    local timed = ipc.go(function() return s:wait(0.2) end)
+    local forever = ipc.go(function() return s:wait() end)
+    ipc.go(function()
+      assert.same({ true, nil, "timeout", ETIMEDOUT }, { timed:join(10) })
+      local elapsed = ipc.clock() - t0
+      assert.is_true(elapsed >= 0.19 and elapsed < 5, "elapsed " .. elapsed)
+      assert.equal(1, sem_waiters(region))    -- the forever one
+      forever:cancel()
+      assert.same({ nil, "cancelled" }, { forever:join(10) })
+      ticker:cancel()
+    end)
+    assert.is_true(ipc.loop(30))
+    assert.is_true(ticks >= 10, "ticks " .. ticks)
+    assert.equal(0, sem_waiters(region))
+    -- a post reaches a plain waiter afterwards
+    assert.is_true(s:post())
+    assert.is_true(s:wait(1))
+  end)
+
+  it("several tasks share the posts of a semaphore", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local got = 0
+    local tasks = {}
+    for i = 1, 5 do tasks[i] = ipc.go(function() assert(s:wait(20)); got = got + 1 end) end
+    local pid, go = child_after_go(function()
+      for _ = 1, 5 do assert(s:post()); ipc.sleep(0.01) end
+    end)
+    ipc.go(function() ipc.sleep(0.02); go() end)
+    assert.is_true(ipc.loop(30))
+    for _, t in ipairs(tasks) do assert.equal("done", t:status()) end
+    assert.equal(5, got)
+    assert.equal(0, sem_waiters(region))
+    helper.reap(pid)
+  end)
+
+  it("a task waiting on a semaphore and one waiting on an eventfd both wake", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local e <close> = assert(ipc.eventfd(0))
+    local pid, go = child_after_go(function()
+      assert(s:post())
+      return e:add(7)
+    end)
+    local on_sem = ipc.go(function() return s:wait(20) end)
+    local on_efd = ipc.go(function() return e:take(20) end)
+    ipc.go(function() ipc.sleep(0.02); go() end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { on_sem:join() })
+    assert.same({ true, 7 }, { on_efd:join() })
+    helper.reap(pid)
+  end)
+
+  it("a System V semaphore op in a task waits (backing off) while another task ticks", function()
+    local set <close> = assert(ipc.semset.get(0, 1))
+    local pid, go = child_after_go(function() return set:op { { 0, 1 } } end)
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local timed = ipc.go(function() return set:op({ { 0, -1 } }, 0.05) end)
+    local waiter = ipc.go(function()
+      assert.same({ true, nil, "timeout", ETIMEDOUT }, { timed:join(10) })
+      go()
+      local r = { set:op({ { 0, -1 } }, 20) }
+      ticker:cancel()
+      return table.unpack(r)
+    end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { waiter:join() })
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    assert.same({ 0 }, set:values())
+    helper.reap(pid)
+  end)
+
+  it("a task takes a mutex another process unlocks; times out and is cancelled while it is held", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(region, 0))
+    local held <close> = assert(ipc.sem.new(region, 128, 0))
+    local pid, go = child_after_go(function() return mu:unlock() end)
+    -- the child locks first (before it waits for the go byte)
+    local pid2 = helper.fork(function() return true end)
+    helper.reap(pid2)
+    local locker = helper.fork(function()
+      assert(mu:lock(10)); assert(held:post())
+      ipc.sleep(0.3)
+      return mu:unlock()
+    end)
+    assert.is_true(held:wait(20))
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local timed = ipc.go(function() return mu:lock(0.05) end)
+    local cancelled = ipc.go(function() return mu:lock(20) end)
+    local taker = ipc.go(function()
+      assert.same({ true, nil, "timeout", ETIMEDOUT }, { timed:join(10) })
+      cancelled:cancel()
+      assert.same({ nil, "cancelled" }, { cancelled:join(10) })
+      local r = { mu:lock(20) }
+      ticker:cancel()
+      return table.unpack(r)
+    end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { taker:join() })
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    assert.is_true(mu:unlock())
+    go()
+    helper.reap(locker)
+    ipc.wait(pid, 30)   -- its unlock fails (not the holder): only its exit matters
+  end)
+
+  it("a task waits on a cond signalled by another process; a timeout leaves the mutex free", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local mu <close> = assert(ipc.mutex.new(region, 0))
+    local cv <close> = assert(ipc.cond.new(region, 64))
+    local pid, go = child_after_go(function()
+      assert(mu:lock(10)); assert(cv:signal()); return mu:unlock()
+    end)
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local waiter = ipc.go(function()
+      assert(mu:lock(10))
+      assert.same({ nil, "timeout", ETIMEDOUT }, { cv:wait(mu, 0.05) })
+      assert.is_true(mu:trylock())    -- not held after the timeout: taken again here
+      go()
+      local r = { cv:wait(mu, 20) }
+      assert.is_true(mu:unlock())     -- held again after true
+      ticker:cancel()
+      return table.unpack(r)
+    end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ true, true }, { waiter:join() })
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    assert.equal(0, region:load(64) >> 32)    -- no waiter counted (lipc.cond: seq, waiters)
+    helper.reap(pid)
+  end)
+
+  it("a task receives from a ring and sends into a full one while another task ticks", function()
+    local ring <close> = assert(ipc.ring.create(64))
+    local rd, wr = assert(ipc.pipe())
+    local pid = helper.fork(function()
+      wr:close()
+      assert(rd:read(1, 20) == "1")
+      assert(ring:send("one"))
+      assert(rd:read(1, 20) == "2")
+      assert(ring:recv(10) == string.rep("x", 48))
+      assert(ring:recv(10) == "filler")
+      return true
+    end)
+    rd:close()
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.005) end end)
+    local t = ipc.go(function()
+      assert.same({ nil, "timeout", ETIMEDOUT }, { ring:recv(0.05) })
+      assert(wr:write("1"))
+      assert.equal("one", ring:recv(20))
+      -- fill the ring (56 bytes fit), then wait for room
+      assert.is_true(ring:send(string.rep("x", 48), 0))
+      assert.same({ nil, "timeout", ETIMEDOUT }, { ring:send("filler", 0.05) })
+      ipc.go(function() ipc.sleep(0.02); assert(wr:write("2")) end)
+      local r = { ring:send("filler", 20) }
+      ticker:cancel()
+      return table.unpack(r)
+    end)
+    assert.is_true(ipc.loop(30))
+    wr:close()
+    assert.same({ true, true }, { t:join() })
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    helper.reap(pid)
+  end)
+
+  it("cancels a ring receive and a ring lock wait", function()
+    local ring <close> = assert(ipc.ring.create(4096))
+    local r1 = ipc.go(function() return ring:recv() end)
+    local r2 = ipc.go(function() return ring:recv(20) end)
+    ipc.go(function()
+      ipc.sleep(0.02)
+      r1:cancel()
+      r2:cancel()
+    end)
+    assert.is_true(ipc.loop(30))
+    assert.same({ nil, "cancelled" }, { r1:join() })
+    assert.same({ nil, "cancelled" }, { r2:join() })
+    -- the ring still works
+    assert.is_true(ring:send("after"))
+    assert.equal("after", ring:recv(1))
+  end)
+
+  it("closing the object a task waits on ends that wait at once", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s = assert(ipc.sem.new(region, 0, 0))
+    local ring = assert(ipc.ring.create(4096))
+    local cv = assert(ipc.cond.new(region, 64))
+    local mu <close> = assert(ipc.mutex.new(region, 128))
+    local t0 = ipc.clock()
+    local on_sem = ipc.go(function() return s:wait(20) end)
+    local on_ring = ipc.go(function() return ring:recv(20) end)
+    local on_cond = ipc.go(function() assert(mu:lock(1)); return cv:wait(mu, 20) end)
+    local closer_ = ipc.go(function() ipc.sleep(0.05); s:close(); ring:close(); cv:close() end)
+    local ok, err = on_sem:join(30)
+    assert.is_nil(ok)
+    assert.matches("closed lipc.sem", err)
+    ok, err = on_ring:join(30)
+    assert.is_nil(ok)
+    assert.matches("closed lipc.ring", err)
+    ok, err = on_cond:join(30)
+    assert.is_nil(ok)
+    assert.matches("closed lipc.cond", err)
+    assert.is_true(closer_:join(30))
+    assert.is_true(ipc.clock() - t0 < 10)
+    assert.equal(0, region:load(0) >> 32)
+    assert.is_true(mu:trylock())    -- the cond wait let it go
+    assert.is_true(mu:unlock())
+  end)
+
+  it("a task waiting 2 s on a semaphore uses no CPU while another task ticks", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local ticks = 0
+    local ticker = ipc.go(function() while true do ticks = ticks + 1; ipc.sleep(0.2) end end)
+    local before = cpu()
+    local t0 = ipc.clock()
+    local waiter = ipc.go(function() local r = { s:wait(2) }; ticker:cancel(); return table.unpack(r) end)
+    assert.is_true(ipc.loop(30))
+    local used, elapsed = cpu() - before, ipc.clock() - t0
+    assert.same({ true, nil, "timeout", ETIMEDOUT }, { waiter:join() })
+    assert.is_true(elapsed >= 1.9, "elapsed " .. elapsed)
+    assert.is_true(ticks >= 5, "ticks " .. ticks)
+    assert.is_true(used < 0.1, ("%.3f s CPU in %.1f s"):format(used, elapsed))
+  end)
+
+  it("a child forked while a task waits on a futex starts its own futex waiter", function()
+    local region <close> = assert(ipc.shm.anonymous(4096))
+    local s <close> = assert(ipc.sem.new(region, 0, 0))
+    local s2 <close> = assert(ipc.sem.new(region, 64, 0))
+    local waiter = ipc.go(function() return s:wait(20) end)
+    local forker = ipc.go(function()
+      local pid = helper.fork(function()
+        -- the parent's tasks and its waiter thread are not here
+        local t = ipc.go(function() return s2:wait(10) end)
+        ipc.go(function() ipc.sleep(0.02); assert(s2:post()) end)
+        assert(ipc.loop(20) == true)
+        local ok, v = t:join()
+        assert(ok and v == true)
+        return s:post()
+      end)
+      return pid
+    end)
+    local ok, pid = forker:join(20)
+    assert.is_true(ok)
+    assert.same({ true, true }, { waiter:join(20) })
+    helper.reap(pid)
+    assert.equal(0, region:load(0) >> 32)
+    assert.equal(0, region:load(64) >> 32)
+  end)
+
+  describe("Ctrl-C", function()
+    local cases = {
+      { "a semaphore wait", "local s = ipc.sem.new(r, 0, 0)\nipc.go(function() s:wait() end)" },
+      { "a mutex lock", "local mu = ipc.mutex.new(r, 0); local held = ipc.sem.new(r, 128, 0)\n" ..
+        "if ipc.fork() == 0 then mu:lock(); held:post(); ipc.sleep(20); ipc.exit(0) end\n" ..
+        "assert(held:wait(10))\nipc.go(function() mu:lock() end)" },
+      { "a cond wait", "local mu = ipc.mutex.new(r, 0); local cv = ipc.cond.new(r, 64)\n" ..
+        "ipc.go(function() assert(mu:lock()); cv:wait(mu) end)" },
+      { "a ring receive", "local ring = ipc.ring.create(4096)\nipc.go(function() ring:recv() end)" },
+    }
+    for _, c in ipairs(cases) do
+      it("interrupts ipc.loop whose task waits in " .. c[1], function()
+        local ok, out, status = helper.ctrl_c("local r = ipc.shm.anonymous(4096)\n" .. c[2] .. "\n" .. [[
+          io.stdout:write("ready\n"); io.stdout:flush()
+          ipc.loop()
+          print("not reached")
+        ]], { ready = "ready" })
+        assert.is_false(ok)
+        assert.equal(1, status, out)
+        assert.matches("interrupted!", out)
+        assert.is_nil(out:find("not reached", 1, true), out)
+      end)
+    end
   end)
 end)
