@@ -336,9 +336,9 @@ static int lock_result(lua_State *L, lmutex *m, int err, const char *call) {
   return lipc_fail(L, err, call, NULL);
 }
 
-/* One try of mu:lock (the mutex at stack index 1). */
-static int mutex_try(lua_State *L, lipc_wait *w) {
-  lmutex *m = w->p;
+/* One attempt to take m for the wait w (a lock, or the second phase of a
+ * cond wait): the result, or LIPC_AGAIN counted as a waiter. */
+static int mutex_take(lua_State *L, lmutex *m, lipc_wait *w, const char *call) {
   mutex_count(m, w, 0);
   if (!m->h.open) return lipc_closed_error(L, &mutex_class);
   int err = mutex_attempt(m, w);
@@ -346,7 +346,12 @@ static int mutex_try(lua_State *L, lipc_wait *w) {
     if (w->word) mutex_count(m, w, 1);
     return LIPC_AGAIN;
   }
-  return lock_result(L, m, err, "pthread_mutex_lock");
+  return lock_result(L, m, err, call);
+}
+
+/* One try of mu:lock (the mutex at stack index 1). */
+static int mutex_try(lua_State *L, lipc_wait *w) {
+  return mutex_take(L, w->p, w, "pthread_mutex_lock");
 }
 
 /* A lock wait ends without the lock. */
@@ -478,14 +483,7 @@ static int cond_try(lua_State *L, lipc_wait *w) {
     w->tries = 0;
   }
   /* phase 2 */
-  mutex_count(m, w, 0);
-  if (!m->h.open) return lipc_closed_error(L, &mutex_class);
-  int err = mutex_attempt(m, w);
-  if (err == EBUSY) {
-    if (w->word) mutex_count(m, w, 1);
-    return LIPC_AGAIN;
-  }
-  return lock_result(L, m, err, "pthread_cond_wait");
+  return mutex_take(L, m, w, "pthread_cond_wait");
 }
 
 /* A cond wait ends without the mutex (timeout, Ctrl-C, cancel). */

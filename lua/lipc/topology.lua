@@ -246,6 +246,11 @@ local function supervise(procs, deadline, grace, fail_fast, sinks)
 end
 
 -- Kill (the groups of) every process not yet reaped, and reap them.
+-- Close the read ends of the capture sinks that are still open.
+local function close_sinks(sinks)
+  for _, sk in ipairs(sinks) do if sk.r then pcall(sk.r.close, sk.r); sk.r = nil end end
+end
+
 local function kill_all_now(procs)
   for _, pr in ipairs(procs) do
     if not pr.result then kill_node(pr, "KILL"); pcall(pr.p.wait, pr.p) end
@@ -359,17 +364,14 @@ function Pipeline:run(timeout)
   end)
   -- the parent keeps no child end (EOF must reach the readers)
   close_all(ends)
-  local function close_sinks()
-    for _, sk in ipairs(sinks) do if sk.r then pcall(sk.r.close, sk.r); sk.r = nil end end
-  end
   if not ok or not res then
     kill_all_now(procs)
-    close_sinks()
+    close_sinks(sinks)
     if not ok then error(res, 0) end
     return nil, err, code
   end
   local sok, serr = pcall(supervise, procs, deadline, self.grace, false, sinks)
-  close_sinks()
+  close_sinks(sinks)
   if not sok then          -- interrupted (Ctrl-C) or worse: leave nothing running
     kill_all_now(procs)
     error(serr, 0)
@@ -748,19 +750,16 @@ function Graph:run(timeout, opts)
     return true
   end)
   close_all(drop)               -- the parent keeps no child end
-  local function close_sinks()
-    for _, sk in ipairs(sinks) do if sk.r then pcall(sk.r.close, sk.r); sk.r = nil end end
-  end
   if not ok or not res then
     kill_all_now(procs)
-    close_sinks()
+    close_sinks(sinks)
     for _, o in ipairs(keep) do if ipc.type(o) == "msg" then pcall(o.remove, o) end end
     close_all(keep)
     if not ok then error(res, 0) end
     return nil, err, code
   end
   local sok, serr = pcall(supervise, procs, deadline, grace, true, sinks)
-  close_sinks()
+  close_sinks(sinks)
   for _, o in ipairs(keep) do
     if ipc.type(o) == "msg" then pcall(o.remove, o) end
   end
