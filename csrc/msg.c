@@ -358,3 +358,13 @@ void lipc_open_msg(lua_State *L) {
   lua_setfield(L, -2, "get");
   lua_pop(L, 1);
 }
+
+/* ---- ipc.poll's probe (csrc/ready.h) ---------------------------------- */
+
+#include "ready.h"
+
+int lipc_msg_ready(lipc_handle *h) {
+  struct msqid_ds ds;
+  if (msgctl(((lmsg *)h)->id, IPC_STAT, &ds) != 0) return 1;   /* removed, no access: recv reports it */
+  return ds.msg_qnum > 0;
+}

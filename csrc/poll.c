@@ -11,6 +11,7 @@
  * reused descriptor number is never attributed to the newer object.
  */
 #include "core.h"
+#include "ready.h"
 #include "stream.h"
 
 #include <fcntl.h>
@@ -24,6 +25,31 @@
 
 /* ---- ipc.poll ------------------------------------------------------------ */
 
+/* Objects without a descriptor are probed (csrc/ready.h); their list items
+ * have fd -1 in the pollfd array, which ppoll skips. */
+enum { PROBE_NONE, PROBE_RING, PROBE_SEM, PROBE_MUTEX, PROBE_MSG };
+
+/* The probe of a descriptor-less class h, PROBE_NONE when it has none. */
+static int probe_of(const lipc_handle *h) {
+  const char *k = h->cls->kind;
+  if (strcmp(k, "ring") == 0) return PROBE_RING;
+  if (strcmp(k, "sem") == 0) return PROBE_SEM;
+  if (strcmp(k, "mutex") == 0) return PROBE_MUTEX;
+  if (strcmp(k, "msg") == 0) return PROBE_MSG;
+  return PROBE_NONE;
+}
+
+/* 1 when the probed object h is ready now. */
+static int probe_ready(int probe, lipc_handle *h) {
+  switch (probe) {
+    case PROBE_RING: return lipc_ring_ready(h);
+    case PROBE_SEM: return lipc_sem_ready(h);
+    case PROBE_MUTEX: return lipc_mutex_ready(h);
+    case PROBE_MSG: return lipc_msg_ready(h);
+    default: return 0;
+  }
+}
+
 /* 1 when h is a byte stream with bytes already read ahead (lines): it is
  * readable even if its descriptor is not. */
 static int has_buffered(const lipc_handle *h) {
@@ -31,10 +57,12 @@ static int has_buffered(const lipc_handle *h) {
 }
 
 /* The descriptor of item i (on top) of the list at idx: an open lipc object
- * with a descriptor or an integer >= 0; raises naming the item.  *hp gets
- * the handle (NULL for an integer). */
-static int poll_checkitem(lua_State *L, int idx, lua_Integer i, lipc_handle **hp) {
+ * with a descriptor or an integer >= 0, or -1 for an object that is
+ * probed (*probe set); raises naming the item.  *hp gets the handle (NULL
+ * for an integer). */
+static int poll_checkitem(lua_State *L, int idx, lua_Integer i, lipc_handle **hp, int *probe) {
   *hp = NULL;
+  *probe = PROBE_NONE;
   if (lua_type(L, -1) == LUA_TNUMBER) {
     int isnum = 0;
     lua_Integer fd = lua_tointegerx(L, -1, &isnum);
@@ -47,20 +75,48 @@ static int poll_checkitem(lua_State *L, int idx, lua_Integer i, lipc_handle **hp
     luaL_argerror(L, idx, lua_pushfstring(L, "item %I: lipc object or descriptor expected, got %s", i,
                                           luaL_typename(L, -1)));
   if (!h->open) luaL_argerror(L, idx, lua_pushfstring(L, "item %I: attempt to use a closed %s", i, h->cls->name));
-  if (h->fd < 0) luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s has no descriptor", i, h->cls->name));
   *hp = h;
-  return h->fd;
+  if (h->fd >= 0) return h->fd;
+  *probe = probe_of(h);
+  if (*probe == PROBE_NONE)
+    luaL_argerror(L, idx, lua_pushfstring(L, "item %I: %s cannot be polled (no descriptor, no readiness)", i,
+                                          h->cls->name));
+  return -1;
 }
 
 /* The scratch of an ipc.poll call (a userdata at 3, freed by the GC
  * whatever happens): an epoll set holding the descriptors of the list,
  * made only when a task must wait for them (its first int: a descriptor
- * slot, lipc_fdslot_arm), then the pollfd array. */
+ * slot, lipc_fdslot_arm), then the pollfd array and the probe of each
+ * item (PROBE_NONE for a descriptor). */
 typedef struct pollset {
   int epfd;                 /* -1 until made */
   int noepoll;              /* making it failed: the wait path backs off */
+  int nprobe;               /* items that are probed */
+  unsigned char *probe;     /* after fds[n] */
   struct pollfd fds[];
 } pollset;
+
+/* The slice of a blocked ipc.poll with probed items: their wake-up
+ * latency (descriptors wake it at once). */
+#define POLL_SLICE_NS 1000000L
+
+/* Probe every probed item of the list at 1 (n items), marking the ready
+ * ones POLLIN in revents (the others 0).  1 when any is ready. */
+static int poll_probe(lua_State *L, pollset *ps, lua_Integer n) {
+  int any = 0;
+  for (lua_Integer i = 0; i < n; i++) {
+    if (ps->probe[i] == PROBE_NONE) continue;
+    lua_geti(L, 1, i + 1);
+    lipc_handle *h = lipc_toany(L, -1);
+    /* closed meanwhile (by another task): ready, the next call says so */
+    int yes = h == NULL || !h->open || probe_ready(ps->probe[i], h);
+    lua_pop(L, 1);
+    ps->fds[i].revents = yes ? POLLIN : 0;
+    any |= yes;
+  }
+  return any;
+}
 
 /* The result of ipc.poll: the ready items of the list at 1, in list order
  * (those with buffered bytes too when the list has any); an item whose
@@ -111,25 +167,45 @@ static int poll_epoll(lua_State *L, pollset *ps, lua_Integer n) {
   return 0;
 }
 
-/* One try of ipc.poll: ppoll on the list, for the remaining time when the
- * caller may block, else at once; a task then waits for the epoll set of
- * the list (or, for an empty list, for the deadline). */
+/* One try of ipc.poll: probe the probed items, then ppoll the descriptors
+ * for the remaining time when the caller may block (at most one slice
+ * when the list has probed items, which are probed again after it), else
+ * at once.  Not ready: a blocked caller waits again at once (backoff step
+ * 0); a task waits for the epoll set of the list (or, for an empty list,
+ * for the deadline), or with probed items is resumed within 1 ms
+ * (csrc/task.c's backoff). */
 static int poll_try(lua_State *L, lipc_wait *w) {
   pollset *ps = w->p;
   lua_Integer n = w->acc[0];
   int buffered = (int)w->acc[1];  /* report the buffered ones now */
+  int probed = ps->nprobe > 0 && poll_probe(L, ps, n);
   struct timespec ts = {0, 0}, *tp = &ts;
-  if (w->block && !buffered && lipc_deadline_left(&w->d, &ts) < 0) tp = NULL;
+  if (w->block && !buffered && !probed) {
+    if (lipc_deadline_left(&w->d, &ts) < 0) tp = NULL;
+    if (ps->nprobe > 0 && (tp == NULL || ts.tv_sec > 0 || ts.tv_nsec > POLL_SLICE_NS)) {
+      ts.tv_sec = 0;
+      ts.tv_nsec = POLL_SLICE_NS;
+      tp = &ts;
+    }
+  }
   int r = ppoll(ps->fds, (nfds_t)n, tp, NULL);
   if (r < 0) {
     int err = errno;
     if (err == EINTR) return LIPC_EINTR;
     return lipc_error(L, err, "poll", NULL);
   }
-  /* when blocking, r == 0 after a wait of the whole remaining time: the
-   * deadline passed */
-  if (r > 0 || buffered || w->block || lipc_deadline_expired(&w->d)) return poll_results(L, w, ps);
+  /* the probed items: again, after the ppoll (which cleared their revents) */
+  if (ps->nprobe > 0) probed = poll_probe(L, ps, n);
+  if (r > 0 || probed || buffered || lipc_deadline_expired(&w->d)) return poll_results(L, w, ps);
+  if (w->block) {
+    /* without probed items, r == 0 after a wait of the whole remaining
+     * time: the deadline passed */
+    if (ps->nprobe == 0) return poll_results(L, w, ps);
+    w->tries = 0;  /* a slice passed: wait_blocking's backoff is its shortest (50 us) */
+    return LIPC_AGAIN;
+  }
   if (n == 0) w->sleep = 1;
+  else if (ps->nprobe > 0) w->fd = -1;   /* the loop's backoff: resumed within 1 ms */
   else if (ps->epfd >= 0 || (!ps->noepoll && poll_epoll(L, ps, n) == 0)) {
     w->fd = ps->epfd;
     w->events = POLLIN;
@@ -149,8 +225,9 @@ static int poll_stop(lua_State *L, lipc_wait *w, int err) {
 }
 
 /* ipc.poll(list [, timeout]): the items of list that are readable (data,
- * end of stream, error, a pending signal, an exited process...), in list
- * order; {} on timeout. */
+ * end of stream, error, a pending signal, an exited process...) or, for
+ * objects without a descriptor, ready (csrc/ready.h), in list order; {}
+ * on timeout. */
 static int lpoll_poll(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lipc_wait w;
@@ -158,16 +235,22 @@ static int lpoll_poll(lua_State *L) {
   lua_Integer n = luaL_len(L, 1);
   luaL_argcheck(L, n <= 1000000, 1, "too many items");
   lua_settop(L, 2);
-  pollset *ps = lua_newuserdatauv(L, sizeof *ps + (size_t)(n > 0 ? n : 1) * sizeof ps->fds[0], 0);
+  size_t m = (size_t)(n > 0 ? n : 1);
+  pollset *ps = lua_newuserdatauv(L, sizeof *ps + m * sizeof ps->fds[0] + m, 0);
   ps->epfd = -1;
   ps->noepoll = 0;
+  ps->nprobe = 0;
+  ps->probe = (unsigned char *)&ps->fds[m];
   int ready = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
     lipc_handle *h;
-    ps->fds[i - 1].fd = poll_checkitem(L, 1, i, &h);
+    int probe;
+    ps->fds[i - 1].fd = poll_checkitem(L, 1, i, &h, &probe);
     ps->fds[i - 1].events = POLLIN;
     ps->fds[i - 1].revents = 0;
+    ps->probe[i - 1] = (unsigned char)probe;
+    if (probe != PROBE_NONE) ps->nprobe++;
     if (has_buffered(h)) ready = 1;
     lua_pop(L, 1);
   }

@@ -807,3 +807,14 @@ void lipc_open_ring(lua_State *L) {
   luaL_setfuncs(L, funcs, 0);
   lua_pop(L, 1);
 }
+
+/* ---- ipc.poll's probe (csrc/ready.h) ---------------------------------- */
+
+#include "ready.h"
+
+int lipc_ring_ready(lipc_handle *h) {
+  ring_hdr *hd = ((lring *)h)->hdr;
+  if (atomic_load_explicit(&hd->tail, memory_order_acquire) != atomic_load_explicit(&hd->head, memory_order_acquire))
+    return 1;
+  return ring_peers(hd, 0, 0) != 0;   /* every producer closed: recv says end of stream */
+}

@@ -713,3 +713,13 @@ void lipc_open_sem(lua_State *L) {
   lua_setfield(L, -2, "VALUE_MAX");
   lua_pop(L, 1);
 }
+
+/* ---- ipc.poll's probe (csrc/ready.h) ---------------------------------- */
+
+#include "ready.h"
+
+int lipc_sem_ready(lipc_handle *h) {
+  int v = 0;
+  if (sem_getvalue(((lsem *)h)->sem, &v) != 0) return 1;   /* the next call reports it */
+  return v > 0;
+}

@@ -595,3 +595,13 @@ void lipc_open_sync(lua_State *L) {
   lua_setfield(L, -2, "SIZE");
   lua_pop(L, 1);
 }
+
+/* ---- ipc.poll's probe (csrc/ready.h) ---------------------------------- */
+
+#include "ready.h"
+
+int lipc_mutex_ready(lipc_handle *h) {
+  /* plain kinds: 0 free, 1 or 2 held; robust and PI kinds: the owner's
+   * tid (0 when free, or when its owner died: lock says EOWNERDEAD) */
+  return (atomic_load(lock_word(((lmutex *)h)->mu)) & FUTEX_TID_MASK) == 0;
+}

@@ -10,6 +10,52 @@ for _, layer in ipairs { "lipc.proc", "lipc.channel", "lipc.region", "lipc.pool"
   require(layer)(ipc)
 end
 
+--- Wait until some of the objects are ready (csrc/poll.c; see doc/events.md).
+-- Channels are polled here: a channel with a value already buffered (or at
+-- its end of stream) is ready at once; otherwise its read-side transport is
+-- polled in its place, and the channel is reported when that is ready.
+-- @function ipc.poll
+-- @tparam table list objects, descriptors and channels
+-- @tparam[opt] number timeout seconds
+-- @treturn table the ready items, in list order ({} on timeout)
+do
+  local cpoll = ipc.poll
+  local function is_channel(x)
+    local mt = type(x) == "table" and getmetatable(x)
+    return mt and mt.__name == "lipc.channel"
+  end
+  function ipc.poll(list, timeout)
+    if type(list) ~= "table" then return cpoll(list, timeout) end
+    local n, chans = #list, false
+    for i = 1, n do
+      if type(list[i]) == "table" then chans = true; break end
+    end
+    if not chans then return cpoll(list, timeout) end
+    local sub, now = {}, false
+    for i = 1, n do
+      local x = list[i]
+      if is_channel(x) then
+        local why = x.closed and "attempt to use a closed lipc.channel" or not x.rd and "lipc.channel has no read side"
+        if why then error(("bad argument #1 to 'poll' (item %d: %s)"):format(i, why), 2) end
+        if x.eof or x:buffered() then now = true end
+        sub[i] = x.rd
+      else
+        sub[i] = x
+      end
+    end
+    local got, err, code = cpoll(sub, now and 0 or timeout)
+    if not got then return got, err, code end
+    local ready = {}
+    for _, o in ipairs(got) do ready[o] = true end
+    local out = {}
+    for i = 1, n do
+      local x = list[i]
+      if ready[sub[i]] or (is_channel(x) and (x.eof or x:buffered())) then out[#out + 1] = x end
+    end
+    return out
+  end
+end
+
 --- Tasks (csrc/task.c, csrc/timer.c; see doc/tasks.md).
 -- Inside a task every lipc call that can block yields to the loop instead of
 -- blocking the process, with the same results, timeouts and errors.
