@@ -26,14 +26,17 @@ do
   end
   function ipc.poll(list, timeout)
     if type(list) ~= "table" then return cpoll(list, timeout) end
-    local n, chans = #list, false
+    -- raw: a hostile __len or __index must not make this loop (the C poll
+    -- bounds and checks the list itself)
+    local n, chans = rawlen(list), false
+    if n > 1000000 then return cpoll(list, timeout) end   -- it raises "too many items"
     for i = 1, n do
-      if type(list[i]) == "table" then chans = true; break end
+      if type(rawget(list, i)) == "table" then chans = true; break end
     end
     if not chans then return cpoll(list, timeout) end
     local sub, now = {}, false
     for i = 1, n do
-      local x = list[i]
+      local x = rawget(list, i)
       if is_channel(x) then
         local why = x.closed and "attempt to use a closed lipc.channel" or not x.rd and "lipc.channel has no read side"
         if why then error(("bad argument #1 to 'poll' (item %d: %s)"):format(i, why), 2) end
