@@ -364,7 +364,7 @@ function ipc.mutex.attach(region, offset) end
 ---@class lipc.condlib
 ipc.cond = {}
 
----The size of a pthread_cond_t in bytes.
+---The size of a lipc condition variable in bytes (16: its own futex layout, see shm.md).
 ---@type integer
 ---@see shm.md
 ipc.cond.SIZE = 0
@@ -1310,7 +1310,7 @@ function cond:signal() end
 ---@see shm.md
 function cond:broadcast() end
 
----pthread_cond_destroy, then close.
+---Mark the condition variable destroyed (wakes every waiter), then close.
 ---@return true|nil ok
 ---@return string? err
 ---@return integer? errno
