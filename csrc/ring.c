@@ -34,7 +34,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RING_MAGIC 0x474E524Cu    /* "LRNG" little-endian */
@@ -80,7 +82,14 @@ typedef struct lring {
   ring_hdr *hdr;                  /* reg.addr while open */
   unsigned char *data;
   uint64_t cap;
-  int spin;                       /* polls before sleeping */
+  int spin;                       /* polls before sleeping; SPIN_AUTO: adaptive */
+  int spin_skip, spin_backoff;    /* auto: waits left without spinning, and the
+                                   * next such pause after a spin that missed */
+  int64_t spin_avg;               /* auto: ns a wait usually took (spinning or asleep) */
+  int64_t wait_t0;                /* auto: when the current wait began, or 0 */
+  int one_cpu, aff_age;           /* auto: this process may run on one CPU only,
+                                   * checked again after aff_age more waits */
+  pid_t aff_pid;                  /* ... in this process */
   int prod_slot, cons_slot;       /* my registration, or -1 */
   pid_t prod_pid, cons_pid;       /* the pid that registered (fork check) */
   unsigned char locks;            /* LOCK_SEND | LOCK_RECV held by a call on this
@@ -264,9 +273,93 @@ static void ring_audit(lua_State *L, lipc_handle *h) {
   }
 }
 
-/* Read the spin option (polls before sleeping). */
+/* spin = "auto": spin only while it pays (see spin_window). */
+#define SPIN_AUTO (-1)
+#define SPIN_AUTO_MAX 20000       /* ns: the longest adaptive spin */
+#define SPIN_AUTO_START 5000      /* ns: the first guess of how long a reply takes */
+#define SPIN_BACKOFF_MAX 256      /* waits without spinning after repeated misses */
+
+/* Read the spin option (polls before sleeping, or "auto"). */
 static int opt_spin(lua_State *L, int idx) {
+  if (!lua_isnoneornil(L, idx) && lua_getfield(L, idx, "spin") == LUA_TSTRING) {
+    if (strcmp(lua_tostring(L, -1), "auto") != 0)
+      luaL_argerror(L, idx, "option 'spin': a number of polls or \"auto\" expected");
+    lua_pop(L, 1);
+    return SPIN_AUTO;
+  }
+  if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
   return (int)lipc_optint(L, idx, "spin", 0, 0, 1000000);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Adaptive spinning: how long (ns) this wait may spin before it sleeps; 0
+ * for none.  Never when this process may run on one CPU only (its peer
+ * could not answer while it spins; checked again every 4096 waits and
+ * after a fork), nor when waits usually take longer than SPIN_AUTO_MAX,
+ * nor for a while after spins that missed (the pause doubles with each
+ * miss up to SPIN_BACKOFF_MAX waits: where the peer shares this CPU, a
+ * probe then costs one spin every 256 waits); otherwise twice the time a
+ * wait usually takes, plus 2 us, at most SPIN_AUTO_MAX. */
+static int64_t spin_window(lring *r, pid_t me) {
+  if (r->aff_pid != me || --r->aff_age <= 0) {
+    cpu_set_t set;
+    r->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) <= 1;
+    r->aff_pid = me;
+    r->aff_age = 4096;
+  }
+  if (r->one_cpu || r->spin_avg > SPIN_AUTO_MAX) return 0;
+  if (r->spin_skip > 0) { r->spin_skip--; return 0; }
+  int64_t w = 2 * r->spin_avg + 2000;
+  return w > SPIN_AUTO_MAX ? SPIN_AUTO_MAX : w;
+}
+
+/* One step of a spin before sleeping, given the polls left in *spins
+ * (SPIN_AUTO: adaptive; *t0 when its spin began, 0 before, -1 when this
+ * try spins no more): 1 to poll again, 0 to go to sleep. */
+static int spin_step(lring *r, int *spins, int64_t *t0, int64_t *end, pid_t me) {
+  if (*spins > 0) { (*spins)--; cpu_relax(); return 1; }
+  if (*spins == 0) return 0;
+  int64_t t = now_ns();
+  if (*t0 == 0) {
+    if (r->wait_t0 == 0) r->wait_t0 = t;  /* the wait begins (it may sleep) */
+    int64_t w = spin_window(r, me);
+    if (w <= 0) { *spins = 0; *t0 = -1; return 0; }
+    *t0 = t;
+    *end = t + w;
+  }
+  if (t < *end) {
+    for (int i = 0; i < 16; i++) cpu_relax();
+    return 1;
+  }
+  /* a miss: spin again only after a pause */
+  r->spin_backoff = r->spin_backoff ? r->spin_backoff * 2 : 1;
+  if (r->spin_backoff > SPIN_BACKOFF_MAX) r->spin_backoff = SPIN_BACKOFF_MAX;
+  r->spin_skip = r->spin_backoff;
+  *spins = 0;
+  *t0 = -1;
+  return 0;
+}
+
+/* The ring became ready for this try: an adaptive ring learns how long
+ * the wait took (a spin that paid ends the pause after misses). */
+static inline void spin_done(lring *r, int64_t t0) {
+  if (r->wait_t0 == 0) return;
+  int64_t d = now_ns() - r->wait_t0;
+  if (d > 1000000) d = 1000000;
+  r->spin_avg += (d - r->spin_avg) / 8;
+  r->wait_t0 = 0;
+  if (t0 > 0) r->spin_backoff = 0;
+}
+
+/* Fresh adaptive state for a new handle. */
+static void spin_init(lring *r, int spin) {
+  r->spin = spin;
+  r->spin_avg = SPIN_AUTO_START;
 }
 
 /* Point r at the ring inside its mapped region. */
@@ -309,7 +402,7 @@ static int lring_create(lua_State *L) {
   uint64_t cap = ((uint64_t)bytes + 7) & ~(uint64_t)7;
   if (cap > RING_MAX) cap = RING_MAX;
   lring *r = lipc_new(L, &ring_class, 0);
-  r->spin = spin;
+  spin_init(r, spin);
   r->prod_slot = r->cons_slot = -1;
   if (gen || name) {
     /* ENOSPC names the limit that bit: ipc.limits().shm_free */
@@ -332,7 +425,7 @@ static int lring_open(lua_State *L) {
   lipc_checkoptions(L, 2, allowed);
   int spin = opt_spin(L, 2);
   lring *r = lipc_new(L, &ring_class, 0);
-  r->spin = spin;
+  spin_init(r, spin);
   r->prod_slot = r->cons_slot = -1;
   lipc_shm_opts o = { name, 0, 0, 0, 0, 0, 0 };
   if (lipc_region_shm(L, &r->reg, &o) != 0) return 3;
@@ -433,6 +526,7 @@ static void ring_unlock(_Atomic uint32_t *lk, _Atomic uint32_t *waiters) {
 static void ring_leave(lipc_wait *w) {
   lring *r = w->p;
   int kind = (int)w->acc[1];
+  r->wait_t0 = 0;
   ring_uncount(r, w);
   if (r->reg.h.open && (w->acc[0] & W_HELD)) {
     ring_hdr *hd = r->hdr;
@@ -548,11 +642,12 @@ static int send_try(lua_State *L, lipc_wait *w) {
   uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
   uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
   int spins = r->spin;
+  int64_t t0 = 0, tend = 0;
   int peers = 0;
   for (;;) {
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_acquire);
     if (r->cap - (tail - head) >= need) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
+    if (spin_step(r, &spins, &t0, &tend, me)) continue;
     /* the sequence word is read before the last look at head: a consumer
      * that frees room after that look bumps it, and the wait returns */
     uint32_t seen = atomic_load(&hd->head_seq);
@@ -575,6 +670,7 @@ static int send_try(lua_State *L, lipc_wait *w) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
+  spin_done(r, t0);
   send_publish(r, tail, s, n, need);
   lua_pushboolean(L, 1);
   return 1;
@@ -633,10 +729,11 @@ static int recv_try(lua_State *L, lipc_wait *w) {
   uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
   uint64_t tail;
   int spins = r->spin;
+  int64_t t0 = 0, tend = 0;
   for (;;) {
     tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
     if (tail != head) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
+    if (spin_step(r, &spins, &t0, &tend, me)) continue;
     uint32_t seen = atomic_load(&hd->tail_seq);
     ring_count(r, w, W_DATA, me);
     int peers = ring_peers(hd, 0, waited);
@@ -658,6 +755,7 @@ static int recv_try(lua_State *L, lipc_wait *w) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
+  spin_done(r, t0);
   return recv_take(L, r, head, tail);
 }
 
