@@ -1,7 +1,10 @@
 /*
  * region.h - the lipc.region type (csrc/shm.c) as seen by the families
  * that place objects inside a mapping (csrc/sem.c, csrc/sync.c), and the
- * shm_free wording of ENOSPC errors (csrc/shm.c, csrc/ring.c).
+ * shm_free wording of ENOSPC errors (csrc/shm.c, csrc/ring.c), and the
+ * segment code itself for a type built on a region (csrc/ring.c embeds a
+ * lipc_region at the head of its handle and makes, opens, maps and
+ * unlinks it through lipc_region_shm/lipc_region_anon/lipc_region_free).
  *
  * An object placed in a region keeps the region userdata alive in a user
  * value and registers itself with lipc_region_place: the region then knows
@@ -19,6 +22,9 @@
 #include "core.h"
 
 #include <limits.h>
+
+/* The longest POSIX shm name: a file name in /dev/shm plus the '/'. */
+#define LIPC_SHM_NAME_MAX (NAME_MAX + 1)
 
 enum { LIPC_REGION_POSIX = 1, LIPC_REGION_ANON, LIPC_REGION_SYSV, LIPC_REGION_FILE };
 
@@ -48,6 +54,8 @@ typedef struct lipc_region {
   lipc_placed **placed;     /* the live objects (malloc'd), nplaced of them */
   int nplaced, capplaced;
   size_t placed_lo, placed_hi;  /* bounds of all of them: a quick miss test */
+  dev_t dev;                /* POSIX: device and inode of the segment made or */
+  ino_t ino;                /* opened (the name is removed only while it is this one) */
   char name[PATH_MAX];      /* POSIX name or file path ("" for anonymous) */
 } lipc_region;
 
@@ -90,6 +98,36 @@ static inline void lipc_region_guard(lua_State *L, lipc_region *r, int oidx, siz
 void lipc_region_retain(lipc_region *r);
 /* One object inside r is gone; unmaps when r is closed and none remain. */
 void lipc_region_unretain(lipc_region *r);
+
+/* ---- the segment code, for a handle that embeds a region -------------- */
+
+typedef struct lipc_shm_opts {
+  const char *name;         /* NULL: a generated name (create only) */
+  lua_Integer size;         /* create: bytes; open: at least this many (0: any) */
+  mode_t mode;              /* permissions of a created segment */
+  int create;               /* create the name when missing */
+  int excl;                 /* with create: fail with EEXIST when it exists */
+  int readonly;             /* open and map read-only */
+  int keepfd;               /* keep the descriptor in r->h.fd (else closed once mapped) */
+} lipc_shm_opts;
+
+/* Make or open the POSIX segment o describes and map it into r (a zeroed
+ * handle from lipc_new whose h.open is still 0; the caller sets it): 0,
+ * or the error triple pushed and 3 (nothing left behind: a segment made
+ * here is unlinked again).  r->h.owns tells whether it created the name;
+ * r->dev/r->ino record which segment the name was then. */
+int lipc_region_shm(lua_State *L, lipc_region *r, const lipc_shm_opts *o);
+/* A shared anonymous mapping of size bytes into r (as above): 0 or 3. */
+int lipc_region_anon(lua_State *L, lipc_region *r, size_t size);
+/* The release of a region (for the release function of a handle that
+ * embeds one): remove the name when remove_name and it still names r's
+ * segment (ENOENT is no error), close the descriptor, unmap.  0 or errno. */
+int lipc_region_free(lipc_region *r, int remove_name);
+/* r:unlink() on a POSIX region: shm_unlink its name now; pushes true (1)
+ * or the error triple (3).  r no longer owns the name. */
+int lipc_region_unlink(lua_State *L, lipc_region *r);
+/* ipc.shm.unlink(name) (argument 1): pushes true or the error triple. */
+int lipc_shm_unlink(lua_State *L);
 
 /* The part of an error message that names the shm_free limit when err is
  * ENOSPC: "<name> (size N bytes; shm_free: M bytes left in /dev/shm)";

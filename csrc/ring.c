@@ -4,7 +4,9 @@
  * doc/ring.md).  Producers serialize on one process-shared lock word,
  * consumers on another, so any number of each is safe.
  *
- * The mapping is MAP_SHARED|MAP_ANONYMOUS (shared with forked children) or
+ * The ring is built on a region (region.h): its handle starts with a
+ * lipc_region, made, opened, mapped and unlinked by the segment code of
+ * csrc/shm.c: a shared anonymous mapping (shared with forked children) or
  * a POSIX shm segment (ipc.ring.open from unrelated processes).  The fast
  * path of send/recv is a few atomics and memcpy: FUTEX_WAKE is called only
  * when the other side counted itself as sleeping.
@@ -32,7 +34,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RING_MAGIC 0x474E524Cu    /* "LRNG" little-endian */
@@ -74,19 +78,24 @@ typedef struct ring_hdr {
 _Static_assert(sizeof(ring_hdr) <= RING_HDR, "ring header too large");
 
 typedef struct lring {
-  lipc_handle h;
-  ring_hdr *hdr;
+  lipc_region reg;                /* the segment; reg.h is the ring's handle */
+  ring_hdr *hdr;                  /* reg.addr while open */
   unsigned char *data;
-  size_t maplen;
   uint64_t cap;
-  int spin;                       /* polls before sleeping */
+  int spin;                       /* polls before sleeping; SPIN_AUTO: adaptive */
+  int spin_skip, spin_backoff;    /* auto: waits left without spinning, and the
+                                   * next such pause after a spin that missed */
+  int64_t spin_avg;               /* auto: ns a wait usually took (spinning or asleep) */
+  int64_t wait_t0;                /* auto: when the current wait began, or 0 */
+  int one_cpu, aff_age;           /* auto: this process may run on one CPU only,
+                                   * checked again after aff_age more waits */
+  pid_t aff_pid;                  /* ... in this process */
   int prod_slot, cons_slot;       /* my registration, or -1 */
   pid_t prod_pid, cons_pid;       /* the pid that registered (fork check) */
   unsigned char locks;            /* LOCK_SEND | LOCK_RECV held by a call on this
                                    * handle (left set when it raised) */
   int twaits[5];                  /* sleepers that tasks of twait_pid counted (W_*) */
   pid_t twait_pid;
-  char name[256];                 /* "" for an anonymous ring */
 } lring;
 
 /* This process's pid, cached in a MADV_WIPEONFORK page (zeroed in a
@@ -185,7 +194,7 @@ static void ring_count(lring *r, lipc_wait *w, int kind, pid_t me) {
 static void ring_uncount(lring *r, lipc_wait *w) {
   int kind = (int)w->acc[1];
   w->acc[1] = W_NONE;
-  if (kind == W_NONE || !r->h.open) return;
+  if (kind == W_NONE || !r->reg.h.open) return;
   atomic_fetch_sub(wait_count(r->hdr, kind), 1);
   if (r->twaits[kind] > 0) r->twaits[kind]--;
 }
@@ -219,7 +228,6 @@ static void ring_unregister(_Atomic int32_t *slots, int *slot, pid_t *pid, pid_t
  * see end of stream), then unmap and unlink when told to. */
 static int ring_release(lipc_handle *h, int remove_name) {
   lring *r = (lring *)h;
-  int err = 0;
   if (r->hdr) {
     pid_t me = my_pid();
     ring_hdr *hd = r->hdr;
@@ -240,48 +248,125 @@ static int ring_release(lipc_handle *h, int remove_name) {
     if ((r->locks & LOCK_RECV) && atomic_compare_exchange_strong(&hd->recv_lock, &mine, 0))
       futex(&hd->recv_lock, FUTEX_WAKE, 1, NULL);
     r->locks = 0;
-    if (munmap(r->hdr, r->maplen) != 0) err = errno;
     r->hdr = NULL;
     r->data = NULL;
   }
-  if (remove_name && r->name[0] && shm_unlink(r->name) != 0 && err == 0) err = errno;
-  return err;
+  /* unmap; the name goes only while it is still this ring's segment */
+  return lipc_region_free(&r->reg, remove_name);
 }
 
 /* __tostring identity. */
 static void ring_describe(lipc_handle *h, luaL_Buffer *b) {
   lring *r = (lring *)h;
-  char tmp[320];
-  snprintf(tmp, sizeof tmp, "%s, %llu bytes", r->name[0] ? r->name : "anonymous",
-           (unsigned long long)r->cap);
+  char tmp[64];
+  luaL_addstring(b, r->reg.name[0] ? r->reg.name : "anonymous");
+  snprintf(tmp, sizeof tmp, ", %llu bytes", (unsigned long long)r->cap);
   luaL_addstring(b, tmp);
 }
 
 /* ipc.audit() identity. */
 static void ring_audit(lua_State *L, lipc_handle *h) {
   lring *r = (lring *)h;
-  if (r->name[0]) {
-    lua_pushstring(L, r->name);
+  if (r->reg.name[0]) {
+    lua_pushstring(L, r->reg.name);
     lua_setfield(L, -2, "name");
   }
 }
 
-/* Read the spin option (polls before sleeping). */
+/* spin = "auto": spin only while it pays (see spin_window). */
+#define SPIN_AUTO (-1)
+#define SPIN_AUTO_MAX 20000       /* ns: the longest adaptive spin */
+#define SPIN_AUTO_START 5000      /* ns: the first guess of how long a reply takes */
+#define SPIN_BACKOFF_MAX 256      /* waits without spinning after repeated misses */
+
+/* Read the spin option (polls before sleeping, or "auto"). */
 static int opt_spin(lua_State *L, int idx) {
+  if (!lua_isnoneornil(L, idx) && lua_getfield(L, idx, "spin") == LUA_TSTRING) {
+    if (strcmp(lua_tostring(L, -1), "auto") != 0)
+      luaL_argerror(L, idx, "option 'spin': a number of polls or \"auto\" expected");
+    lua_pop(L, 1);
+    return SPIN_AUTO;
+  }
+  if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
   return (int)lipc_optint(L, idx, "spin", 0, 0, 1000000);
 }
 
-/* Map a fresh header+data area of cap bytes from fd (-1: anonymous) into r. */
-static int ring_map(lring *r, int fd, uint64_t cap) {
-  size_t len = RING_HDR + (size_t)cap;
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                 fd < 0 ? MAP_SHARED | MAP_ANONYMOUS : MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return errno;
-  r->hdr = p;
-  r->data = (unsigned char *)p + RING_HDR;
-  r->maplen = len;
-  r->cap = cap;
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Adaptive spinning: how long (ns) this wait may spin before it sleeps; 0
+ * for none.  Never when this process may run on one CPU only (its peer
+ * could not answer while it spins; checked again every 4096 waits and
+ * after a fork), nor when waits usually take longer than SPIN_AUTO_MAX,
+ * nor for a while after spins that missed (the pause doubles with each
+ * miss up to SPIN_BACKOFF_MAX waits: where the peer shares this CPU, a
+ * probe then costs one spin every 256 waits); otherwise twice the time a
+ * wait usually takes, plus 2 us, at most SPIN_AUTO_MAX. */
+static int64_t spin_window(lring *r, pid_t me) {
+  if (r->aff_pid != me || --r->aff_age <= 0) {
+    cpu_set_t set;
+    r->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) <= 1;
+    r->aff_pid = me;
+    r->aff_age = 4096;
+  }
+  if (r->one_cpu || r->spin_avg > SPIN_AUTO_MAX) return 0;
+  if (r->spin_skip > 0) { r->spin_skip--; return 0; }
+  int64_t w = 2 * r->spin_avg + 2000;
+  return w > SPIN_AUTO_MAX ? SPIN_AUTO_MAX : w;
+}
+
+/* One step of a spin before sleeping, given the polls left in *spins
+ * (SPIN_AUTO: adaptive; *t0 when its spin began, 0 before, -1 when this
+ * try spins no more): 1 to poll again, 0 to go to sleep. */
+static int spin_step(lring *r, int *spins, int64_t *t0, int64_t *end, pid_t me) {
+  if (*spins > 0) { (*spins)--; cpu_relax(); return 1; }
+  if (*spins == 0) return 0;
+  int64_t t = now_ns();
+  if (*t0 == 0) {
+    if (r->wait_t0 == 0) r->wait_t0 = t;  /* the wait begins (it may sleep) */
+    int64_t w = spin_window(r, me);
+    if (w <= 0) { *spins = 0; *t0 = -1; return 0; }
+    *t0 = t;
+    *end = t + w;
+  }
+  if (t < *end) {
+    for (int i = 0; i < 16; i++) cpu_relax();
+    return 1;
+  }
+  /* a miss: spin again only after a pause */
+  r->spin_backoff = r->spin_backoff ? r->spin_backoff * 2 : 1;
+  if (r->spin_backoff > SPIN_BACKOFF_MAX) r->spin_backoff = SPIN_BACKOFF_MAX;
+  r->spin_skip = r->spin_backoff;
+  *spins = 0;
+  *t0 = -1;
   return 0;
+}
+
+/* The ring became ready for this try: an adaptive ring learns how long
+ * the wait took (a spin that paid ends the pause after misses). */
+static inline void spin_done(lring *r, int64_t t0) {
+  if (r->wait_t0 == 0) return;
+  int64_t d = now_ns() - r->wait_t0;
+  if (d > 1000000) d = 1000000;
+  r->spin_avg += (d - r->spin_avg) / 8;
+  r->wait_t0 = 0;
+  if (t0 > 0) r->spin_backoff = 0;
+}
+
+/* Fresh adaptive state for a new handle. */
+static void spin_init(lring *r, int spin) {
+  r->spin = spin;
+  r->spin_avg = SPIN_AUTO_START;
+}
+
+/* Point r at the ring inside its mapped region. */
+static void ring_attach(lring *r) {
+  r->hdr = (ring_hdr *)r->reg.addr;
+  r->data = r->reg.addr + RING_HDR;
+  r->cap = r->reg.size - RING_HDR;
 }
 
 /* Fill a new header; the magic is stored last so openers see a whole one. */
@@ -306,7 +391,7 @@ static int lring_create(lua_State *L) {
     if (t == LUA_TBOOLEAN) {
       gen = lua_toboolean(L, -1);
     } else if (t == LUA_TSTRING) {
-      name = lipc_checkposixname(L, lua_gettop(L), 255);
+      name = lipc_checkposixname(L, lua_gettop(L), LIPC_SHM_NAME_MAX);
     } else if (t != LUA_TNIL) {
       return luaL_argerror(L, 2, "option 'name': string or true expected");
     }
@@ -317,84 +402,51 @@ static int lring_create(lua_State *L) {
   uint64_t cap = ((uint64_t)bytes + 7) & ~(uint64_t)7;
   if (cap > RING_MAX) cap = RING_MAX;
   lring *r = lipc_new(L, &ring_class, 0);
-  r->spin = spin;
+  spin_init(r, spin);
   r->prod_slot = r->cons_slot = -1;
-  if (gen) lipc_genname(r->name, sizeof r->name, "/", "");
-  else if (name) snprintf(r->name, sizeof r->name, "%s", name);
-  int err;
-  if (r->name[0]) {
-    int fd = shm_open(r->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return lipc_error(L, errno, "shm_open", r->name);
-    /* allocate the pages now: a sparse segment on a full /dev/shm would
-     * raise SIGBUS on the first write instead of an error here */
-    const char *call = "ftruncate";
-    err = ftruncate(fd, (off_t)(RING_HDR + cap)) != 0 ? errno : 0;
-    if (err == 0) {
-      call = "posix_fallocate";
-      err = posix_fallocate(fd, 0, (off_t)(RING_HDR + cap));
-    }
-    if (err) {
-      char what[320];
-      close(fd);
-      shm_unlink(r->name);
-      /* ENOSPC names the limit that bit: ipc.limits().shm_free */
-      return lipc_error(L, err, call,
-                        lipc_shm_what(what, sizeof what, r->name, (long long)(RING_HDR + cap), err));
-    }
-    err = ring_map(r, fd, cap);
-    close(fd);
-    if (err) {
-      shm_unlink(r->name);
-      return lipc_error(L, err, "mmap", r->name);
-    }
-    r->h.owns = 1;
-    r->h.persist = (unsigned char)persist;
-  } else {
-    err = ring_map(r, -1, cap);
-    if (err) return lipc_error(L, err, "mmap", "ring");
+  if (gen || name) {
+    /* ENOSPC names the limit that bit: ipc.limits().shm_free */
+    lipc_shm_opts o = { name, (lua_Integer)(RING_HDR + cap), mode, 1, 1, 0, 0 };
+    if (lipc_region_shm(L, &r->reg, &o) != 0) return 3;
+    r->reg.h.persist = (unsigned char)persist;
+  } else if (lipc_region_anon(L, &r->reg, RING_HDR + (size_t)cap) != 0) {
+    return 3;
   }
+  ring_attach(r);
   ring_init(r->hdr, cap);
-  r->h.open = 1;
+  r->reg.h.open = 1;
   return 1;
 }
 
 /* ipc.ring.open(name, {spin=}) -> ring (an existing named ring). */
 static int lring_open(lua_State *L) {
   static const char *const allowed[] = { "spin", NULL };
-  const char *name = lipc_checkposixname(L, 1, 255);
+  const char *name = lipc_checkposixname(L, 1, LIPC_SHM_NAME_MAX);
   lipc_checkoptions(L, 2, allowed);
   int spin = opt_spin(L, 2);
   lring *r = lipc_new(L, &ring_class, 0);
-  r->spin = spin;
+  spin_init(r, spin);
   r->prod_slot = r->cons_slot = -1;
-  snprintf(r->name, sizeof r->name, "%s", name);
-  int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0) return lipc_error(L, errno, "shm_open", name);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return lipc_error(L, err, "fstat", name);
-  }
-  if (st.st_size < RING_HDR + RING_MIN || (uint64_t)st.st_size > RING_HDR + RING_MAX) {
-    close(fd);
+  lipc_shm_opts o = { name, 0, 0, 0, 0, 0, 0 };
+  if (lipc_region_shm(L, &r->reg, &o) != 0) return 3;
+  size_t len = r->reg.size;
+  if (len < RING_HDR + RING_MIN || (uint64_t)len > RING_HDR + RING_MAX) {
+    (void)lipc_region_free(&r->reg, 0);
     return lipc_error(L, EINVAL, "ring.open", name);
   }
-  uint64_t cap = (uint64_t)st.st_size - RING_HDR;
-  int err = ring_map(r, fd, cap);
-  close(fd);
-  if (err) return lipc_error(L, err, "mmap", name);
+  ring_attach(r);
   ring_hdr *hd = r->hdr;
   if (__atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE) != RING_MAGIC || hd->version != RING_VERSION ||
-      hd->capacity != cap || cap % 8 != 0) {
-    munmap(r->hdr, r->maplen);
+      hd->capacity != r->cap || r->cap % 8 != 0) {
     r->hdr = NULL;
+    r->data = NULL;
+    (void)lipc_region_free(&r->reg, 0);
     lua_pushnil(L);
     lua_pushfstring(L, "ring.open %s: not a lipc ring (bad magic, version or size)", name);
     lua_pushinteger(L, EINVAL);
     return 3;
   }
-  r->h.open = 1;
+  r->reg.h.open = 1;
   return 1;
 }
 
@@ -474,8 +526,9 @@ static void ring_unlock(_Atomic uint32_t *lk, _Atomic uint32_t *waiters) {
 static void ring_leave(lipc_wait *w) {
   lring *r = w->p;
   int kind = (int)w->acc[1];
+  r->wait_t0 = 0;
   ring_uncount(r, w);
-  if (r->h.open && (w->acc[0] & W_HELD)) {
+  if (r->reg.h.open && (w->acc[0] & W_HELD)) {
     ring_hdr *hd = r->hdr;
     if (kind == W_SPACE) {
       ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
@@ -486,7 +539,7 @@ static void ring_leave(lipc_wait *w) {
     }
   }
   w->acc[0] = 0;
-  if (!r->h.open || (kind != W_SENDLOCK && kind != W_RECVLOCK)) return;
+  if (!r->reg.h.open || (kind != W_SENDLOCK && kind != W_RECVLOCK)) return;
   _Atomic uint32_t *lk = wait_word(r->hdr, kind);
   if (atomic_load(lk) == 0 && atomic_load(wait_count(r->hdr, kind)) > 0) futex(lk, FUTEX_WAKE, 1, NULL);
 }
@@ -571,7 +624,7 @@ static int lock_free(lring *r, _Atomic uint32_t *lk, uint32_t me, unsigned char 
 /* One try of ring:send (the ring at stack index 1, the message at 2). */
 static int send_try(lua_State *L, lipc_wait *w) {
   lring *r = w->p;
-  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  if (!r->reg.h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
   ring_uncount(r, w);
   int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
   w->acc[0] = 0;
@@ -589,11 +642,12 @@ static int send_try(lua_State *L, lipc_wait *w) {
   uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
   uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
   int spins = r->spin;
+  int64_t t0 = 0, tend = 0;
   int peers = 0;
   for (;;) {
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_acquire);
     if (r->cap - (tail - head) >= need) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
+    if (spin_step(r, &spins, &t0, &tend, me)) continue;
     /* the sequence word is read before the last look at head: a consumer
      * that frees room after that look bumps it, and the wait returns */
     uint32_t seen = atomic_load(&hd->head_seq);
@@ -616,6 +670,7 @@ static int send_try(lua_State *L, lipc_wait *w) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
+  spin_done(r, t0);
   send_publish(r, tail, s, n, need);
   lua_pushboolean(L, 1);
   return 1;
@@ -658,7 +713,7 @@ static int lring_send(lua_State *L) {
  * at end of stream (every producer closed and the ring empty). */
 static int recv_try(lua_State *L, lipc_wait *w) {
   lring *r = w->p;
-  if (!r->h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
+  if (!r->reg.h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
   ring_uncount(r, w);
   int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
   w->acc[0] = 0;
@@ -674,10 +729,11 @@ static int recv_try(lua_State *L, lipc_wait *w) {
   uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
   uint64_t tail;
   int spins = r->spin;
+  int64_t t0 = 0, tend = 0;
   for (;;) {
     tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
     if (tail != head) break;
-    if (spins > 0) { spins--; cpu_relax(); continue; }
+    if (spin_step(r, &spins, &t0, &tend, me)) continue;
     uint32_t seen = atomic_load(&hd->tail_seq);
     ring_count(r, w, W_DATA, me);
     int peers = ring_peers(hd, 0, waited);
@@ -699,6 +755,7 @@ static int recv_try(lua_State *L, lipc_wait *w) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
+  spin_done(r, t0);
   return recv_take(L, r, head, tail);
 }
 
@@ -739,7 +796,7 @@ static int lring_capacity(lua_State *L) {
 /* ring:name() -> the POSIX name, or nil for an anonymous ring. */
 static int lring_name(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
-  if (r->name[0]) lua_pushstring(L, r->name);
+  if (r->reg.name[0]) lua_pushstring(L, r->reg.name);
   else lua_pushnil(L);
   return 1;
 }
@@ -755,19 +812,8 @@ static int lring_pending(lua_State *L) {
 /* ring:unlink() -> true (removes the name now). */
 static int lring_unlink(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
-  if (!r->name[0]) return luaL_error(L, "an anonymous lipc.ring has no name to unlink");
-  if (shm_unlink(r->name) != 0) return lipc_error(L, errno, "shm_unlink", r->name);
-  r->h.owns = 0;
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* ipc.ring.unlink(name) -> true. */
-static int lring_unlink_name(lua_State *L) {
-  const char *name = lipc_checkposixname(L, 1, 255);
-  if (shm_unlink(name) != 0) return lipc_error(L, errno, "shm_unlink", name);
-  lua_pushboolean(L, 1);
-  return 1;
+  if (!r->reg.name[0]) return luaL_error(L, "an anonymous lipc.ring has no name to unlink");
+  return lipc_region_unlink(L, &r->reg);
 }
 
 static const luaL_Reg methods[] = {
@@ -783,7 +829,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg funcs[] = {
   {"create", lring_create},
   {"open", lring_open},
-  {"unlink", lring_unlink_name},
+  {"unlink", lipc_shm_unlink},  /* ipc.ring.unlink(name): shm.c's */
   {NULL, NULL}
 };
 

@@ -21,8 +21,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* The longest POSIX shm name: a file name in /dev/shm plus the '/'. */
-#define SHM_NAME_MAX (NAME_MAX + 1)
 
 /* Unmap (or detach) the mapping of r, once; a pinned mapping stays (see
  * lipc_region_pin).  The registry of placed objects goes with it. */
@@ -47,13 +45,29 @@ static int region_unmap(lipc_region *r) {
   return err;
 }
 
-/* Release: close the descriptor, remove the name when owned, unmap unless
- * objects placed inside still live (then the last of them unmaps). */
+/* 1 when the POSIX name of r still names the segment r made or opened
+ * (the device and inode of /dev/shm<name> are the ones it had then): a
+ * name unlinked meanwhile (ENOENT), or unlinked and made again by someone
+ * else, is not r's to remove.  1 too when that cannot be told. */
+static int same_segment(const lipc_region *r) {
+  if (r->dev == 0 && r->ino == 0) return 1;
+  char path[PATH_MAX + 16];
+  struct stat st;
+  snprintf(path, sizeof path, "/dev/shm/%s", r->name + strspn(r->name, "/"));
+  if (stat(path, &st) != 0) return errno != ENOENT;
+  return st.st_dev == r->dev && st.st_ino == r->ino;
+}
+
+/* Release: close the descriptor, remove the name when owned (and still
+ * this segment's), unmap unless objects placed inside still live (then
+ * the last of them unmaps). */
 static int region_release(lipc_handle *h, int remove_name) {
   lipc_region *r = (lipc_region *)h;
   int err = 0;
   if (remove_name) {
-    if (r->kind == LIPC_REGION_POSIX && shm_unlink(r->name) != 0 && errno != ENOENT) err = errno;
+    if (r->kind == LIPC_REGION_POSIX && same_segment(r) && shm_unlink(r->name) != 0 &&
+        errno != ENOENT)
+      err = errno;
     if (r->kind == LIPC_REGION_SYSV && shmctl(r->shmid, IPC_RMID, NULL) != 0 &&
         errno != EINVAL && errno != EIDRM)
       err = errno;
@@ -65,6 +79,10 @@ static int region_release(lipc_handle *h, int remove_name) {
     if (err == 0) err = e;
   }
   return err;
+}
+
+int lipc_region_free(lipc_region *r, int remove_name) {
+  return region_release(&r->h, remove_name);
 }
 
 /* __tostring identity: "/board, 4096 bytes". */
@@ -279,51 +297,33 @@ const char *lipc_shm_what(char *buf, size_t len, const char *name, long long siz
 
 /* ---- constructors ------------------------------------------------------- */
 
-/* Undo a half-built region (descriptor, owned name, mapping) and return
- * the error triple for err. */
+/* Undo a half-built region (descriptor, owned name, mapping) and push
+ * the error triple for err: 3. */
 static int fail(lua_State *L, lipc_region *r, int err, const char *call, const char *what) {
-  r->h.open = 1;
-  r->h.persist = 0;  /* a half-made segment we created never stays behind */
-  (void)lipc_release(&r->h);
+  (void)region_release(&r->h, r->h.owns);  /* a half-made segment we created never stays */
+  r->h.owns = 0;
   return lipc_error(L, err, call, what);
 }
 
-/* ipc.shm.open([name], opts): POSIX shared memory. */
-static int lshm_open(lua_State *L) {
-  int oidx = 2;
-  if (lua_istable(L, 1) && lua_isnone(L, 2)) oidx = 1;  /* ipc.shm.open{ ... } */
-  const char *name = NULL;
-  if (oidx == 2 && !lua_isnil(L, 1)) name = lipc_checkposixname(L, 1, SHM_NAME_MAX);
-  lipc_checkoptions(L, oidx, OPEN_OPTS);
-  int create = lipc_optbool(L, oidx, "create", name == NULL);
-  int excl = lipc_optbool(L, oidx, "excl", 0);
-  int persist = lipc_optbool(L, oidx, "persist", 0);
-  int readonly = lipc_optbool(L, oidx, "readonly", 0);
-  mode_t mode = lipc_optmode(L, oidx, "mode", 0600);
-  lua_Integer size = lipc_optint(L, oidx, "size", 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
-  if (name == NULL && !create) luaL_argerror(L, oidx, "a generated name needs create = true");
-  if (create && size == 0) luaL_argerror(L, oidx, "option 'size': > 0 required with create = true");
-  if (create && readonly) luaL_argerror(L, oidx, "readonly cannot be combined with create = true");
-
-  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+int lipc_region_shm(lua_State *L, lipc_region *r, const lipc_shm_opts *o) {
   r->kind = LIPC_REGION_POSIX;
   r->shmid = -1;
-  r->writable = !readonly;
-  r->h.persist = (unsigned char)persist;
-  if (name) snprintf(r->name, sizeof r->name, "%s", name);
+  r->writable = !o->readonly;
+  if (o->name) snprintf(r->name, sizeof r->name, "%s", o->name);
   else lipc_genname(r->name, sizeof r->name, "/", "");
   int fd = -1, created = 0, tries = 0;
-  int acc = readonly ? O_RDONLY : O_RDWR;
+  int acc = o->readonly ? O_RDONLY : O_RDWR;
+  lua_Integer size = o->size;
   for (;;) {
-    if (create) {
-      LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (o->create) {
+      LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CREAT | O_EXCL | O_CLOEXEC, o->mode));
       if (fd >= 0) { created = 1; break; }
-      if (errno == EEXIST && name == NULL && ++tries < 100) {
+      if (errno == EEXIST && o->name == NULL && ++tries < 100) {
         /* a leftover of a killed process whose pid we reuse: next name */
         lipc_genname(r->name, sizeof r->name, "/", "");
         continue;
       }
-      if (errno != EEXIST || excl || name == NULL) {
+      if (errno != EEXIST || o->excl || o->name == NULL) {
         int err = errno;
         char what[PATH_MAX + 96];
         return lipc_error(L, err, "shm_open", lipc_shm_what(what, sizeof what, r->name, size, err));
@@ -331,12 +331,16 @@ static int lshm_open(lua_State *L) {
     }
     LIPC_FDCALL(L, fd, shm_open(r->name, acc | O_CLOEXEC, 0));
     if (fd >= 0) break;
-    if (errno != ENOENT || !create) return lipc_error(L, errno, "shm_open", r->name);
+    if (errno != ENOENT || !o->create) return lipc_error(L, errno, "shm_open", r->name);
   }
   r->h.fd = fd;
   r->h.owns = (unsigned char)created;  /* a failure below unlinks what we created */
   size_t len;
   char what[PATH_MAX + 96];
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(L, r, errno, "fstat", r->name);
+  r->dev = st.st_dev;  /* the identity checked before unlinking the name */
+  r->ino = st.st_ino;
   if (created) {
     int err = ftruncate(fd, (off_t)size) != 0 ? errno : 0;
     if (err != 0)
@@ -347,8 +351,6 @@ static int lshm_open(lua_State *L) {
       return fail(L, r, err, "posix_fallocate", lipc_shm_what(what, sizeof what, r->name, size, err));
     len = (size_t)size;
   } else {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return fail(L, r, errno, "fstat", r->name);
     if (st.st_size == 0) {
       snprintf(what, sizeof what, "%s (segment has size 0)", r->name);
       return fail(L, r, EINVAL, "shm_open", what);
@@ -359,17 +361,54 @@ static int lshm_open(lua_State *L) {
     }
     len = (size_t)st.st_size;
   }
-  void *p = mmap(NULL, len, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void *p = mmap(NULL, len, o->readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return fail(L, r, errno, "mmap", r->name);
   r->addr = p;
   r->size = len;
+  if (!o->keepfd) {
+    close(fd);
+    r->h.fd = -1;
+  }
+  return 0;
+}
+
+int lipc_region_anon(lua_State *L, lipc_region *r, size_t size) {
+  r->kind = LIPC_REGION_ANON;
+  r->shmid = -1;
+  r->writable = 1;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return lipc_error(L, errno, "mmap", "anonymous");
+  r->addr = p;
+  r->size = size;
+  return 0;
+}
+
+/* ipc.shm.open([name], opts): POSIX shared memory. */
+static int lshm_open(lua_State *L) {
+  int oidx = 2;
+  if (lua_istable(L, 1) && lua_isnone(L, 2)) oidx = 1;  /* ipc.shm.open{ ... } */
+  lipc_shm_opts o = { NULL, 0, 0600, 0, 0, 0, 1 };
+  if (oidx == 2 && !lua_isnil(L, 1)) o.name = lipc_checkposixname(L, 1, LIPC_SHM_NAME_MAX);
+  lipc_checkoptions(L, oidx, OPEN_OPTS);
+  o.create = lipc_optbool(L, oidx, "create", o.name == NULL);
+  o.excl = lipc_optbool(L, oidx, "excl", 0);
+  int persist = lipc_optbool(L, oidx, "persist", 0);
+  o.readonly = lipc_optbool(L, oidx, "readonly", 0);
+  o.mode = lipc_optmode(L, oidx, "mode", 0600);
+  o.size = lipc_optint(L, oidx, "size", 0, 0, (lua_Integer)(SSIZE_MAX < LUA_MAXINTEGER ? SSIZE_MAX : LUA_MAXINTEGER));
+  if (o.name == NULL && !o.create) luaL_argerror(L, oidx, "a generated name needs create = true");
+  if (o.create && o.size == 0) luaL_argerror(L, oidx, "option 'size': > 0 required with create = true");
+  if (o.create && o.readonly) luaL_argerror(L, oidx, "readonly cannot be combined with create = true");
+
+  lipc_region *r = lipc_new(L, &lipc_region_class, 0);
+  r->h.persist = (unsigned char)persist;
+  if (lipc_region_shm(L, r, &o) != 0) return 3;
   r->h.open = 1;
   return 1;
 }
 
-/* ipc.shm.unlink(name): remove a POSIX segment name. */
-static int lshm_unlink(lua_State *L) {
-  const char *name = lipc_checkposixname(L, 1, SHM_NAME_MAX);
+int lipc_shm_unlink(lua_State *L) {
+  const char *name = lipc_checkposixname(L, 1, LIPC_SHM_NAME_MAX);
   if (shm_unlink(name) != 0) return lipc_error(L, errno, "shm_unlink", name);
   lua_pushboolean(L, 1);
   return 1;
@@ -380,13 +419,7 @@ static int lshm_anonymous(lua_State *L) {
   size_t size = lipc_checksize(L, 1);
   luaL_argcheck(L, size > 0, 1, "size must be > 0");
   lipc_region *r = lipc_new(L, &lipc_region_class, 0);
-  r->kind = LIPC_REGION_ANON;
-  r->shmid = -1;
-  r->writable = 1;
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return lipc_error(L, errno, "mmap", "anonymous");
-  r->addr = p;
-  r->size = size;
+  if (lipc_region_anon(L, r, size) != 0) return 3;
   r->h.open = 1;
   return 1;
 }
@@ -603,6 +636,10 @@ static int lshm_sync(lua_State *L) {
 static int lshm_runlink(lua_State *L) {
   lipc_region *r = lipc_region_check(L, 1);
   if (r->kind != LIPC_REGION_POSIX) return luaL_error(L, "unlink: not a POSIX shared memory region (use remove for System V)");
+  return lipc_region_unlink(L, r);
+}
+
+int lipc_region_unlink(lua_State *L, lipc_region *r) {
   if (shm_unlink(r->name) != 0) return lipc_error(L, errno, "shm_unlink", r->name);
   r->h.owns = 0;
   lua_pushboolean(L, 1);
@@ -669,7 +706,7 @@ static const luaL_Reg funcs[] = {
   {"open", lshm_open},
   {"anonymous", lshm_anonymous},
   {"sysv", lshm_sysv},
-  {"unlink", lshm_unlink},
+  {"unlink", lipc_shm_unlink},
   {NULL, NULL}
 };
 

@@ -12,7 +12,7 @@ describe("fuzz findings", function()
     --   o1:close()  --> nil, "close ring: No such file or directory", 2
     -- mq, shm and sem owners close with true once their name was removed;
     -- the ring's release (csrc/ring.c ring_release) does not ignore ENOENT.
-    pending("returns true when its name was already unlinked", function()
+    it("returns true when its name was already unlinked", function()
       local name = helper.name()
       local r = assert(ipc.ring.create(4096, { name = name }))
       assert.is_true(ipc.ring.unlink(name))
@@ -23,7 +23,7 @@ describe("fuzz findings", function()
     -- The same path, with another owner's ring made under the name meanwhile
     -- (as the FIFO's known defect): the first owner's close must not remove
     -- the second one's name.
-    pending("does not remove a ring another owner made under its unlinked name", function()
+    it("does not remove a ring another owner made under its unlinked name", function()
       local name = helper.name()
       local first = assert(ipc.ring.create(4096, { name = name }))
       assert.is_true(ipc.ring.unlink(name))
@@ -71,7 +71,9 @@ describe("fuzz findings", function()
               unlink = ipc.sem.unlink },
     }
     for kind, k in pairs(kinds) do
-      pending(("leaves the new %s's name alone"):format(kind), function()
+      -- shm: fixed (csrc/shm.c checks the segment's identity before unlinking)
+      local test = kind == "shm" and it or pending
+      test(("leaves the new %s's name alone"):format(kind), function()
         local name = helper.name()
         local first = assert(k.open(name, true))
         assert.is_true(k.unlink(name))

@@ -373,6 +373,66 @@ describe("ipc.ring", function()
     end)
   end)
 
+  describe("adaptive spin (spin = \"auto\")", function()
+    -- a round trip between a parent and its forked child; returns nothing
+    -- or raises.  The times go to bench/ring_spin.lua, not here.
+    local pingpong = [[
+      local ipc = require "lipc"
+      local n = %d
+      local a = assert(ipc.ring.create(4096, { spin = "auto" }))
+      local b = assert(ipc.ring.create(4096, { name = true, spin = "auto" }))
+      local pid = assert(ipc.fork())
+      if pid == 0 then
+        local back = assert(ipc.ring.open(b:name(), { spin = "auto" }))
+        while true do
+          local m = a:recv(30)
+          if m == "" or m == nil then ipc.exit(0) end
+          assert(back:send(m, 30))
+        end
+      end
+      for i = 1, n do
+        assert(a:send(tostring(i), 30))
+        assert(b:recv(30) == tostring(i), "reply " .. i)
+      end
+      assert(a:send(""))
+      local how, code = ipc.wait(pid)
+      assert(how == "exited" and code == 0, how .. " " .. tostring(code))
+      b:close(); a:close()
+    ]]
+
+    it("completes round trips with both processes on one CPU", function()
+      local file = helper.path(".lua")
+      local f = assert(io.open(file, "w"))
+      f:write(pingpong:format(3000))
+      f:close()
+      finally(function() os.remove(file) end)
+      local out, ok = helper.sh("taskset -c 0 env " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
+      assert.is_true(ok, out)
+    end)
+
+    it("completes round trips with the processes on any CPUs", function()
+      local ok, code, out = helper.run_lua(pingpong:format(20000))
+      assert.is_true(ok, ("exit %s: %s"):format(tostring(code), out))
+    end)
+
+    it("sleeps through a timeout instead of spinning it away", function()
+      local r <close> = assert(ipc.ring.create(256, { spin = "auto" }))
+      local t0 = os.clock()
+      for _ = 1, 5 do
+        local m, err = r:recv(0.02)
+        assert.is_nil(m)
+        assert.equal("timeout", err)
+      end
+      assert.is_true(os.clock() - t0 < 0.05)
+    end)
+
+    it("takes only \"auto\" as a string", function()
+      assert.has_error(function() ipc.ring.create(256, { spin = "fast" }) end,
+        "bad argument #2 to 'ring.create' (option 'spin': a number of polls or \"auto\" expected)")
+      assert.has_error(function() ipc.ring.open("/x", { spin = "" }) end)
+    end)
+  end)
+
   describe("open", function()
     it("refuses a segment that is not a ring", function()
       local name = helper.name()
