@@ -63,8 +63,17 @@ typedef struct lsem {
   lipc_placed *placed;    /* unnamed: its entry in the region's registry */
   int twaits;             /* waiters that tasks registered through this handle */
   pid_t twait_pid;        /* the process that registered them */
+  dev_t dev;              /* named, owned: the file glibc made for it */
+  ino_t ino;              /* (0: not known; then close unlinks by name) */
   char name[SEM_NAME_MAX + 1];
 } lsem;
+
+/* The file glibc keeps a named semaphore in: /dev/shm/sem.<name>. */
+static int sem_stat(const char *name, struct stat *st) {
+  char path[SEM_NAME_MAX + 16];
+  snprintf(path, sizeof path, "/dev/shm/sem.%s", name + 1);
+  return lstat(path, st);
+}
 
 /* Wake up to n sleepers on a shared futex word. */
 static void sem_futex_wake(void *word, int n) {
@@ -95,7 +104,11 @@ static int sem_release(lipc_handle *h, int remove_name) {
     s->placed = NULL;
   } else if (s->sem) {
     if (sem_close(s->sem) != 0) err = errno;
-    if (remove_name && sem_unlink(s->name) != 0 && errno != ENOENT && err == 0) err = errno;
+    /* the owner removes the name only while it still names this
+     * semaphore: not one made again under it after an unlink */
+    struct stat st;
+    int same = s->ino == 0 || (sem_stat(s->name, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino);
+    if (remove_name && same && sem_unlink(s->name) != 0 && errno != ENOENT && err == 0) err = errno;
   }
   s->sem = NULL;
   return err;
@@ -150,10 +163,20 @@ static int lsem_open(lua_State *L) {
   if (name) snprintf(s->name, sizeof s->name, "%s", name);
   else lipc_genname(s->name, sizeof s->name, "/", "");
   sem_t *p;
+  int tries = 0;
   for (;;) {
     if (create) {
       p = sem_open(s->name, O_CREAT | O_EXCL, mode, value);
-      if (p != SEM_FAILED) { s->h.owns = 1; break; }
+      if (p != SEM_FAILED) {
+        struct stat st;
+        s->h.owns = 1;
+        if (sem_stat(s->name, &st) == 0) { s->dev = st.st_dev; s->ino = st.st_ino; }
+        break;
+      }
+      if (errno == EEXIST && name == NULL && ++tries < 100) {  /* a leftover: another name */
+        lipc_genname(s->name, sizeof s->name, "/", "");
+        continue;
+      }
       if (errno != EEXIST || excl || name == NULL) return lipc_error(L, errno, "sem_open", s->name);
     }
     p = sem_open(s->name, 0);
