@@ -10,6 +10,10 @@
 -- * message transports (POSIX `lipc.mq`, System V `lipc.msg`, datagram and
 --   seqpacket sockets, `lipc.ring`): each value is one message.
 --
+-- With `batch` (an option, or `ch:batch(bytes)`), sends are coalesced: many
+-- values go out in one write, one ring/queue message or one sendmmsg, and
+-- the receiver hands them out one by one (doc/batching.md).
+--
 -- `ch:recv()` returns the value, or `nil, "closed"` at the end of the
 -- stream, so `local v, err = ch:recv()` tells an encoded `nil` (err is nil)
 -- from the end (err == "closed") and from a failure (nil, message, errno).
@@ -21,12 +25,18 @@
 
 return function(ipc)
   local sunpack = string.unpack
+  local sbyte = string.byte
+  local concat = table.concat
 
   local STREAM_KINDS = { pipe = true, fd = true }
   local MESSAGE_KINDS = { mq = true, msg = true, ring = true }
   local READ_CHUNK = 65536
   local DEFAULT_STREAM_MAX = 0x7fffffff      -- largest frame accepted from a stream
   local DEFAULT_DGRAM_MAX = 65536            -- default largest datagram/seqpacket value
+  local DEFAULT_BATCH = 65536                -- batch = true: flush at this many bytes
+  local DEFAULT_DELAY = 0.001                -- a send flushes values older than this (seconds)
+  local BATCH_TAG = 0xC1                     -- first byte of a message holding several frames
+  local RECVMANY = 64                        -- datagrams a batched receiver takes per call
 
   local E = ipc.errno
   local core_type = ipc.type
@@ -237,6 +247,34 @@ return function(ipc)
     return self.wr:send(bytes, timeout)
   end
 
+  -- The next value of a batch message (self.mb, frames from self.mpos on;
+  -- the first byte of the message is BATCH_TAG).
+  local function batch_next(self)
+    local buf, pos = self.mb, self.mpos
+    local len = #buf
+    if pos + 3 > len then
+      self.mb = nil
+      return malformed("batch message ends inside a frame header")
+    end
+    local n = sunpack(">I4", buf, pos)
+    local last = pos + 3 + n
+    if n == 0 or last > len then
+      self.mb = nil
+      return malformed("batch message ends inside a frame")
+    end
+    if last == len then self.mb = nil else self.mpos = last + 1 end
+    return decode(buf, pos + 4, last)
+  end
+
+  -- Bytes that did not decode: a batch message (split it), or malformed.
+  local function undecoded(self, data, derr)
+    if sbyte(data, 1) == BATCH_TAG and #data > 1 then
+      self.mb, self.mpos = data, 2
+      return batch_next(self)
+    end
+    return malformed(derr)
+  end
+
   -- What a message recv got: a value, the end of the stream or an error.
   local function got_message(self, data, err, code)
     if data == nil then
@@ -252,11 +290,12 @@ return function(ipc)
       return nil, ("channel recv: datagram longer than the limit %d"):format(self.maxsize), E.EMSGSIZE
     end
     local v, derr = raw_decode(data)
-    if v == nil and derr ~= nil then return malformed(derr) end
+    if v == nil and derr ~= nil then return undecoded(self, data, derr) end
     return v
   end
 
   local function message_recv(self, timeout)
+    if self.mb then return batch_next(self) end
     if self.eof then return nil, "closed" end
     local k, t = self.kind, self.rd
     if k == "lipc.mq" then return got_message(self, t:receive(timeout))
@@ -267,14 +306,155 @@ return function(ipc)
 
   -- The ring's fast path: one C call and the decoder.
   local function ring_recv(self, timeout)
+    if self.mb then return batch_next(self) end
     if self.eof then return nil, "closed" end
     local data, err, code = self.rd:recv(timeout)
     if data and data ~= "" then
       local v, derr = raw_decode(data)
-      if v == nil and derr ~= nil then return malformed(derr) end
+      if v == nil and derr ~= nil then return undecoded(self, data, derr) end
       return v
     end
     return got_message(self, data, err, code)
+  end
+
+  -- A batched datagram/seqpacket receiver: recvmany takes every datagram
+  -- that is ready (one recvmmsg), recv hands them out one by one.
+  local function dgram_recv_many(self, timeout)
+    if self.mb then return batch_next(self) end
+    local q, i = self.rq, self.rqi
+    if q then
+      local data = q[i]
+      if i >= #q then self.rq = nil else self.rqi = i + 1 end
+      return got_message(self, data)
+    end
+    if self.eof then return nil, "closed" end
+    local list, err, code = self.rd:recvmany(RECVMANY, self.maxsize + 1, timeout)
+    if not list then return got_message(self, nil, err, code) end
+    if #list > 1 then self.rq, self.rqi = list, 2 end
+    return got_message(self, list[1])
+  end
+
+  -- ---- batching: several values per write / message / sendmmsg ------------
+
+  -- Forget the buffered values (sent, or lost with the stream).
+  local function bclear(self)
+    self.bq = { [0] = self.bq[0] }
+    self.bn, self.bbytes = 0, 0
+  end
+
+  -- A stream: every buffered frame in one write.
+  local function flush_stream(self, timeout)
+    local n = self.bn
+    if self.broken then
+      bclear(self)
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
+    end
+    local s = n == 1 and self.bq[1] or concat(self.bq, "", 1, n)
+    local deadline = timeout and timeout > 0 and now() + timeout
+    local put, err, code = self.wr:write(s, timeout)
+    if put == #s then bclear(self); return true end
+    if not put then
+      if code ~= E.ETIMEDOUT then bclear(self) end   -- a timeout wrote nothing: the values wait
+      return nil, err, code
+    end
+    bclear(self)
+    return write_rest(self, s, put + 1, timeout, deadline)   -- a short write (timeout, signal)
+  end
+
+  -- A ring or queue: one message, the value alone or BATCH_TAG and the frames.
+  local function flush_message(self, timeout)
+    local n = self.bn
+    local s = n == 1 and self.bq[1]:sub(5) or concat(self.bq, "", 0, n)
+    local ok, err, code = raw_send(self, s, timeout)
+    if ok then bclear(self); return true end
+    if code ~= E.ETIMEDOUT then bclear(self) end       -- a timeout sent nothing: the values wait
+    return nil, err, code
+  end
+
+  -- A datagram or seqpacket socket: one datagram per value, one sendmmsg.
+  local function flush_dgram(self, timeout)
+    local n, q = self.bn, self.bq
+    local sent, err, code
+    if n == 1 then
+      sent, err, code = self.wr:send(q[1], timeout)
+      if sent then sent = 1 end
+    else
+      sent, err, code = self.wr:sendmany(q, timeout)
+    end
+    if sent == n then bclear(self); return true end
+    if not sent then
+      if code ~= E.ETIMEDOUT then bclear(self) end
+      return nil, err, code
+    end
+    local left = {}                  -- the first `sent` went out; the rest waits
+    for i = sent + 1, n do left[#left + 1] = q[i] end
+    local bytes = 0
+    for i = 1, #left do bytes = bytes + #left[i] end
+    self.bq, self.bn, self.bbytes = left, #left, bytes
+    return nil, err, code
+  end
+
+  -- Send what is buffered; true, or the flush's failure (a timeout keeps
+  -- the values buffered; any other failure drops them).
+  local function flush(self, timeout)
+    if self.bn == 0 then return true end
+    return self._flush(self, timeout)
+  end
+
+  -- The send of a batched channel: encode now (later changes to the value
+  -- do not matter), buffer, flush past `batch` bytes or `delay` seconds.
+  local function batched_send(self, v, timeout)
+    local item = encode(v, self.bframe)
+    local size = self.bframe and #item - 4 or #item
+    if size > (self.maxsize or msg_limit(self)) then
+      if self.framing == "stream" then
+        return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
+          E.EMSGSIZE
+      end
+      return too_big(self, size)
+    end
+    if self.broken then
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
+    end
+    local n, len = self.bn, #item
+    local cap = self.bcap
+    if n > 0 and cap and self.bbytes + len > cap then   -- the batch must stay one message
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then return nil, err, code end
+      n = 0
+    end
+    n = n + 1
+    self.bq[n] = item
+    self.bn = n
+    local bytes = self.bbytes + len
+    self.bbytes = bytes
+    self.sent = true
+    local t = now()
+    if n == 1 then self.bt0 = t end
+    if bytes >= self.batch or t - self.bt0 >= self.delay then
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then
+        if self.bq[n] == item and self.bn == n then   -- still buffered: this value was not sent
+          self.bq[n] = nil
+          self.bn = n - 1
+          self.bbytes = bytes - len
+        end
+        return nil, err, code
+      end
+    end
+    return true
+  end
+
+  -- The recv of a batched channel: flush first (a request goes out before
+  -- its response is awaited), with the same deadline.
+  local function batched_recv(self, timeout)
+    if self.bn > 0 then
+      local deadline = timeout and timeout > 0 and now() + timeout
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then return nil, err, code end
+      if deadline then timeout = math.max(0, deadline - now()) end
+    end
+    return self._recv1(self, timeout)
   end
 
   -- ---- the channel object -------------------------------------------------
@@ -308,6 +488,93 @@ return function(ipc)
     return f(self, timeout)
   end
 
+  --- Send the values a batched channel holds (see `batch`); true on a
+  -- channel without batching or with nothing held.
+  -- @tparam[opt] number timeout seconds (nil blocks)
+  -- @treturn boolean true, or nil, message, errno (a timeout keeps the
+  -- values for the next flush; any other failure drops them)
+  function Channel:flush(timeout)
+    if self.closed then closed_error() end
+    if timeout ~= nil then check_timeout(timeout, 1, "flush") end
+    if not self.bn then return true end
+    return flush(self, timeout)
+  end
+
+  --- The number of values sent but not yet flushed (0 without batching).
+  function Channel:pending()
+    if self.closed then closed_error() end
+    return self.bn or 0
+  end
+
+  -- Turn batching on (bytes > 0), change it, or off (false: flushes first).
+  local function set_batch(self, bytes, delay)
+    if not bytes then
+      if self.bn and self.bn > 0 then
+        local ok, err, code = flush(self)
+        if not ok then return nil, err, code end
+      end
+      if self._recv1 then self._recv = self._recv1 end
+      if self._send1 then self._send = self._send1 end
+      self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush, self.batch = nil, nil, nil, nil,
+        nil, nil, nil
+      self.bcap, self.bframe = nil, nil
+      return true
+    end
+    self.batch = bytes
+    self.delay = delay or self.delay or DEFAULT_DELAY
+    if self.bn then return true end          -- already batching: new limits only
+    self.bq, self.bn, self.bbytes, self.bt0 = {}, 0, 0, 0
+    local dgram = self.framing == "message" and self.kind == "lipc.socket"
+    if self.framing == "stream" then
+      self._flush, self.bframe = flush_stream, true
+    elseif dgram then
+      self._flush, self.bframe = flush_dgram, false
+    else
+      self._flush, self.bframe = flush_message, true
+      self.bq[0] = string.char(BATCH_TAG)
+    end
+    if self.wr and self._send then
+      self._send1 = self._send
+      self._send = batched_send
+      if self.framing == "message" and not dgram then self.bcap = msg_limit(self) - 1 end
+    end
+    if self.rd and self._recv then
+      self._recv1 = dgram and dgram_recv_many or self._recv
+      self._recv = batched_recv
+    end
+    return true
+  end
+
+  -- Check a batch size (true: the default) and a delay; bytes or false.
+  local function check_batch(bytes, delay, argn, fname, level)
+    if bytes == true then bytes = DEFAULT_BATCH
+    elseif bytes == 0 or bytes == nil then bytes = false
+    elseif bytes ~= false and (math.type(bytes) ~= "integer" or bytes < 0 or bytes > 0x7fffffff) then
+      error(("bad argument #%d to '%s' (batch: bytes 0..2^31-1, true or false expected, got %s)"):format(
+        argn, fname, tostring(bytes)), level + 1)
+    end
+    if delay ~= nil and (type(delay) ~= "number" or delay ~= delay or delay < 0) then
+      error(("bad argument #%d to '%s' (delay: seconds >= 0 expected, got %s)"):format(
+        argn, fname, tostring(delay)), level + 1)
+    end
+    return bytes, delay
+  end
+
+  --- Coalesce sends: values wait in the channel until `bytes` of them are
+  -- buffered, the oldest is `delay` seconds old at the next send (default
+  -- 0.001), or `flush`, `recv`, `finish` or `close` is called; then they go
+  -- out in one write (streams), one message (rings, queues) or one
+  -- sendmmsg (datagram and seqpacket sockets, whose receiver then takes up
+  -- to 64 ready datagrams per recvmmsg). `false` or 0 flushes and turns it off.
+  -- @tparam integer|boolean bytes batch size (true: 65536)
+  -- @tparam[opt] number delay seconds
+  -- @treturn boolean true (or the failure of the flush that turning off makes)
+  function Channel:batch(bytes, delay)
+    if self.closed then closed_error() end
+    bytes, delay = check_batch(bytes, delay, 1, "batch", 2)
+    return set_batch(self, bytes, delay)
+  end
+
   --- Iterate over received values until the end of the stream.
   -- Raises on a failure or timeout; stops at "closed". A nil value ends a
   -- generic `for` loop, so send sentinels other than nil through it.
@@ -331,6 +598,12 @@ return function(ipc)
     if self.closed then closed_error() end
     check_timeout(timeout, 1, "finish")
     if self.finished or not self.wr then return true end
+    if self.bn and self.bn > 0 then
+      local deadline = timeout and timeout > 0 and now() + timeout
+      local ok, err, code = flush(self, timeout)
+      if not ok then return nil, err, code end
+      if deadline then timeout = math.max(0, deadline - now()) end
+    end
     self.finished = true
     if self.framing == "stream" then
       if self.wr == self.rd then
@@ -351,6 +624,7 @@ return function(ipc)
 
   --- True when a complete value waits in the channel's own read buffer.
   function Channel:buffered()
+    if self.mb or self.rq then return true end   -- the rest of a batch message / of recvmany
     if self.framing ~= "stream" then return false end
     local avail = #self.buf - self.pos + 1
     return avail >= 4 and avail >= 4 + sunpack(">I4", self.buf, self.pos)
@@ -363,19 +637,25 @@ return function(ipc)
 
   --- Whether close() will send the end-of-stream marker (message transports).
   function Channel:owes_eof()
-    if self.closed or self.finished or self.framing ~= "message" or not self.wr then return false end
+    if self.closed or self.finished or not self.wr then return false end
+    if self.bn and self.bn > 0 then return true end   -- buffered values: finish flushes them
+    if self.framing ~= "message" then return false end
     local eof = self.eof_on_close
     if eof == nil then eof = self.sent end
     return eof and true or false
   end
 
-  --- Close the channel (idempotent). A message channel that sent a value
+  --- Close the channel (idempotent). Values a batched channel still holds
+  -- are flushed first (waiting at most `linger` seconds). A message channel that sent a value
   -- (or was made with `eof = true`) first sends the end-of-stream marker,
   -- waiting at most `linger` seconds (default 1) for room. The transports are closed when the channel owns them (the
   -- default; `own = false` leaves them open).
   -- @treturn boolean true
   function Channel:close()
     if self.closed then return true end
+    if self.bn and self.bn > 0 and not self.finished then
+      pcall(flush, self, self.linger)        -- buffered values go out first (at most linger seconds)
+    end
     if self:owes_eof() then
       self.finished = true
       pcall(raw_send, self, "", self.linger)
@@ -402,7 +682,8 @@ return function(ipc)
   end
 
   local OPTIONS = { read = true, write = true, own = true, maxsize = true, priority = true,
-                    send_type = true, recv_type = true, type = true, eof = true, linger = true }
+                    send_type = true, recv_type = true, type = true, eof = true, linger = true,
+                    batch = true, delay = true }
 
   -- Raise the option error of the options at argument argn of ipc.channel,
   -- level levels above the caller of opterror.
@@ -483,6 +764,8 @@ return function(ipc)
     end
     if wr == nil then self._send = nil end
     if rd == nil then self._recv = nil end
+    local bytes, delay = check_batch(opts.batch, opts.delay, argn, "channel", 3)
+    if bytes then set_batch(self, bytes, delay) end
     return self
   end
 
@@ -494,7 +777,9 @@ return function(ipc)
   -- encoded value, bytes), `priority` (mq send priority), `type`, `send_type`,
   -- `recv_type` (SysV message types; default send 1, receive any), `eof`
   -- (send the end-of-stream marker on close: default when something was sent),
-  -- `linger` (seconds close waits to send that marker; default 1).
+  -- `linger` (seconds close waits to send that marker; default 1),
+  -- `batch` (coalesce sends: bytes, or true for 65536; see `Channel:batch`),
+  -- `delay` (seconds a batched value may wait for more; default 0.001).
   -- A lone pipe end is read-only or write-only as its direction says.
   -- @function ipc.channel
   local function channel(_, a, b, c)
@@ -553,23 +838,25 @@ return function(ipc)
     end
     opts = opts or {}
     kind = kind or "pipe"   -- the fastest byte stream between two processes
+    local bytes, delay = check_batch(opts.batch, opts.delay, 2, "pair", 2)
+    local co = bytes and { batch = bytes, delay = delay } or nil   -- both channels' options
     if kind == "stream" or kind == "socketpair" or kind == "dgram" or kind == "seqpacket" then
       local a, b, code = ipc.socketpair(kind == "socketpair" and "stream" or kind)
       if not a then return nil, b, code end
-      return new(a, a), new(b, b)
+      return new(a, a, co), new(b, b, co)
     elseif kind == "pipe" then
       local r1, w1, c1 = ipc.pipe()
       if not r1 then return nil, w1, c1 end
       local r2, w2, c2 = ipc.pipe()
       if not r2 then r1:close(); w1:close(); return nil, w2, c2 end
-      return new(r1, w2), new(r2, w1)
+      return new(r1, w2, co), new(r2, w1, co)
     elseif kind == "ring" then
       local size = opts.size or 65536
       local r1, e1, c1 = ipc.ring.create(size)
       if not r1 then return nil, e1, c1 end
       local r2, e2, c2 = ipc.ring.create(size)
       if not r2 then r1:close(); return nil, e2, c2 end
-      return shared(new(r2, r1), new(r1, r2))
+      return shared(new(r2, r1, co), new(r1, r2, co))
     elseif kind == "mq" then
       local qs = {}
       for i = 1, 2 do
@@ -588,11 +875,12 @@ return function(ipc)
         q:unlink()              -- nothing left behind: the descriptors stay valid
         qs[i] = q
       end
-      return shared(new(qs[2], qs[1]), new(qs[1], qs[2]))
+      return shared(new(qs[2], qs[1], co), new(qs[1], qs[2], co))
     elseif kind == "msg" then
       local m, err, code = ipc.msg.get(ipc.IPC_PRIVATE, { create = true })
       if not m then return nil, err, code end
-      return shared(new(m, m, { send_type = 1, recv_type = 2 }), new(m, m, { send_type = 2, recv_type = 1 }))
+      return shared(new(m, m, { send_type = 1, recv_type = 2, batch = bytes, delay = delay }),
+        new(m, m, { send_type = 2, recv_type = 1, batch = bytes, delay = delay }))
     end
     error(("bad argument #1 to 'pair' (unknown kind '%s')"):format(kind), 2)
   end
