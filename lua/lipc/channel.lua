@@ -26,7 +26,6 @@
 return function(ipc)
   local sunpack = string.unpack
   local sbyte = string.byte
-  local concat = table.concat
 
   local STREAM_KINDS = { pipe = true, fd = true }
   local MESSAGE_KINDS = { mq = true, msg = true, ring = true }
@@ -37,6 +36,7 @@ return function(ipc)
   local DEFAULT_DELAY = 0.001                -- a send flushes values older than this (seconds)
   local BATCH_TAG = 0xC1                     -- first byte of a message holding several frames
   local RECVMANY = 64                        -- datagrams a batched receiver takes per call
+  local DECODE_AHEAD = 32                    -- frames of a stream decoded per call (fewer live tables)
 
   local E = ipc.errno
   local core_type = ipc.type
@@ -63,6 +63,7 @@ return function(ipc)
 
   local encode = ipc.encode
   local raw_decode = ipc.decode
+  local decodeframes = ipc.decodeframes
 
   local function malformed(err)
     return nil, "channel: malformed value (" .. tostring(err) .. ")", E.EBADMSG
@@ -126,25 +127,33 @@ return function(ipc)
   end
 
   -- Read frames until one is complete (buf, pos: what is buffered; deadline
-  -- when the wait already started).
+  -- when the wait already started).  Every complete frame buffered is
+  -- decoded at once (ipc.decodeframes); the values after the first wait in
+  -- self.q (self.qi next, self.qn last) for the next recv calls.
   local function stream_recv_more(self, timeout, buf, pos, deadline)
     while true do
       local avail = #buf - pos + 1
       local need = 4
       if avail >= 4 then
-        local n = sunpack(">I4", buf, pos)
-        if n > self.maxsize then
+        local t, n, nxt, err, size = decodeframes(buf, pos, self.maxsize, DECODE_AHEAD)
+        if n > 0 then
+          if nxt > #buf then self.buf, self.pos = "", 1 else self.buf, self.pos = buf, nxt end
+          if n > 1 then self.q, self.qi, self.qn = t, 2, n end
+          return t[1]
+        end
+        if size then
           self.eof = true
           self.buf, self.pos = "", 1
-          return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(n, self.maxsize),
+          return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(size, self.maxsize),
             E.EMSGSIZE
         end
-        need = 4 + n
-        if avail >= need then
-          local last = pos + need - 1
+        local len = sunpack(">I4", buf, pos)
+        if err then                      -- a malformed frame: skip it
+          local last = pos + 3 + len
           if last == #buf then self.buf, self.pos = "", 1 else self.buf, self.pos = buf, last + 1 end
-          return decode(buf, pos + 4, last)
+          return malformed(err)
         end
+        need = 4 + len
       end
       local t = timeout
       if timeout and timeout > 0 then
@@ -178,6 +187,12 @@ return function(ipc)
   -- exactly one frame) decodes straight from the string read, without copying
   -- the frame out or touching the channel's buffer.
   local function stream_recv(self, timeout)
+    local q = self.q
+    if q then                            -- decoded ahead
+      local i = self.qi
+      if i >= self.qn then self.q = nil else self.qi = i + 1 end
+      return q[i]
+    end
     if self.eof then return nil, "closed" end
     local buf, pos = self.buf, self.pos
     if pos <= #buf then return stream_recv_more(self, timeout, buf, pos, nil) end
@@ -335,39 +350,44 @@ return function(ipc)
   end
 
   -- ---- batching: several values per write / message / sendmmsg ------------
+  --
+  -- Streams and message transports keep the encoded frames in a C frame
+  -- buffer (ipc.framebuf: no Lua string per value); datagram sockets keep
+  -- a list of encodings for sendmmsg.
 
-  -- Forget the buffered values (sent, or lost with the stream).
-  local function bclear(self)
-    self.bq = { [0] = self.bq[0] }
-    self.bn, self.bbytes = 0, 0
+  -- Values held, not yet sent.
+  local function held(self)
+    local fb = self.fb
+    if fb then return fb:count() end
+    return self.bn
   end
 
   -- A stream: every buffered frame in one write.
   local function flush_stream(self, timeout)
-    local n = self.bn
+    local fb = self.fb
     if self.broken then
-      bclear(self)
+      fb:clear()
       return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
     end
-    local s = n == 1 and self.bq[1] or concat(self.bq, "", 1, n)
+    local s = fb:bytes()
     local deadline = timeout and timeout > 0 and now() + timeout
     local put, err, code = self.wr:write(s, timeout)
-    if put == #s then bclear(self); return true end
+    if put == #s then fb:clear(); return true end
     if not put then
-      if code ~= E.ETIMEDOUT then bclear(self) end   -- a timeout wrote nothing: the values wait
+      if code ~= E.ETIMEDOUT then fb:clear() end   -- a timeout wrote nothing: the values wait
       return nil, err, code
     end
-    bclear(self)
+    fb:clear()
     return write_rest(self, s, put + 1, timeout, deadline)   -- a short write (timeout, signal)
   end
 
   -- A ring or queue: one message, the value alone or BATCH_TAG and the frames.
   local function flush_message(self, timeout)
-    local n = self.bn
-    local s = n == 1 and self.bq[1]:sub(5) or concat(self.bq, "", 0, n)
+    local fb = self.fb
+    local s = fb:bytes(fb:count() == 1 and 6 or 1)   -- one value: skip the tag and its length
     local ok, err, code = raw_send(self, s, timeout)
-    if ok then bclear(self); return true end
-    if code ~= E.ETIMEDOUT then bclear(self) end       -- a timeout sent nothing: the values wait
+    if ok then fb:clear(); return true end
+    if code ~= E.ETIMEDOUT then fb:clear() end       -- a timeout sent nothing: the values wait
     return nil, err, code
   end
 
@@ -381,60 +401,80 @@ return function(ipc)
     else
       sent, err, code = self.wr:sendmany(q, timeout)
     end
-    if sent == n then bclear(self); return true end
+    if sent == n then self.bq, self.bn, self.bbytes = {}, 0, 0; return true end
     if not sent then
-      if code ~= E.ETIMEDOUT then bclear(self) end
+      if code ~= E.ETIMEDOUT then self.bq, self.bn, self.bbytes = {}, 0, 0 end
       return nil, err, code
     end
-    local left = {}                  -- the first `sent` went out; the rest waits
-    for i = sent + 1, n do left[#left + 1] = q[i] end
-    local bytes = 0
-    for i = 1, #left do bytes = bytes + #left[i] end
+    local left, bytes = {}, 0          -- the first `sent` went out; the rest waits
+    for i = sent + 1, n do left[#left + 1] = q[i]; bytes = bytes + #q[i] end
     self.bq, self.bn, self.bbytes = left, #left, bytes
     return nil, err, code
   end
 
-  -- Send what is buffered; true, or the flush's failure (a timeout keeps
-  -- the values buffered; any other failure drops them).
+  -- Send what is held; true, or the flush's failure (a timeout that sent
+  -- nothing keeps the values; any other failure drops them).
   local function flush(self, timeout)
-    if self.bn == 0 then return true end
+    if held(self) == 0 then return true end
     return self._flush(self, timeout)
   end
 
-  -- The send of a batched channel: encode now (later changes to the value
-  -- do not matter), buffer, flush past `batch` bytes or `delay` seconds.
-  local function batched_send(self, v, timeout)
-    local item = encode(v, self.bframe)
-    local size = self.bframe and #item - 4 or #item
-    if size > (self.maxsize or msg_limit(self)) then
-      if self.framing == "stream" then
-        return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
-          E.EMSGSIZE
-      end
-      return too_big(self, size)
+  -- The failure of a value too big for the channel.
+  local function oversize(self, size)
+    if self.framing == "stream" then
+      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
+        E.EMSGSIZE
     end
+    return too_big(self, size)
+  end
+
+  -- The send of a batched stream or message channel: encode now into the
+  -- frame buffer (later changes to the value do not matter), flush past
+  -- `batch` bytes or `delay` seconds.
+  local function fb_send(self, v, timeout)
+    if timeout ~= nil then check_timeout(timeout, 2, "send") end   -- also the instance's ch:send
     if self.broken then
       return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
     end
-    local n, len = self.bn, #item
+    local fb = self.fb
+    local bytes, prev, due = fb:put(v, self.maxsize or msg_limit(self), self.batch, self.delay)
+    if not bytes then return oversize(self, prev) end
+    self.dirty, self.sent = true, true
     local cap = self.bcap
-    if n > 0 and cap and self.bbytes + len > cap then   -- the batch must stay one message
+    if cap and bytes > cap and prev > 0 then   -- a message holds the batch: send the others first
+      fb:unput(prev)
       local ok, err, code = self._flush(self, timeout)
       if not ok then return nil, err, code end
-      n = 0
+      prev, due = select(2, fb:put(v, nil, self.batch, self.delay))
     end
-    n = n + 1
+    if due then
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then
+        if code == E.ETIMEDOUT then fb:unput(prev) end   -- this value was not sent (if still held)
+        return nil, err, code
+      end
+    end
+    return true
+  end
+
+  -- The send of a batched datagram channel: a list of encodings.
+  local function dgram_send(self, v, timeout)
+    local item = encode(v)
+    local len = #item
+    if len > self.maxsize then return too_big(self, len) end
+    local n = self.bn + 1
     self.bq[n] = item
     self.bn = n
+    self.dirty = true
     local bytes = self.bbytes + len
     self.bbytes = bytes
     self.sent = true
     local t = now()
     if n == 1 then self.bt0 = t end
     if bytes >= self.batch or t - self.bt0 >= self.delay then
-      local ok, err, code = self._flush(self, timeout)
+      local ok, err, code = flush_dgram(self, timeout)
       if not ok then
-        if self.bq[n] == item and self.bn == n then   -- still buffered: this value was not sent
+        if self.bq[n] == item and self.bn == n then   -- still held: this value was not sent
           self.bq[n] = nil
           self.bn = n - 1
           self.bbytes = bytes - len
@@ -445,13 +485,28 @@ return function(ipc)
     return true
   end
 
+  -- ch:recv of a batched channel (an instance field, one call less than
+  -- Channel.recv): values decoded ahead first, then batched_recv.
+  local batched_recv
+  local function recv_method(self, timeout)
+    if timeout ~= nil then check_timeout(timeout, 1, "recv") end
+    local q = self.q
+    if q and not self.dirty then
+      local i = self.qi
+      if i >= self.qn then self.q = nil else self.qi = i + 1 end
+      return q[i]
+    end
+    return batched_recv(self, timeout)
+  end
+
   -- The recv of a batched channel: flush first (a request goes out before
   -- its response is awaited), with the same deadline.
-  local function batched_recv(self, timeout)
-    if self.bn > 0 then
+  function batched_recv(self, timeout)
+    if self.dirty then
       local deadline = timeout and timeout > 0 and now() + timeout
-      local ok, err, code = self._flush(self, timeout)
+      local ok, err, code = flush(self, timeout)
       if not ok then return nil, err, code end
+      self.dirty = false
       if deadline then timeout = math.max(0, deadline - now()) end
     end
     return self._recv1(self, timeout)
@@ -496,51 +551,55 @@ return function(ipc)
   function Channel:flush(timeout)
     if self.closed then closed_error() end
     if timeout ~= nil then check_timeout(timeout, 1, "flush") end
-    if not self.bn then return true end
+    if not self._flush or not self.wr then return true end
     return flush(self, timeout)
   end
 
   --- The number of values sent but not yet flushed (0 without batching).
   function Channel:pending()
     if self.closed then closed_error() end
-    return self.bn or 0
+    if not self._flush then return 0 end
+    return held(self)
   end
 
   -- Turn batching on (bytes > 0), change it, or off (false: flushes first).
   local function set_batch(self, bytes, delay)
     if not bytes then
-      if self.bn and self.bn > 0 then
+      if self.batch and self.wr and held(self) > 0 then
         local ok, err, code = flush(self)
         if not ok then return nil, err, code end
       end
       if self._recv1 then self._recv = self._recv1 end
       if self._send1 then self._send = self._send1 end
-      self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush, self.batch = nil, nil, nil, nil,
-        nil, nil, nil
-      self.bcap, self.bframe = nil, nil
+      self.send, self.recv = nil, nil             -- the class's methods again
+      self.fb, self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush = nil, nil, nil, nil, nil, nil,
+        nil
+      self.batch, self.bcap = nil, nil
       return true
     end
     self.batch = bytes
     self.delay = delay or self.delay or DEFAULT_DELAY
-    if self.bn then return true end          -- already batching: new limits only
-    self.bq, self.bn, self.bbytes, self.bt0 = {}, 0, 0, 0
+    if self._flush then return true end      -- already batching: new limits only
+    self.bt0 = 0
     local dgram = self.framing == "message" and self.kind == "lipc.socket"
+    local send
     if self.framing == "stream" then
-      self._flush, self.bframe = flush_stream, true
+      self._flush, self.fb, send = flush_stream, ipc.framebuf(), fb_send
     elseif dgram then
-      self._flush, self.bframe = flush_dgram, false
+      self._flush, self.bq, self.bn, self.bbytes, send = flush_dgram, {}, 0, 0, dgram_send
     else
-      self._flush, self.bframe = flush_message, true
-      self.bq[0] = string.char(BATCH_TAG)
+      self._flush, self.fb, send = flush_message, ipc.framebuf(string.char(BATCH_TAG)), fb_send
     end
     if self.wr and self._send then
       self._send1 = self._send
-      self._send = batched_send
-      if self.framing == "message" and not dgram then self.bcap = msg_limit(self) - 1 end
+      self._send = send
+      if send == fb_send then self.send = fb_send end   -- ch:send straight to it
+      if self.framing == "message" and not dgram then self.bcap = msg_limit(self) end
     end
     if self.rd and self._recv then
       self._recv1 = dgram and dgram_recv_many or self._recv
       self._recv = batched_recv
+      self.recv = recv_method
     end
     return true
   end
@@ -598,7 +657,7 @@ return function(ipc)
     if self.closed then closed_error() end
     check_timeout(timeout, 1, "finish")
     if self.finished or not self.wr then return true end
-    if self.bn and self.bn > 0 then
+    if self._flush and held(self) > 0 then
       local deadline = timeout and timeout > 0 and now() + timeout
       local ok, err, code = flush(self, timeout)
       if not ok then return nil, err, code end
@@ -624,7 +683,7 @@ return function(ipc)
 
   --- True when a complete value waits in the channel's own read buffer.
   function Channel:buffered()
-    if self.mb or self.rq then return true end   -- the rest of a batch message / of recvmany
+    if self.mb or self.rq or self.q then return true end   -- values held from one read / message
     if self.framing ~= "stream" then return false end
     local avail = #self.buf - self.pos + 1
     return avail >= 4 and avail >= 4 + sunpack(">I4", self.buf, self.pos)
@@ -638,7 +697,7 @@ return function(ipc)
   --- Whether close() will send the end-of-stream marker (message transports).
   function Channel:owes_eof()
     if self.closed or self.finished or not self.wr then return false end
-    if self.bn and self.bn > 0 then return true end   -- buffered values: finish flushes them
+    if self._flush and held(self) > 0 then return true end   -- held values: finish flushes them
     if self.framing ~= "message" then return false end
     local eof = self.eof_on_close
     if eof == nil then eof = self.sent end
@@ -653,7 +712,7 @@ return function(ipc)
   -- @treturn boolean true
   function Channel:close()
     if self.closed then return true end
-    if self.bn and self.bn > 0 and not self.finished then
+    if self._flush and self.wr and not self.finished and held(self) > 0 then
       pcall(flush, self, self.linger)        -- buffered values go out first (at most linger seconds)
     end
     if self:owes_eof() then
@@ -662,6 +721,7 @@ return function(ipc)
     end
     self.closed = true
     self._send, self._recv = nil, nil
+    self.send, self.recv = nil, nil       -- a batched channel's own: the class's raise now
     local group = self.group
     if group then
       group.n = group.n - 1           -- a pair sharing its transports: the last close closes them
