@@ -505,11 +505,8 @@ static int lfb_put(lua_State *L) {
   }
   b->len = len;
   int due = (lua_Integer)len >= batch;
-  if (delay < HUGE_VAL) {         /* only a caller that asks pays for the clock */
-    double t = mono_now();
-    if (f->count == 0) f->first = t;
-    else if (t - f->first >= delay) due = 1;
-  }
+  if (f->count == 0) f->first = mono_now();      /* one clock read per batch... */
+  else if (delay < HUGE_VAL && !due && mono_now() - f->first >= delay) due = 1;   /* ...and per put that asks */
   f->count++;
   lua_pushinteger(L, (lua_Integer)len);
   lua_pushinteger(L, (lua_Integer)before);

@@ -437,7 +437,7 @@ return function(ipc)
       return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
     end
     local fb = self.fb
-    local bytes, prev, due = fb:put(v, self.maxsize or msg_limit(self), self.batch, self.delay)
+    local bytes, prev, due = fb:put(v, self.maxsize or msg_limit(self), self.bsize, self.delay)
     if not bytes then return oversize(self, prev) end
     self.dirty, self.sent = true, true
     local cap = self.bcap
@@ -445,7 +445,7 @@ return function(ipc)
       fb:unput(prev)
       local ok, err, code = self._flush(self, timeout)
       if not ok then return nil, err, code end
-      prev, due = select(2, fb:put(v, nil, self.batch, self.delay))
+      prev, due = select(2, fb:put(v, nil, self.bsize, self.delay))
     end
     if due then
       local ok, err, code = self._flush(self, timeout)
@@ -471,7 +471,7 @@ return function(ipc)
     self.sent = true
     local t = now()
     if n == 1 then self.bt0 = t end
-    if bytes >= self.batch or t - self.bt0 >= self.delay then
+    if bytes >= self.bsize or t - self.bt0 >= self.delay then
       local ok, err, code = flush_dgram(self, timeout)
       if not ok then
         if self.bq[n] == item and self.bn == n then   -- still held: this value was not sent
@@ -565,7 +565,7 @@ return function(ipc)
   -- Turn batching on (bytes > 0), change it, or off (false: flushes first).
   local function set_batch(self, bytes, delay)
     if not bytes then
-      if self.batch and self.wr and held(self) > 0 then
+      if self.bsize and self.wr and held(self) > 0 then
         local ok, err, code = flush(self)
         if not ok then return nil, err, code end
       end
@@ -574,10 +574,10 @@ return function(ipc)
       self.send, self.recv = nil, nil             -- the class's methods again
       self.fb, self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush = nil, nil, nil, nil, nil, nil,
         nil
-      self.batch, self.bcap = nil, nil
+      self.bsize, self.bcap = nil, nil
       return true
     end
-    self.batch = bytes
+    self.bsize = bytes
     self.delay = delay or self.delay or DEFAULT_DELAY
     if self._flush then return true end      -- already batching: new limits only
     self.bt0 = 0
