@@ -64,6 +64,7 @@ return function(ipc)
   local encode = ipc.encode
   local raw_decode = ipc.decode
   local decodeframes = ipc.decodeframes
+  ipc._methods.framebuf = getmetatable(ipc.framebuf()).__index   -- beside the other classes' methods
 
   local function malformed(err)
     return nil, "channel: malformed value (" .. tostring(err) .. ")", E.EBADMSG
