@@ -41,6 +41,18 @@ ipc.errno = {}
 ---@see api.md
 ipc._methods = {}
 
+---For lua/lipc/pool.lua: a worker's loop, out[j] = fn(items[j]) for j = first..n, marking j in region at offset.
+---@param fn function
+---@param items table
+---@param out table
+---@param first integer
+---@param n integer
+---@param region lipc.region
+---@param offset integer
+---@return integer next
+---@see proc.md
+function ipc._pool_run(fn, items, out, first, n, region, offset) end
+
 -- ---- processes -----------------------------------------------------------------
 
 ---Fork: 0 in the child, the child's pid in the parent (stdio flushed first).
