@@ -11,7 +11,8 @@
 -- `multiprocessing.Pool.map` chooses by default.
 --
 -- A worker marks the item it is running in a shared anonymous mapping (one
--- 8-byte slot per worker). When a worker dies, that item gets the error
+-- 8-byte slot per worker; the loop over a batch is C, ipc._pool_run, so the
+-- mark is a plain store, not a call per item). When a worker dies, that item gets the error
 -- `"worker died: signaled 9"` (or `"exited 3"`), the other items of its
 -- batches are run again by the other workers, and a new worker takes its
 -- place.
