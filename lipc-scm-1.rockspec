@@ -28,7 +28,7 @@ build = {
     ["lipc.core"] = {
       sources = {
         "csrc/codec.c", "csrc/core.c", "csrc/eventfd.c", "csrc/init.c", "csrc/mq.c",
-        "csrc/msg.c", "csrc/pipe.c", "csrc/poll.c", "csrc/proc.c", "csrc/ring.c",
+        "csrc/msg.c", "csrc/pipe.c", "csrc/poll.c", "csrc/pool.c", "csrc/proc.c", "csrc/ring.c",
         "csrc/sem.c", "csrc/shm.c", "csrc/signal.c", "csrc/socket.c", "csrc/sync.c",
         "csrc/system.c", "csrc/task.c", "csrc/timer.c", "csrc/fd.c", "csrc/stream.c",
         "csrc/waiter.c",

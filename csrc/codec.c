@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CODEC_MAGIC 0xB1          /* 0xB_: lipc codec, _1: version 1 */
 #define CODEC_MAXDEPTH 200        /* nesting limit of tables */
@@ -368,6 +369,47 @@ static NOINLINE void enc_table(enc *e, int abs) {
   e->depth--;
 }
 
+/* Encode the value at absolute index abs (the top of the stack) into b
+ * after its first b->len bytes: the 4-byte big-endian length first when
+ * frame.  Returns the new length; b->len is left for the caller to commit,
+ * so a raised error leaves b as it was (its bytes past b->len are junk). */
+static size_t enc_run(lua_State *L, cbuf *b, int abs, int frame) {
+  enc st;   /* ~4 KiB of C stack; nothing in it needs freeing */
+  enc *e = &st;
+  e->L = L;
+  e->b = b;
+  e->depth = 0;
+  e->w = b->p ? b->p + b->len : NULL;
+  e->lim = b->p ? b->p + b->cap : NULL;
+  size_t start = b->len;
+  ENC_ROOM(e, 16);
+  if (frame) e->w += 4;
+  *e->w++ = (char)CODEC_MAGIC;
+  enc_top(e, abs);
+  size_t len = (size_t)(e->w - b->p);
+  if (frame) {
+    size_t body = len - start - 4;
+    if (body > 0xFFFFFFFFu) return (size_t)luaL_error(L, "ipc.encode: value of %I bytes too large for a frame",
+                                                      (lua_Integer)body);
+    unsigned char *p = (unsigned char *)b->p + start;
+    p[0] = (unsigned char)(body >> 24);
+    p[1] = (unsigned char)(body >> 16);
+    p[2] = (unsigned char)(body >> 8);
+    p[3] = (unsigned char)body;
+  }
+  return len;
+}
+
+/* Free a buffer that grew past CBUF_KEEP (after its bytes were taken). */
+static void cbuf_trim(cbuf *b) {
+  b->len = 0;
+  if (b->cap > CBUF_KEEP) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
+}
+
 /* ipc.encode(value [, frame]) -> string; frame = true prefixes the 4-byte big-endian length. */
 static int lcodec_encode(lua_State *L) {
   int top = lua_gettop(L), frame = 0;
@@ -380,35 +422,157 @@ static int lcodec_encode(lua_State *L) {
     lua_settop(L, 1);
   }
   cbuf *b = lua_touserdata(L, lua_upvalueindex(1));
-  enc st;   /* ~4 KiB of C stack; nothing in it needs freeing */
-  enc *e = &st;
-  e->L = L;
-  e->b = b;
-  e->depth = 0;
-  e->w = b->p;
-  e->lim = b->p ? b->p + b->cap : NULL;
-  ENC_ROOM(e, 16);
-  if (frame) e->w += 4;
-  *e->w++ = (char)CODEC_MAGIC;
-  enc_top(e, 1);
-  size_t len = (size_t)(e->w - b->p);
-  if (frame) {
-    size_t body = len - 4;
-    if (body > 0xFFFFFFFFu) return luaL_error(L, "ipc.encode: value of %I bytes too large for a frame",
-                                              (lua_Integer)body);
-    unsigned char *p = (unsigned char *)b->p;
-    p[0] = (unsigned char)(body >> 24);
-    p[1] = (unsigned char)(body >> 16);
-    p[2] = (unsigned char)(body >> 8);
-    p[3] = (unsigned char)body;
-  }
   b->len = 0;
+  size_t len = enc_run(L, b, 1, frame);
   lua_pushlstring(L, b->p, len);
-  if (b->cap > CBUF_KEEP) {
-    free(b->p);
-    b->p = NULL;
-    b->cap = 0;
+  cbuf_trim(b);
+  return 1;
+}
+
+/* ---- frame buffers: many encoded values, one string ------------------- */
+
+#define FRAMEBUF "lipc.framebuf"
+
+/* A frame buffer: frames (4-byte length + encoding) after an optional
+ * head written before the first one. */
+typedef struct framebuf {
+  cbuf b;
+  lua_Integer count;       /* frames buffered */
+  double first;            /* CLOCK_MONOTONIC seconds of the first put of the batch */
+  size_t headlen;
+  char head[8];
+} framebuf;
+
+static framebuf *checkfb(lua_State *L) {
+  return luaL_checkudata(L, 1, FRAMEBUF);
+}
+
+/* ipc.framebuf([head]) -> a frame buffer; head (at most 8 bytes) starts
+ * every batch. */
+static int lcodec_framebuf(lua_State *L) {
+  size_t hl = 0;
+  const char *h = luaL_optlstring(L, 1, "", &hl);
+  luaL_argcheck(L, hl <= 8, 1, "head of at most 8 bytes expected");
+  framebuf *f = lua_newuserdatauv(L, sizeof *f, 0);
+  memset(f, 0, sizeof *f);
+  memcpy(f->head, h, hl);
+  f->headlen = hl;
+  luaL_setmetatable(L, FRAMEBUF);
+  return 1;
+}
+
+/* Monotonic seconds. */
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* fb:put(value [, limit [, batch [, delay]]]) -> bytes buffered, the
+ * bytes before, and due: true when the buffer holds batch bytes or more,
+ * or its first frame was put delay seconds ago or more.  nil, size when
+ * the encoding is longer than limit bytes (then nothing is added). */
+static int lfb_put(lua_State *L) {
+  framebuf *f = checkfb(L);
+  luaL_checkany(L, 2);
+  lua_Integer limit = luaL_optinteger(L, 3, (lua_Integer)0xFFFFFFFFu);
+  luaL_argcheck(L, limit >= 0, 3, "limit must be >= 0");
+  lua_Integer batch = luaL_optinteger(L, 4, LUA_MAXINTEGER);
+  double delay = luaL_optnumber(L, 5, HUGE_VAL);
+  lua_settop(L, 2);
+  cbuf *b = &f->b;
+  size_t before = f->count ? b->len : 0;
+  if (f->count == 0) {             /* a fresh batch: the head first */
+    b->len = 0;
+    if (f->headlen > 0) {
+      if (b->cap < 256) {
+        char *p = realloc(b->p, 256);
+        if (p == NULL) return luaL_error(L, "ipc.framebuf: not enough memory");
+        b->p = p;
+        b->cap = 256;
+      }
+      memcpy(b->p, f->head, f->headlen);
+      b->len = f->headlen;
+    }
   }
+  size_t len = enc_run(L, b, 2, 1);
+  size_t size = len - b->len - 4;
+  if ((lua_Integer)size > limit) {
+    if (f->count == 0) b->len = 0;
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)size);
+    return 2;
+  }
+  b->len = len;
+  int due = (lua_Integer)len >= batch;
+  if (f->count == 0) f->first = mono_now();      /* one clock read per batch... */
+  else if (delay < HUGE_VAL && !due && mono_now() - f->first >= delay) due = 1;   /* ...and per put that asks */
+  f->count++;
+  lua_pushinteger(L, (lua_Integer)len);
+  lua_pushinteger(L, (lua_Integer)before);
+  lua_pushboolean(L, due);
+  return 3;
+}
+
+/* Push bytes i.. of the buffer (argument 2, default 1). */
+static void fb_push(lua_State *L, framebuf *f) {
+  lua_Integer i = luaL_optinteger(L, 2, 1);
+  cbuf *b = &f->b;
+  size_t len = f->count ? b->len : 0;
+  luaL_argcheck(L, i >= 1 && (size_t)i <= len + 1, 2, "position out of range");
+  lua_pushlstring(L, len ? b->p + i - 1 : "", len - (size_t)(i - 1));
+}
+
+/* fb:bytes([i]) -> bytes i.. of the buffer (default 1: all of it). */
+static int lfb_bytes(lua_State *L) {
+  fb_push(L, checkfb(L));
+  return 1;
+}
+
+/* fb:take([i]) -> as fb:bytes, and empties the buffer. */
+static int lfb_take(lua_State *L) {
+  framebuf *f = checkfb(L);
+  fb_push(L, f);
+  f->count = 0;
+  cbuf_trim(&f->b);
+  return 1;
+}
+
+/* fb:unput(len): undo the last put, given the length before it (what
+ * fb:len() said); nothing when the buffer is empty. */
+static int lfb_unput(lua_State *L) {
+  framebuf *f = checkfb(L);
+  lua_Integer len = luaL_checkinteger(L, 2);
+  if (f->count == 0) return 0;
+  luaL_argcheck(L, len >= 0 && (size_t)len < f->b.len, 2, "length out of range");
+  f->count--;
+  f->b.len = f->count ? (size_t)len : 0;
+  return 0;
+}
+
+/* fb:len() -> bytes buffered (the head included), fb:count() -> frames. */
+static int lfb_len(lua_State *L) {
+  framebuf *f = checkfb(L);
+  lua_pushinteger(L, f->count ? (lua_Integer)f->b.len : 0);
+  return 1;
+}
+
+static int lfb_count(lua_State *L) {
+  lua_pushinteger(L, checkfb(L)->count);
+  return 1;
+}
+
+/* fb:clear(): forget what is buffered. */
+static int lfb_clear(lua_State *L) {
+  framebuf *f = checkfb(L);
+  f->count = 0;
+  cbuf_trim(&f->b);
+  return 0;
+}
+
+static int lfb_tostring(lua_State *L) {
+  framebuf *f = checkfb(L);
+  lua_pushfstring(L, FRAMEBUF "(%I frames, %I bytes)", f->count, (lua_Integer)(f->count ? f->b.len : 0));
   return 1;
 }
 
@@ -569,6 +733,22 @@ static NOINLINE int dec_table(dec *d) {
   return 0;
 }
 
+/* Decode the encoding s[0..len) and push its value; NULL, or the error
+ * (nothing reliable pushed) with *at its byte offset. */
+static const char *dec_one(lua_State *L, const char *s, size_t len, size_t *at) {
+  dec d = { L, (const unsigned char *)s, (const unsigned char *)s + len, len, NULL, 0 };
+  if (len == 0) d.err = "empty input";
+  else if ((unsigned char)s[0] != CODEC_MAGIC)
+    d.err = ((unsigned char)s[0] & 0xF0) == (CODEC_MAGIC & 0xF0) ? "unsupported codec version"
+                                                                   : "not lipc-encoded data (bad magic byte)";
+  else {
+    d.p++;
+    if (dec_value(&d) == 0 && d.p != d.end) d.err = "trailing bytes after the value";
+  }
+  *at = (size_t)((const char *)d.p - s);
+  return d.err;
+}
+
 /* Read an optional position argument (1-based, lo..hi) as an offset. */
 static size_t checkpos(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, size_t dflt) {
   if (lua_isnoneornil(L, arg)) return dflt;
@@ -588,22 +768,63 @@ static int lcodec_decode(lua_State *L) {
     s += i - 1;
     len = j - (i - 1);
   }
-  dec d = { L, (const unsigned char *)s, (const unsigned char *)s + len, len, NULL, 0 };
-  if (len == 0) d.err = "empty input";
-  else if ((unsigned char)s[0] != CODEC_MAGIC)
-    d.err = ((unsigned char)s[0] & 0xF0) == (CODEC_MAGIC & 0xF0) ? "unsupported codec version"
-                                                                   : "not lipc-encoded data (bad magic byte)";
-  else {
-    d.p++;
-    if (dec_value(&d) == 0 && d.p != d.end) d.err = "trailing bytes after the value";
-  }
-  if (d.err) {
+  size_t at;
+  const char *err = dec_one(L, s, len, &at);
+  if (err) {
     lua_settop(L, 1);
     lua_pushnil(L);
-    lua_pushfstring(L, "ipc.decode: %s (at byte %I)", d.err, (lua_Integer)((const char *)d.p - s));
+    lua_pushfstring(L, "ipc.decode: %s (at byte %I)", err, (lua_Integer)at);
     return 2;
   }
   return 1;
+}
+
+/* ipc.decodeframes(s [, i [, limit [, max]]]) -> t, n, next [, message [, size]]:
+ * decode the complete frames (at most max) (4-byte big-endian length + encoding) of s
+ * from byte i (default 1) on into t[1..n] (nil values leave holes: count
+ * with n); next is the byte after them.  It stops before an incomplete
+ * frame; at a frame longer than limit (default 2^31-1): message and size,
+ * next at that frame; after a malformed one: message, next past it. */
+static int lcodec_decodeframes(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING) return luaL_typeerror(L, 1, "string");
+  size_t len;
+  const char *s = lua_tolstring(L, 1, &len);
+  size_t pos = checkpos(L, 2, 1, (lua_Integer)len + 1, 1) - 1;
+  lua_Integer limit = luaL_optinteger(L, 3, 0x7FFFFFFF);
+  luaL_argcheck(L, limit >= 0, 3, "limit must be >= 0");
+  lua_Integer max = luaL_optinteger(L, 4, LUA_MAXINTEGER);
+  luaL_argcheck(L, max >= 1, 4, "max must be >= 1");
+  lua_settop(L, 3);
+  size_t guess = (len - pos) / 16;
+  if ((lua_Integer)guess > max) guess = (size_t)max;
+  lua_createtable(L, guess > 4096 ? 4096 : (int)guess, 0);   /* t at 4 */
+  lua_Integer n = 0;
+  while (len - pos >= 4 && n < max) {
+    const unsigned char *h = (const unsigned char *)s + pos;
+    size_t fl = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+    if ((lua_Integer)fl > limit) {
+      lua_pushinteger(L, n);
+      lua_pushinteger(L, (lua_Integer)pos + 1);
+      lua_pushfstring(L, "frame of %I bytes exceeds the limit %I", (lua_Integer)fl, limit);
+      lua_pushinteger(L, (lua_Integer)fl);
+      return 5;
+    }
+    if (len - pos - 4 < fl) break;
+    size_t at;
+    const char *err = dec_one(L, s + pos + 4, fl, &at);
+    if (err) {
+      lua_settop(L, 4);
+      lua_pushinteger(L, n);
+      lua_pushinteger(L, (lua_Integer)(pos + 4 + fl) + 1);
+      lua_pushfstring(L, "ipc.decode: %s (at byte %I)", err, (lua_Integer)at);
+      return 4;
+    }
+    lua_rawseti(L, 4, ++n);
+    pos += 4 + fl;
+  }
+  lua_pushinteger(L, n);
+  lua_pushinteger(L, (lua_Integer)pos + 1);
+  return 3;
 }
 
 /* Add ipc.encode (with its buffer box as upvalue) and ipc.decode. */
@@ -618,4 +839,21 @@ void lipc_open_codec(lua_State *L) {
   lua_setfield(L, -2, "encode");
   lua_pushcfunction(L, lcodec_decode);
   lua_setfield(L, -2, "decode");
+  lua_pushcfunction(L, lcodec_decodeframes);
+  lua_setfield(L, -2, "decodeframes");
+  static const luaL_Reg fb_methods[] = {
+    {"put", lfb_put}, {"bytes", lfb_bytes}, {"take", lfb_take}, {"unput", lfb_unput},
+    {"len", lfb_len}, {"count", lfb_count}, {"clear", lfb_clear}, {NULL, NULL}
+  };
+  if (luaL_newmetatable(L, FRAMEBUF)) {
+    lua_pushcfunction(L, cbuf_gc);      /* the cbuf is the first member */
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lfb_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, fb_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, lcodec_framebuf);
+  lua_setfield(L, -2, "framebuf");
 }

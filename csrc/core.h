@@ -413,6 +413,7 @@ void lipc_open_eventfd(lua_State *L);
 void lipc_open_signal(lua_State *L);
 void lipc_open_poll(lua_State *L);
 void lipc_open_codec(lua_State *L);
+void lipc_open_pool(lua_State *L);
 void lipc_open_ring(lua_State *L);
 void lipc_open_task(lua_State *L);
 void lipc_open_timer(lua_State *L);

@@ -23,6 +23,7 @@ int luaopen_lipc_core(lua_State *L) {
   lipc_open_signal(L);
   lipc_open_poll(L);
   lipc_open_codec(L);
+  lipc_open_pool(L);
   lipc_open_ring(L);
   lipc_open_task(L);
   lipc_open_timer(L);

@@ -984,6 +984,163 @@ static int lsocket_recv(lua_State *L) { return recv_common(L, 0); }
 /* s:recvfrom(n, timeout): data, from, and true when truncated. */
 static int lsocket_recvfrom(lua_State *L) { return recv_common(L, 1); }
 
+/* ---- many messages per system call: sendmmsg / recvmmsg ------------------ */
+
+/* Messages per sendmmsg/recvmmsg call (their headers live on the C stack). */
+#define MMSG_CHUNK 64
+/* Largest scratch buffer of one recvmany (max messages * size bytes). */
+#define MMSG_SPACE (16 * 1024 * 1024)
+
+/* The end of a sendmany that did not finish (its w->stop): the count sent
+ * so far followed by the reason (message, errno), or the usual triple when
+ * nothing was sent. */
+static int sendmany_stop(lua_State *L, lipc_wait *w, int err) {
+  int n = lipc_fail(L, err, w->call, sock_name(w->p));
+  if (w->acc[0] > 0 && n == 3) {
+    lua_pushinteger(L, w->acc[0]);
+    lua_replace(L, -4);       /* the nil in front of message, errno */
+  }
+  return n;
+}
+
+/* The try of sendmany: the list of strings is argument 2; w->acc[0]
+ * messages of the w->acc[1] are sent.  Up to MMSG_CHUNK per sendmmsg. */
+static int try_sendmany(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  int flags = MSG_NOSIGNAL | dontwait(w);
+  struct mmsghdr mm[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  while (w->acc[0] < w->acc[1]) {
+    lua_Integer first = w->acc[0];
+    int n = 0;
+    for (; n < MMSG_CHUNK && first + n < w->acc[1]; n++) {
+      size_t len;
+      /* the list anchors the string: its bytes stay put after the pop */
+      if (lua_rawgeti(L, 2, first + n + 1) != LUA_TSTRING)
+        return luaL_error(L, "sendmany: the list changed while it was being sent");
+      const char *p = lua_tolstring(L, -1, &len);
+      lua_pop(L, 1);
+      iov[n].iov_base = (void *)p;
+      iov[n].iov_len = len;
+      memset(&mm[n], 0, sizeof mm[n]);
+      mm[n].msg_hdr.msg_iov = &iov[n];
+      mm[n].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(k->s.h.fd, mm, (unsigned)n, flags);
+    if (r < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return sock_failed(L, w, POLLOUT);
+      return sendmany_stop(L, w, err);
+    }
+    w->acc[0] += r;
+    w->tries = 0;  /* progress: the next EAGAIN waits without a backoff */
+    /* a blocking sendmmsg stops short only for a signal: let lipc_run see
+     * Ctrl-C before the rest is sent */
+    if (r < n && !(flags & MSG_DONTWAIT)) return LIPC_EINTR;
+  }
+  lua_pushinteger(L, w->acc[0]);
+  return 1;
+}
+
+/* s:sendmany(list [, timeout]): send list[1], list[2]... (strings) as
+ * separate messages with as few sendmmsg calls as possible (a datagram or
+ * seqpacket socket).  The count sent (#list); when it stops early after
+ * sending some: that count, message, errno; nothing sent: nil, message,
+ * errno (a timeout: "timeout", ETIMEDOUT). */
+static int lsocket_sendmany(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (k->type == SOCK_STREAM) return luaL_argerror(L, 1, "a datagram or seqpacket socket expected");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+      return luaL_argerror(L, 2, lua_pushfstring(L, "item %I: string expected, got %s", i,
+                                                 luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  lipc_wait w;
+  sock_call(&w, "sendmmsg");
+  w.stop = sendmany_stop;
+  w.acc[1] = n;
+  lua_settop(L, 3);
+  return lipc_stream_run(L, &w, &k->s, 3, try_sendmany);
+}
+
+/* The try of recvmany: up to w->acc[0] messages of at most w->acc[1]
+ * bytes each, in one recvmmsg (MSG_WAITFORONE: it waits for the first
+ * only).  A list of strings, or nil at the end of a seqpacket
+ * connection. */
+static int try_recvmany(lua_State *L, lipc_wait *w) {
+  lsock *k = w->p;
+  int max = (int)w->acc[0];
+  size_t size = (size_t)w->acc[1];
+  if (k->s.len > 0) {  /* bytes read ahead by lines() come first, as one message */
+    size_t take = size < k->s.len ? size : k->s.len;
+    lua_createtable(L, 1, 0);
+    lua_pushlstring(L, k->s.buf + k->s.off, take);
+    lua_rawseti(L, -2, 1);
+    k->s.off += take;
+    k->s.len -= take;
+    return 1;
+  }
+  char stackbuf[STACK_RECV];
+  char *p = recv_space(k, (size_t)max * size, stackbuf);
+  if (p == NULL) return luaL_error(L, "not enough memory");
+  struct mmsghdr mm[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  for (int i = 0; i < max; i++) {
+    iov[i].iov_base = p + (size_t)i * size;
+    iov[i].iov_len = size;
+    memset(&mm[i], 0, sizeof mm[i]);
+    mm[i].msg_hdr.msg_iov = &iov[i];
+    mm[i].msg_hdr.msg_iovlen = 1;
+  }
+  int flags = dontwait(w);
+  int r = recvmmsg(k->s.h.fd, mm, (unsigned)max, flags ? flags : MSG_WAITFORONE, NULL);
+  if (r < 0) return sock_failed(L, w, POLLIN);
+  int n = r;
+  if (k->type == SOCK_SEQPACKET) {
+    /* an empty message and the end of the connection look alike (the end
+     * fills every later slot): keep every message up to the last one with
+     * bytes, and at most one "" after it; all empty: the end (nil) */
+    int last = -1;
+    for (int i = 0; i < r; i++) if (mm[i].msg_len > 0) last = i;
+    if (last < 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+    n = last + 1 < r ? last + 2 : r;
+  } else if (r == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushlstring(L, (const char *)iov[i].iov_base, mm[i].msg_len);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* s:recvmany([max [, size [, timeout]]]): the messages that are ready, at
+ * least one (waiting for it as recv does), at most max (default and
+ * largest 64) in one recvmmsg call, each cut to size bytes (default
+ * 65536); a list of strings, nil at the end of a seqpacket connection.
+ * A datagram or seqpacket socket. */
+static int lsocket_recvmany(lua_State *L) {
+  lsock *k = checksock(L, 1);
+  if (k->type == SOCK_STREAM) return luaL_argerror(L, 1, "a datagram or seqpacket socket expected");
+  lua_Integer max = lua_isnoneornil(L, 2) ? MMSG_CHUNK : lipc_checkrange(L, 2, 1, INT_MAX);
+  size_t size = recv_size(L, 3, k);
+  if (max > MMSG_CHUNK) max = MMSG_CHUNK;
+  if ((size_t)max * size > MMSG_SPACE) max = (lua_Integer)(MMSG_SPACE / size > 0 ? MMSG_SPACE / size : 1);
+  lipc_wait w;
+  sock_call(&w, "recvmmsg");
+  w.acc[0] = max;
+  w.acc[1] = (lua_Integer)size;
+  return lipc_stream_run(L, &w, &k->s, 4, try_recvmany);
+}
+
 /* s:shutdown(how): "r", "w" or "rw". */
 static int lsocket_shutdown(lua_State *L) {
   static const char *const hows[] = {"r", "w", "rw", NULL};
@@ -1273,6 +1430,8 @@ static const luaL_Reg sock_methods[] = {
   {"recv", lsocket_recv},
   {"sendto", lsocket_sendto},
   {"recvfrom", lsocket_recvfrom},
+  {"sendmany", lsocket_sendmany},
+  {"recvmany", lsocket_recvmany},
   {"shutdown", lsocket_shutdown},
   {"address", lsocket_address},
   {"peer", lsocket_peer},

@@ -41,6 +41,18 @@ ipc.errno = {}
 ---@see api.md
 ipc._methods = {}
 
+---For lua/lipc/pool.lua: a worker's loop, out[j] = fn(items[j]) for j = first..n, marking j in region at offset.
+---@param fn function
+---@param items table
+---@param out table
+---@param first integer
+---@param n integer
+---@param region lipc.region
+---@param offset integer
+---@return integer next
+---@see proc.md
+function ipc._pool_run(fn, items, out, first, n, region, offset) end
+
 -- ---- processes -----------------------------------------------------------------
 
 ---Fork: 0 in the child, the child's pid in the parent (stdio flushed first).
@@ -571,6 +583,71 @@ function ipc.encode(value, frame) end
 ---@return string? err for malformed bytes
 ---@see codec.md
 function ipc.decode(bytes, i, j) end
+
+---A frame buffer: values encoded as frames into one C buffer (batched channels).
+---@param head? string at most 8 bytes written before each batch's first frame
+---@return lipc.framebuf
+---@see codec.md
+function ipc.framebuf(head) end
+
+---Decode the complete frames of s from byte i: t, n, next (and message, size at a bad frame).
+---@param s string
+---@param i? integer
+---@param limit? integer largest frame (default 2^31-1)
+---@param max? integer most frames to decode
+---@return table t values t[1..n]
+---@return integer n
+---@return integer next the byte after the last decoded frame
+---@return string? err at a frame over the limit or a malformed one
+---@return integer? size of the frame over the limit
+---@see codec.md
+function ipc.decodeframes(s, i, limit, max) end
+
+---Frames of encoded values in one growing buffer.
+---@class lipc.framebuf
+local framebuf = {}
+
+---Append a value as a frame: length, length before, due (batch bytes reached or delay passed); nil, size over limit.
+---@param value any
+---@param limit? integer
+---@param batch? integer
+---@param delay? number
+---@return integer|nil len
+---@return integer before or the refused size
+---@return boolean? due
+---@see codec.md
+function framebuf:put(value, limit, batch, delay) end
+
+---Bytes i.. of the buffer.
+---@param i? integer
+---@return string
+---@see codec.md
+function framebuf:bytes(i) end
+
+---Bytes i.. of the buffer, emptying it.
+---@param i? integer
+---@return string
+---@see codec.md
+function framebuf:take(i) end
+
+---Undo the last put (given the length before it).
+---@param len integer
+---@see codec.md
+function framebuf:unput(len) end
+
+---Bytes buffered.
+---@return integer
+---@see codec.md
+function framebuf:len() end
+
+---Frames buffered.
+---@return integer
+---@see codec.md
+function framebuf:count() end
+
+---Forget what is buffered.
+---@see codec.md
+function framebuf:clear() end
 
 ---Shared-memory message rings.
 ---@class lipc.ringlib
@@ -1371,6 +1448,25 @@ function socket:sendto(data, url, timeout) end
 ---@see socket.md
 function socket:recvfrom(n, timeout) end
 
+---Send each string of list as its own message, with as few sendmmsg calls as possible.
+---@param list string[]
+---@param timeout? number
+---@return integer|nil count sent
+---@return string? err (also after a partial send)
+---@return integer? errno
+---@see socket.md
+function socket:sendmany(list, timeout) end
+
+---The messages that are ready (at least one, at most max, 64) in one recvmmsg.
+---@param max? integer
+---@param size? integer bytes kept of each message
+---@param timeout? number
+---@return string[]|nil list (nil at the end of a seqpacket connection)
+---@return string? err
+---@return integer? errno
+---@see socket.md
+function socket:recvmany(max, size, timeout) end
+
 ---Connect an existing socket (e.g. a bound UDP socket).
 ---@param url string
 ---@param timeout? number
@@ -1821,6 +1917,28 @@ function channel:values(timeout) end
 ---@return integer? errno
 ---@see topology.md
 function channel:finish(timeout) end
+
+---Coalesce sends (bytes, true for 65536, false to flush and stop).
+---@param bytes integer|boolean
+---@param delay? number seconds a held value may wait for more sends
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@see batching.md
+function channel:batch(bytes, delay) end
+
+---Send the values a batched channel holds.
+---@param timeout? number
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@see batching.md
+function channel:flush(timeout) end
+
+---The number of values held by a batched channel, not yet sent.
+---@return integer
+---@see batching.md
+function channel:pending() end
 
 ---Whether close will send the end-of-stream marker.
 ---@return boolean

@@ -10,6 +10,10 @@
 -- * message transports (POSIX `lipc.mq`, System V `lipc.msg`, datagram and
 --   seqpacket sockets, `lipc.ring`): each value is one message.
 --
+-- With `batch` (an option, or `ch:batch(bytes)`), sends are coalesced: many
+-- values go out in one write, one ring/queue message or one sendmmsg, and
+-- the receiver hands them out one by one (doc/batching.md).
+--
 -- `ch:recv()` returns the value, or `nil, "closed"` at the end of the
 -- stream, so `local v, err = ch:recv()` tells an encoded `nil` (err is nil)
 -- from the end (err == "closed") and from a failure (nil, message, errno).
@@ -21,12 +25,18 @@
 
 return function(ipc)
   local sunpack = string.unpack
+  local sbyte = string.byte
 
   local STREAM_KINDS = { pipe = true, fd = true }
   local MESSAGE_KINDS = { mq = true, msg = true, ring = true }
   local READ_CHUNK = 65536
   local DEFAULT_STREAM_MAX = 0x7fffffff      -- largest frame accepted from a stream
   local DEFAULT_DGRAM_MAX = 65536            -- default largest datagram/seqpacket value
+  local DEFAULT_BATCH = 65536                -- batch = true: flush at this many bytes
+  local DEFAULT_DELAY = 0.001                -- a send flushes values older than this (seconds)
+  local BATCH_TAG = 0xC1                     -- first byte of a message holding several frames
+  local RECVMANY = 64                        -- datagrams a batched receiver takes per call
+  local DECODE_AHEAD = 32                    -- frames of a stream decoded per call (fewer live tables)
 
   local E = ipc.errno
   local core_type = ipc.type
@@ -53,6 +63,8 @@ return function(ipc)
 
   local encode = ipc.encode
   local raw_decode = ipc.decode
+  local decodeframes = ipc.decodeframes
+  ipc._methods.framebuf = getmetatable(ipc.framebuf()).__index   -- beside the other classes' methods
 
   local function malformed(err)
     return nil, "channel: malformed value (" .. tostring(err) .. ")", E.EBADMSG
@@ -116,25 +128,33 @@ return function(ipc)
   end
 
   -- Read frames until one is complete (buf, pos: what is buffered; deadline
-  -- when the wait already started).
+  -- when the wait already started).  Every complete frame buffered is
+  -- decoded at once (ipc.decodeframes); the values after the first wait in
+  -- self.q (self.qi next, self.qn last) for the next recv calls.
   local function stream_recv_more(self, timeout, buf, pos, deadline)
     while true do
       local avail = #buf - pos + 1
       local need = 4
       if avail >= 4 then
-        local n = sunpack(">I4", buf, pos)
-        if n > self.maxsize then
+        local t, n, nxt, err, size = decodeframes(buf, pos, self.maxsize, DECODE_AHEAD)
+        if n > 0 then
+          if nxt > #buf then self.buf, self.pos = "", 1 else self.buf, self.pos = buf, nxt end
+          if n > 1 then self.q, self.qi, self.qn = t, 2, n end
+          return t[1]
+        end
+        if size then
           self.eof = true
           self.buf, self.pos = "", 1
-          return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(n, self.maxsize),
+          return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(size, self.maxsize),
             E.EMSGSIZE
         end
-        need = 4 + n
-        if avail >= need then
-          local last = pos + need - 1
+        local len = sunpack(">I4", buf, pos)
+        if err then                      -- a malformed frame: skip it
+          local last = pos + 3 + len
           if last == #buf then self.buf, self.pos = "", 1 else self.buf, self.pos = buf, last + 1 end
-          return decode(buf, pos + 4, last)
+          return malformed(err)
         end
+        need = 4 + len
       end
       local t = timeout
       if timeout and timeout > 0 then
@@ -168,6 +188,12 @@ return function(ipc)
   -- exactly one frame) decodes straight from the string read, without copying
   -- the frame out or touching the channel's buffer.
   local function stream_recv(self, timeout)
+    local q = self.q
+    if q then                            -- decoded ahead
+      local i = self.qi
+      if i >= self.qn then self.q = nil else self.qi = i + 1 end
+      return q[i]
+    end
     if self.eof then return nil, "closed" end
     local buf, pos = self.buf, self.pos
     if pos <= #buf then return stream_recv_more(self, timeout, buf, pos, nil) end
@@ -237,6 +263,34 @@ return function(ipc)
     return self.wr:send(bytes, timeout)
   end
 
+  -- The next value of a batch message (self.mb, frames from self.mpos on;
+  -- the first byte of the message is BATCH_TAG).
+  local function batch_next(self)
+    local buf, pos = self.mb, self.mpos
+    local len = #buf
+    if pos + 3 > len then
+      self.mb = nil
+      return malformed("batch message ends inside a frame header")
+    end
+    local n = sunpack(">I4", buf, pos)
+    local last = pos + 3 + n
+    if n == 0 or last > len then
+      self.mb = nil
+      return malformed("batch message ends inside a frame")
+    end
+    if last == len then self.mb = nil else self.mpos = last + 1 end
+    return decode(buf, pos + 4, last)
+  end
+
+  -- Bytes that did not decode: a batch message (split it), or malformed.
+  local function undecoded(self, data, derr)
+    if sbyte(data, 1) == BATCH_TAG and #data > 1 then
+      self.mb, self.mpos = data, 2
+      return batch_next(self)
+    end
+    return malformed(derr)
+  end
+
   -- What a message recv got: a value, the end of the stream or an error.
   local function got_message(self, data, err, code)
     if data == nil then
@@ -252,11 +306,12 @@ return function(ipc)
       return nil, ("channel recv: datagram longer than the limit %d"):format(self.maxsize), E.EMSGSIZE
     end
     local v, derr = raw_decode(data)
-    if v == nil and derr ~= nil then return malformed(derr) end
+    if v == nil and derr ~= nil then return undecoded(self, data, derr) end
     return v
   end
 
   local function message_recv(self, timeout)
+    if self.mb then return batch_next(self) end
     if self.eof then return nil, "closed" end
     local k, t = self.kind, self.rd
     if k == "lipc.mq" then return got_message(self, t:receive(timeout))
@@ -267,14 +322,195 @@ return function(ipc)
 
   -- The ring's fast path: one C call and the decoder.
   local function ring_recv(self, timeout)
+    if self.mb then return batch_next(self) end
     if self.eof then return nil, "closed" end
     local data, err, code = self.rd:recv(timeout)
     if data and data ~= "" then
       local v, derr = raw_decode(data)
-      if v == nil and derr ~= nil then return malformed(derr) end
+      if v == nil and derr ~= nil then return undecoded(self, data, derr) end
       return v
     end
     return got_message(self, data, err, code)
+  end
+
+  -- A batched datagram/seqpacket receiver: recvmany takes every datagram
+  -- that is ready (one recvmmsg), recv hands them out one by one.
+  local function dgram_recv_many(self, timeout)
+    if self.mb then return batch_next(self) end
+    local q, i = self.rq, self.rqi
+    if q then
+      local data = q[i]
+      if i >= #q then self.rq = nil else self.rqi = i + 1 end
+      return got_message(self, data)
+    end
+    if self.eof then return nil, "closed" end
+    local list, err, code = self.rd:recvmany(RECVMANY, self.maxsize + 1, timeout)
+    if not list then return got_message(self, nil, err, code) end
+    if #list > 1 then self.rq, self.rqi = list, 2 end
+    return got_message(self, list[1])
+  end
+
+  -- ---- batching: several values per write / message / sendmmsg ------------
+  --
+  -- Streams and message transports keep the encoded frames in a C frame
+  -- buffer (ipc.framebuf: no Lua string per value); datagram sockets keep
+  -- a list of encodings for sendmmsg.
+
+  -- Values held, not yet sent.
+  local function held(self)
+    local fb = self.fb
+    if fb then return fb:count() end
+    return self.bn
+  end
+
+  -- A stream: every buffered frame in one write.
+  local function flush_stream(self, timeout)
+    local fb = self.fb
+    if self.broken then
+      fb:clear()
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
+    end
+    local s = fb:bytes()
+    local deadline = timeout and timeout > 0 and now() + timeout
+    local put, err, code = self.wr:write(s, timeout)
+    if put == #s then fb:clear(); return true end
+    if not put then
+      if code ~= E.ETIMEDOUT then fb:clear() end   -- a timeout wrote nothing: the values wait
+      return nil, err, code
+    end
+    fb:clear()
+    return write_rest(self, s, put + 1, timeout, deadline)   -- a short write (timeout, signal)
+  end
+
+  -- A ring or queue: one message, the value alone or BATCH_TAG and the frames.
+  local function flush_message(self, timeout)
+    local fb = self.fb
+    local s = fb:bytes(fb:count() == 1 and 6 or 1)   -- one value: skip the tag and its length
+    local ok, err, code = raw_send(self, s, timeout)
+    if ok then fb:clear(); return true end
+    if code ~= E.ETIMEDOUT then fb:clear() end       -- a timeout sent nothing: the values wait
+    return nil, err, code
+  end
+
+  -- A datagram or seqpacket socket: one datagram per value, one sendmmsg.
+  local function flush_dgram(self, timeout)
+    local n, q = self.bn, self.bq
+    local sent, err, code
+    if n == 1 then
+      sent, err, code = self.wr:send(q[1], timeout)
+      if sent then sent = 1 end
+    else
+      sent, err, code = self.wr:sendmany(q, timeout)
+    end
+    if sent == n then self.bq, self.bn, self.bbytes = {}, 0, 0; return true end
+    if not sent then
+      if code ~= E.ETIMEDOUT then self.bq, self.bn, self.bbytes = {}, 0, 0 end
+      return nil, err, code
+    end
+    local left, bytes = {}, 0          -- the first `sent` went out; the rest waits
+    for i = sent + 1, n do left[#left + 1] = q[i]; bytes = bytes + #q[i] end
+    self.bq, self.bn, self.bbytes = left, #left, bytes
+    return nil, err, code
+  end
+
+  -- Send what is held; true, or the flush's failure (a timeout that sent
+  -- nothing keeps the values; any other failure drops them).
+  local function flush(self, timeout)
+    if held(self) == 0 then return true end
+    return self._flush(self, timeout)
+  end
+
+  -- The failure of a value too big for the channel.
+  local function oversize(self, size)
+    if self.framing == "stream" then
+      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
+        E.EMSGSIZE
+    end
+    return too_big(self, size)
+  end
+
+  -- The send of a batched stream or message channel: encode now into the
+  -- frame buffer (later changes to the value do not matter), flush past
+  -- `batch` bytes or `delay` seconds.
+  local function fb_send(self, v, timeout)
+    if timeout ~= nil then check_timeout(timeout, 2, "send") end   -- also the instance's ch:send
+    if self.broken then
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
+    end
+    local fb = self.fb
+    local bytes, prev, due = fb:put(v, self.maxsize or msg_limit(self), self.bsize, self.delay)
+    if not bytes then return oversize(self, prev) end
+    self.dirty, self.sent = true, true
+    local cap = self.bcap
+    if cap and bytes > cap and prev > 0 then   -- a message holds the batch: send the others first
+      fb:unput(prev)
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then return nil, err, code end
+      prev, due = select(2, fb:put(v, nil, self.bsize, self.delay))
+    end
+    if due then
+      local ok, err, code = self._flush(self, timeout)
+      if not ok then
+        if code == E.ETIMEDOUT then fb:unput(prev) end   -- this value was not sent (if still held)
+        return nil, err, code
+      end
+    end
+    return true
+  end
+
+  -- The send of a batched datagram channel: a list of encodings.
+  local function dgram_send(self, v, timeout)
+    local item = encode(v)
+    local len = #item
+    if len > self.maxsize then return too_big(self, len) end
+    local n = self.bn + 1
+    self.bq[n] = item
+    self.bn = n
+    self.dirty = true
+    local bytes = self.bbytes + len
+    self.bbytes = bytes
+    self.sent = true
+    local t = now()
+    if n == 1 then self.bt0 = t end
+    if bytes >= self.bsize or t - self.bt0 >= self.delay then
+      local ok, err, code = flush_dgram(self, timeout)
+      if not ok then
+        if self.bq[n] == item and self.bn == n then   -- still held: this value was not sent
+          self.bq[n] = nil
+          self.bn = n - 1
+          self.bbytes = bytes - len
+        end
+        return nil, err, code
+      end
+    end
+    return true
+  end
+
+  -- ch:recv of a batched channel (an instance field, one call less than
+  -- Channel.recv): values decoded ahead first, then batched_recv.
+  local batched_recv
+  local function recv_method(self, timeout)
+    if timeout ~= nil then check_timeout(timeout, 1, "recv") end
+    local q = self.q
+    if q and not self.dirty then
+      local i = self.qi
+      if i >= self.qn then self.q = nil else self.qi = i + 1 end
+      return q[i]
+    end
+    return batched_recv(self, timeout)
+  end
+
+  -- The recv of a batched channel: flush first (a request goes out before
+  -- its response is awaited), with the same deadline.
+  function batched_recv(self, timeout)
+    if self.dirty then
+      local deadline = timeout and timeout > 0 and now() + timeout
+      local ok, err, code = flush(self, timeout)
+      if not ok then return nil, err, code end
+      self.dirty = false
+      if deadline then timeout = math.max(0, deadline - now()) end
+    end
+    return self._recv1(self, timeout)
   end
 
   -- ---- the channel object -------------------------------------------------
@@ -308,6 +544,97 @@ return function(ipc)
     return f(self, timeout)
   end
 
+  --- Send the values a batched channel holds (see `batch`); true on a
+  -- channel without batching or with nothing held.
+  -- @tparam[opt] number timeout seconds (nil blocks)
+  -- @treturn boolean true, or nil, message, errno (a timeout keeps the
+  -- values for the next flush; any other failure drops them)
+  function Channel:flush(timeout)
+    if self.closed then closed_error() end
+    if timeout ~= nil then check_timeout(timeout, 1, "flush") end
+    if not self._flush or not self.wr then return true end
+    return flush(self, timeout)
+  end
+
+  --- The number of values sent but not yet flushed (0 without batching).
+  function Channel:pending()
+    if self.closed then closed_error() end
+    if not self._flush then return 0 end
+    return held(self)
+  end
+
+  -- Turn batching on (bytes > 0), change it, or off (false: flushes first).
+  local function set_batch(self, bytes, delay)
+    if not bytes then
+      if self.bsize and self.wr and held(self) > 0 then
+        local ok, err, code = flush(self)
+        if not ok then return nil, err, code end
+      end
+      if self._recv1 then self._recv = self._recv1 end
+      if self._send1 then self._send = self._send1 end
+      self.send, self.recv = nil, nil             -- the class's methods again
+      self.fb, self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush = nil, nil, nil, nil, nil, nil,
+        nil
+      self.bsize, self.bcap = nil, nil
+      return true
+    end
+    self.bsize = bytes
+    self.delay = delay or self.delay or DEFAULT_DELAY
+    if self._flush then return true end      -- already batching: new limits only
+    self.bt0 = 0
+    local dgram = self.framing == "message" and self.kind == "lipc.socket"
+    local send
+    if self.framing == "stream" then
+      self._flush, self.fb, send = flush_stream, ipc.framebuf(), fb_send
+    elseif dgram then
+      self._flush, self.bq, self.bn, self.bbytes, send = flush_dgram, {}, 0, 0, dgram_send
+    else
+      self._flush, self.fb, send = flush_message, ipc.framebuf(string.char(BATCH_TAG)), fb_send
+    end
+    if self.wr and self._send then
+      self._send1 = self._send
+      self._send = send
+      if send == fb_send then self.send = fb_send end   -- ch:send straight to it
+      if self.framing == "message" and not dgram then self.bcap = msg_limit(self) end
+    end
+    if self.rd and self._recv then
+      self._recv1 = dgram and dgram_recv_many or self._recv
+      self._recv = batched_recv
+      self.recv = recv_method
+    end
+    return true
+  end
+
+  -- Check a batch size (true: the default) and a delay; bytes or false.
+  local function check_batch(bytes, delay, argn, fname, level)
+    if bytes == true then bytes = DEFAULT_BATCH
+    elseif bytes == 0 or bytes == nil then bytes = false
+    elseif bytes ~= false and (math.type(bytes) ~= "integer" or bytes < 0 or bytes > 0x7fffffff) then
+      error(("bad argument #%d to '%s' (batch: bytes 0..2^31-1, true or false expected, got %s)"):format(
+        argn, fname, tostring(bytes)), level + 1)
+    end
+    if delay ~= nil and (type(delay) ~= "number" or delay ~= delay or delay < 0) then
+      error(("bad argument #%d to '%s' (delay: seconds >= 0 expected, got %s)"):format(
+        argn, fname, tostring(delay)), level + 1)
+    end
+    return bytes, delay
+  end
+
+  --- Coalesce sends: values wait in the channel until `bytes` of them are
+  -- buffered, the oldest is `delay` seconds old at the next send (default
+  -- 0.001), or `flush`, `recv`, `finish` or `close` is called; then they go
+  -- out in one write (streams), one message (rings, queues) or one
+  -- sendmmsg (datagram and seqpacket sockets, whose receiver then takes up
+  -- to 64 ready datagrams per recvmmsg). `false` or 0 flushes and turns it off.
+  -- @tparam integer|boolean bytes batch size (true: 65536)
+  -- @tparam[opt] number delay seconds
+  -- @treturn boolean true (or the failure of the flush that turning off makes)
+  function Channel:batch(bytes, delay)
+    if self.closed then closed_error() end
+    bytes, delay = check_batch(bytes, delay, 1, "batch", 2)
+    return set_batch(self, bytes, delay)
+  end
+
   --- Iterate over received values until the end of the stream.
   -- Raises on a failure or timeout; stops at "closed". A nil value ends a
   -- generic `for` loop, so send sentinels other than nil through it.
@@ -331,6 +658,12 @@ return function(ipc)
     if self.closed then closed_error() end
     check_timeout(timeout, 1, "finish")
     if self.finished or not self.wr then return true end
+    if self._flush and held(self) > 0 then
+      local deadline = timeout and timeout > 0 and now() + timeout
+      local ok, err, code = flush(self, timeout)
+      if not ok then return nil, err, code end
+      if deadline then timeout = math.max(0, deadline - now()) end
+    end
     self.finished = true
     if self.framing == "stream" then
       if self.wr == self.rd then
@@ -351,6 +684,7 @@ return function(ipc)
 
   --- True when a complete value waits in the channel's own read buffer.
   function Channel:buffered()
+    if self.mb or self.rq or self.q then return true end   -- values held from one read / message
     if self.framing ~= "stream" then return false end
     local avail = #self.buf - self.pos + 1
     return avail >= 4 and avail >= 4 + sunpack(">I4", self.buf, self.pos)
@@ -363,25 +697,32 @@ return function(ipc)
 
   --- Whether close() will send the end-of-stream marker (message transports).
   function Channel:owes_eof()
-    if self.closed or self.finished or self.framing ~= "message" or not self.wr then return false end
+    if self.closed or self.finished or not self.wr then return false end
+    if self._flush and held(self) > 0 then return true end   -- held values: finish flushes them
+    if self.framing ~= "message" then return false end
     local eof = self.eof_on_close
     if eof == nil then eof = self.sent end
     return eof and true or false
   end
 
-  --- Close the channel (idempotent). A message channel that sent a value
+  --- Close the channel (idempotent). Values a batched channel still holds
+  -- are flushed first (waiting at most `linger` seconds). A message channel that sent a value
   -- (or was made with `eof = true`) first sends the end-of-stream marker,
   -- waiting at most `linger` seconds (default 1) for room. The transports are closed when the channel owns them (the
   -- default; `own = false` leaves them open).
   -- @treturn boolean true
   function Channel:close()
     if self.closed then return true end
+    if self._flush and self.wr and not self.finished and held(self) > 0 then
+      pcall(flush, self, self.linger)        -- buffered values go out first (at most linger seconds)
+    end
     if self:owes_eof() then
       self.finished = true
       pcall(raw_send, self, "", self.linger)
     end
     self.closed = true
     self._send, self._recv = nil, nil
+    self.send, self.recv = nil, nil       -- a batched channel's own: the class's raise now
     local group = self.group
     if group then
       group.n = group.n - 1           -- a pair sharing its transports: the last close closes them
@@ -402,7 +743,8 @@ return function(ipc)
   end
 
   local OPTIONS = { read = true, write = true, own = true, maxsize = true, priority = true,
-                    send_type = true, recv_type = true, type = true, eof = true, linger = true }
+                    send_type = true, recv_type = true, type = true, eof = true, linger = true,
+                    batch = true, delay = true }
 
   -- Raise the option error of the options at argument argn of ipc.channel,
   -- level levels above the caller of opterror.
@@ -483,6 +825,8 @@ return function(ipc)
     end
     if wr == nil then self._send = nil end
     if rd == nil then self._recv = nil end
+    local bytes, delay = check_batch(opts.batch, opts.delay, argn, "channel", 3)
+    if bytes then set_batch(self, bytes, delay) end
     return self
   end
 
@@ -494,7 +838,9 @@ return function(ipc)
   -- encoded value, bytes), `priority` (mq send priority), `type`, `send_type`,
   -- `recv_type` (SysV message types; default send 1, receive any), `eof`
   -- (send the end-of-stream marker on close: default when something was sent),
-  -- `linger` (seconds close waits to send that marker; default 1).
+  -- `linger` (seconds close waits to send that marker; default 1),
+  -- `batch` (coalesce sends: bytes, or true for 65536; see `Channel:batch`),
+  -- `delay` (seconds a batched value may wait for more; default 0.001).
   -- A lone pipe end is read-only or write-only as its direction says.
   -- @function ipc.channel
   local function channel(_, a, b, c)
@@ -553,23 +899,25 @@ return function(ipc)
     end
     opts = opts or {}
     kind = kind or "pipe"   -- the fastest byte stream between two processes
+    local bytes, delay = check_batch(opts.batch, opts.delay, 2, "pair", 2)
+    local co = bytes and { batch = bytes, delay = delay } or nil   -- both channels' options
     if kind == "stream" or kind == "socketpair" or kind == "dgram" or kind == "seqpacket" then
       local a, b, code = ipc.socketpair(kind == "socketpair" and "stream" or kind)
       if not a then return nil, b, code end
-      return new(a, a), new(b, b)
+      return new(a, a, co), new(b, b, co)
     elseif kind == "pipe" then
       local r1, w1, c1 = ipc.pipe()
       if not r1 then return nil, w1, c1 end
       local r2, w2, c2 = ipc.pipe()
       if not r2 then r1:close(); w1:close(); return nil, w2, c2 end
-      return new(r1, w2), new(r2, w1)
+      return new(r1, w2, co), new(r2, w1, co)
     elseif kind == "ring" then
       local size = opts.size or 65536
       local r1, e1, c1 = ipc.ring.create(size)
       if not r1 then return nil, e1, c1 end
       local r2, e2, c2 = ipc.ring.create(size)
       if not r2 then r1:close(); return nil, e2, c2 end
-      return shared(new(r2, r1), new(r1, r2))
+      return shared(new(r2, r1, co), new(r1, r2, co))
     elseif kind == "mq" then
       local qs = {}
       for i = 1, 2 do
@@ -588,11 +936,12 @@ return function(ipc)
         q:unlink()              -- nothing left behind: the descriptors stay valid
         qs[i] = q
       end
-      return shared(new(qs[2], qs[1]), new(qs[1], qs[2]))
+      return shared(new(qs[2], qs[1], co), new(qs[1], qs[2], co))
     elseif kind == "msg" then
       local m, err, code = ipc.msg.get(ipc.IPC_PRIVATE, { create = true })
       if not m then return nil, err, code end
-      return shared(new(m, m, { send_type = 1, recv_type = 2 }), new(m, m, { send_type = 2, recv_type = 1 }))
+      return shared(new(m, m, { send_type = 1, recv_type = 2, batch = bytes, delay = delay }),
+        new(m, m, { send_type = 2, recv_type = 1, batch = bytes, delay = delay }))
     end
     error(("bad argument #1 to 'pair' (unknown kind '%s')"):format(kind), 2)
   end

@@ -11,7 +11,8 @@
 -- `multiprocessing.Pool.map` chooses by default.
 --
 -- A worker marks the item it is running in a shared anonymous mapping (one
--- 8-byte slot per worker). When a worker dies, that item gets the error
+-- 8-byte slot per worker; the loop over a batch is C, ipc._pool_run, so the
+-- mark is a plain store, not a call per item). When a worker dies, that item gets the error
 -- `"worker died: signaled 9"` (or `"exited 3"`), the other items of its
 -- batches are run again by the other workers, and a new worker takes its
 -- place.
@@ -82,31 +83,24 @@ return function(ipc)
       end
     end
     local off = (slot - 1) * 8
-    local store = prog.store
     local next_batch = reader(sock)
+    local pool_run = ipc._pool_run
     local items, n, out, errs, j
-    -- Run items j..n; an error leaves j at the item that raised. One pcall
-    -- per batch (and one per error), not one per item.
-    local function run()
-      while j <= n do
-        store(prog, off, j)
-        out[j] = fn(items[j])
-        j = j + 1
-      end
-    end
     while true do
       items = next_batch()
       if items == nil then return 0 end
       n, out, errs, j = items.n, {}, nil, 1
+      -- fn(items[j]) for every j, marking j in the progress slot first (C):
+      -- one pcall per batch (and one per error), not one per item
       while j <= n do
-        local ok, err = pcall(run)
-        if not ok then
-          errs = errs or {}
-          errs[j] = tostring(err)
-          j = j + 1
-        end
+        local ok, err = pcall(pool_run, fn, items, out, j, n, prog, off)
+        if ok then break end
+        j = prog:load(off)            -- the item that raised
+        errs = errs or {}
+        errs[j] = tostring(err)
+        j = j + 1
       end
-      store(prog, off, 0)
+      prog:store(off, 0)
       assert(sock:write(frame(encode_results(out, errs, n))))
     end
   end
