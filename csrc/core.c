@@ -26,7 +26,7 @@ static const char NAMES_KEY[] = "lipc.names";
 /* Set when a Ctrl-C was noticed while a coroutine waited: the next
  * lipc_error(L, EINTR, ...) raises "interrupted!" in that coroutine, as
  * the main thread's hook would. */
-static _Thread_local int coroutine_interrupt;
+static LIPC_TLS int coroutine_interrupt;
 
 /* ---- handles and classes ---------------------------------------------- */
 
@@ -303,8 +303,14 @@ static void ts_add(struct timespec *t, double secs) {
 }
 
 /* The main thread of L's state (L itself when it is the main thread). */
+/* The main thread last seen: every blocking call asks for it, and nearly
+ * all run on it (a state closed and a coroutine made at the same address
+ * would only read that coroutine's hook: no crash, L is alive). */
+static LIPC_TLS lua_State *known_main;
+
 lua_State *lipc_main_thread(lua_State *L) {
-  if (lua_pushthread(L)) { lua_pop(L, 1); return L; }
+  if (L == known_main) return L;
+  if (lua_pushthread(L)) { lua_pop(L, 1); known_main = L; return L; }
   lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   lua_State *m = lua_tothread(L, -1);
@@ -319,6 +325,17 @@ lua_State *lipc_main_thread(lua_State *L) {
 
 void lipc_deadline_secs(lua_State *L, double secs, lipc_deadline *d) {
   d->L = L;
+  if (L == known_main && L != NULL) {  /* the main thread: the common case, short */
+    d->main = L;
+    d->hook = lua_gethook(L);
+    coroutine_interrupt = 0;
+    d->forever = secs < 0;
+    if (!d->forever) {
+      clock_gettime(CLOCK_MONOTONIC, &d->end);
+      ts_add(&d->end, secs);
+    }
+    return;
+  }
   d->main = L ? lipc_main_thread(L) : NULL;
   d->hook = L ? lua_gethook(d->main) : NULL;
   coroutine_interrupt = 0;
@@ -865,10 +882,6 @@ int lipc_reclaim_fds(lua_State *L, int err) {
 
 /* The task that csrc/task.c is running on this OS thread, or NULL; what its
  * last wait yielded for; and whether the loop asked it to stop. */
-/* initial-exec: read on every blocking call's hot path, where the default
- * model for a dlopen'ed library costs a __tls_get_addr call each time
- * (24 bytes of glibc's static TLS surplus) */
-#define LIPC_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 static LIPC_TLS lua_State *current_task;
 static LIPC_TLS lipc_wait *task_wait;
 static LIPC_TLS int task_cancel;

@@ -28,6 +28,11 @@
 
 typedef struct lipc_handle lipc_handle;
 
+/* Thread-local storage read on every blocking call: initial-exec, where the
+ * default model of a dlopen'ed library costs a __tls_get_addr call each
+ * time (a few bytes of glibc's static TLS surplus). */
+#define LIPC_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 /* A class: one per userdata kind.  Statically allocated by each family. */
 typedef struct lipc_class {
   const char *name;   /* metatable name, e.g. "lipc.pipe" */

@@ -134,14 +134,14 @@ static int levent_try(lua_State *L, lipc_wait *w) {
  * tidx (a nonblocking counter without one tries once). */
 static int levent_io(lua_State *L, levent *e, int tidx, int wr, uint64_t n) {
   lipc_wait w;
-  lipc_wait_init(L, &w, 0, levent_try);
-  if (e->nonblock && lua_isnoneornil(L, tidx)) lipc_deadline_secs(L, 0, &w.d);
-  else lipc_deadline_init(L, tidx, &w.d);
+  int once = e->nonblock && lua_isnoneornil(L, tidx);  /* nonblocking, no timeout: try once */
+  lipc_wait_init(L, &w, once ? 0 : tidx, levent_try);
+  if (once) lipc_deadline_secs(L, 0, &w.d);
   w.p = e;
   w.call = wr ? "eventfd write" : "eventfd read";
   w.acc[0] = wr;
   w.acc[1] = (lua_Integer)n;
-  return lipc_run(L, &w);
+  return lipc_run_direct(L, &w, levent_try);
 }
 
 /* e:add([n=1 [, timeout]]): add n to the counter; waits while it would
