@@ -20,6 +20,7 @@
  * the pair count that follows them is known), so nothing is rehashed.
  */
 #include "core.h"
+#include "codec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,10 +50,7 @@ enum {
 
 
 /* The reusable output buffer (a userdata upvalue of ipc.encode). */
-typedef struct cbuf {
-  char *p;
-  size_t len, cap;
-} cbuf;
+typedef lipc_buf cbuf;
 
 /* Keep buffers larger than this from one call to the next? No: free them. */
 #define CBUF_KEEP (1u << 20)
@@ -410,6 +408,18 @@ static void cbuf_trim(cbuf *b) {
   }
 }
 
+size_t lipc_encode_to(lua_State *L, int idx, lipc_buf *b) {
+  lua_pushvalue(L, idx);               /* the encoder wants the value on the top */
+  b->len = 0;
+  size_t len = enc_run(L, b, lua_gettop(L), 0);
+  lua_pop(L, 1);
+  return len;
+}
+
+void lipc_buf_trim(lipc_buf *b) {
+  cbuf_trim(b);
+}
+
 /* ipc.encode(value [, frame]) -> string; frame = true prefixes the 4-byte big-endian length. */
 static int lcodec_encode(lua_State *L) {
   int top = lua_gettop(L), frame = 0;
@@ -747,6 +757,13 @@ static const char *dec_one(lua_State *L, const char *s, size_t len, size_t *at) 
   }
   *at = (size_t)((const char *)d.p - s);
   return d.err;
+}
+
+const char *lipc_decode_from(lua_State *L, const char *p, size_t n, size_t *at) {
+  int top = lua_gettop(L);
+  const char *err = dec_one(L, p, n, at);
+  if (err) lua_settop(L, top);
+  return err;
 }
 
 /* Read an optional position argument (1-based, lo..hi) as an offset. */

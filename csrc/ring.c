@@ -24,9 +24,12 @@
  * plain blocking call would (no other code of it runs meanwhile).
  */
 #include "core.h"
+#include "codec.h"
 #include "region.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
@@ -96,6 +99,8 @@ typedef struct lring {
                                    * handle (left set when it raised) */
   int twaits[5];                  /* sleepers that tasks of twait_pid counted (W_*) */
   pid_t twait_pid;
+  lipc_buf sbuf;                  /* sendv: the value encoded (used within one call) */
+  lipc_buf rbuf;                  /* recvv: a message that wraps, made contiguous */
 } lring;
 
 /* This process's pid, cached in a MADV_WIPEONFORK page (zeroed in a
@@ -251,6 +256,10 @@ static int ring_release(lipc_handle *h, int remove_name) {
     r->hdr = NULL;
     r->data = NULL;
   }
+  free(r->sbuf.p);
+  free(r->rbuf.p);
+  memset(&r->sbuf, 0, sizeof r->sbuf);
+  memset(&r->rbuf, 0, sizeof r->rbuf);
   /* unmap; the name goes only while it is still this ring's segment */
   return lipc_region_free(&r->reg, remove_name);
 }
@@ -585,10 +594,52 @@ static void send_publish(lring *r, uint64_t tail, const char *s, size_t n, uint6
   r->locks &= (unsigned char)~LOCK_SEND;
 }
 
+/* recvv: decode the n-byte message at ring position pos straight out of
+ * the ring's memory (a message that wraps is first copied into r->rbuf)
+ * and push the results: the value; nil, "closed" for the empty end
+ * marker; nil, the decode error, EBADMSG and the bytes as a string (a
+ * channel's batch message, or garbage).  The caller releases the slot
+ * afterwards.  May raise (memory). */
+static int recv_decode(lua_State *L, lring *r, uint64_t pos, size_t n) {
+  if (n == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  size_t off = (size_t)(pos % r->cap);
+  const char *p = (const char *)r->data + off;
+  if (r->cap - off < n) {
+    lipc_buf *b = &r->rbuf;
+    if (b->cap < n) {
+      char *np = realloc(b->p, n);
+      if (np == NULL) return luaL_error(L, "ring recvv: not enough memory");
+      b->p = np;
+      b->cap = n;
+    }
+    ring_read(r, pos, b->p, n);
+    p = b->p;
+  }
+  size_t at;
+  int nres = 1;
+  const char *err = lipc_decode_from(L, p, n, &at);
+  if (err != NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "ipc.decode: %s (at byte %I)", err, (lua_Integer)at);
+    lua_pushinteger(L, EBADMSG);
+    lua_pushlstring(L, p, n);
+    nres = 4;
+  }
+  if (p == r->rbuf.p) {
+    r->rbuf.len = 0;
+    lipc_buf_trim(&r->rbuf);
+  }
+  return nres;
+}
+
 /* With the recv lock held and a record at head (tail != head): push the
  * message, release its space, wake sleeping producers and let go of the
  * lock.  1, or the error triple of a corrupted ring. */
-static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail) {
+static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail, int decode) {
   ring_hdr *hd = r->hdr;
   uint32_t rec[2];
   ring_read(r, head, rec, REC_HDR);
@@ -600,16 +651,20 @@ static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail) {
     return lipc_error(L, EBADMSG, "ring recv", "corrupted ring");
   }
   /* may raise (memory): the lock is then taken back by our next call */
-  luaL_Buffer b;
-  char *dst = luaL_buffinitsize(L, &b, (size_t)n);
-  ring_read(r, head + REC_HDR, dst, (size_t)n);
-  luaL_pushresultsize(&b, (size_t)n);
+  int nres = 1;
+  if (decode) nres = recv_decode(L, r, head + REC_HDR, (size_t)n);
+  else {
+    luaL_Buffer b;
+    char *dst = luaL_buffinitsize(L, &b, (size_t)n);
+    ring_read(r, head + REC_HDR, dst, (size_t)n);
+    luaL_pushresultsize(&b, (size_t)n);
+  }
   atomic_store_explicit(&hd->head, head + need, memory_order_release);
   atomic_fetch_add(&hd->head_seq, 1);
   if (atomic_load(&hd->send_waiters)) futex(&hd->head_seq, FUTEX_WAKE, INT_MAX, NULL);
   ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
   r->locks &= (unsigned char)~LOCK_RECV;
-  return 1;
+  return nres;
 }
 
 /* Take the lock word lk when it is free: 1, or 0 (held: nothing done). */
@@ -676,6 +731,65 @@ static int send_try(lua_State *L, lipc_wait *w) {
   return 1;
 }
 
+/* The largest message of r. */
+static uint64_t ring_maxmsg(lring *r) {
+  uint64_t maxmsg = r->cap - REC_HDR;
+  return maxmsg > UINT32_MAX - 8 ? UINT32_MAX - 8 : maxmsg;
+}
+
+/* ring:sendv(v, timeout, limit) -> true: v encoded (ipc.encode's format)
+ * into r->sbuf, then sent as ring:send sends it.  The common case (the
+ * lock free, room in the ring) copies it from there into the ring; before
+ * a wait it becomes a Lua string at index 2 (the handle's buffer is not
+ * kept across a wait: another task may use it meanwhile).  An encoding
+ * longer than limit: nil, message, EMSGSIZE, its size. */
+static int lring_sendv(lua_State *L) {
+  lring *r = lipc_check(L, 1, &ring_class);
+  luaL_checkany(L, 2);
+  if (!r->reg.h.open) return lipc_closed_error(L, &ring_class);
+  lua_Integer limit = luaL_optinteger(L, 4, LUA_MAXINTEGER);
+  lipc_wait w;
+  lipc_wait_init(L, &w, 3, send_try);
+  size_t n = lipc_encode_to(L, 2, &r->sbuf);
+  if ((lua_Unsigned)n > (lua_Unsigned)limit) {
+    lipc_buf_trim(&r->sbuf);
+    lua_pushnil(L);
+    lua_pushfstring(L, "value of %I bytes exceeds the limit %I", (lua_Integer)n, limit);
+    lua_pushinteger(L, EMSGSIZE);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 4;
+  }
+  uint64_t maxmsg = ring_maxmsg(r);
+  if (n > maxmsg) {
+    lipc_buf_trim(&r->sbuf);
+    return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
+                                               (lua_Integer)n, (lua_Integer)maxmsg));
+  }
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->prod_pid == me && lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) {
+    uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
+    if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
+      send_publish(r, tail, r->sbuf.p, n, need);
+      lipc_buf_trim(&r->sbuf);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+    r->locks &= (unsigned char)~LOCK_SEND;
+  }
+  /* the slow path: the encoding as a string in place of the value */
+  lua_settop(L, 3);
+  lua_pushlstring(L, r->sbuf.p, n);
+  lua_replace(L, 2);
+  lipc_buf_trim(&r->sbuf);
+  w.p = r;
+  w.call = "ring sendv";
+  w.leave = ring_leave;
+  return lipc_run(L, &w);
+}
+
 /* ring:send(s, timeout) -> true; blocks while the ring is full. */
 static int lring_send(lua_State *L) {
   lring *r = lipc_check(L, 1, &ring_class);
@@ -710,8 +824,9 @@ static int lring_send(lua_State *L) {
 }
 
 /* One try of ring:recv (the ring at stack index 1): the next message, nil
- * at end of stream (every producer closed and the ring empty). */
-static int recv_try(lua_State *L, lipc_wait *w) {
+ * at end of stream (every producer closed and the ring empty); with
+ * decode (ring:recvv), recv_decode's results, or nil, "closed". */
+static inline int recv_try_x(lua_State *L, lipc_wait *w, int decode) {
   lring *r = w->p;
   if (!r->reg.h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
   ring_uncount(r, w);
@@ -746,7 +861,9 @@ static int recv_try(lua_State *L, lipc_wait *w) {
       ring_uncount(r, w);
       if (peers == 2) return peer_gone(L);
       lua_pushnil(L);   /* end of stream */
-      return 1;
+      if (!decode) return 1;
+      lua_pushliteral(L, "closed");
+      return 2;
     }
     w->word = (const uint32_t *)&hd->tail_seq;
     w->val = seen;
@@ -756,14 +873,22 @@ static int recv_try(lua_State *L, lipc_wait *w) {
     return LIPC_AGAIN;
   }
   spin_done(r, t0);
-  return recv_take(L, r, head, tail);
+  return recv_take(L, r, head, tail, decode);
 }
 
-/* ring:recv(timeout) -> string; nil at end of stream; blocks while empty. */
-static int lring_recv(lua_State *L) {
+static int recv_try(lua_State *L, lipc_wait *w) {
+  return recv_try_x(L, w, 0);
+}
+
+static int recvv_try(lua_State *L, lipc_wait *w) {
+  return recv_try_x(L, w, 1);
+}
+
+/* ring:recv / ring:recvv (decode). */
+static inline int recv_call(lua_State *L, int decode) {
   lring *r = lipc_check(L, 1, &ring_class);
   lipc_wait w;
-  lipc_wait_init(L, &w, 2, recv_try);
+  lipc_wait_init(L, &w, 2, decode ? recvv_try : recv_try);
   /* the common case without the wait path: the lock is free and a message
    * is there */
   ring_hdr *hd = r->hdr;
@@ -771,14 +896,26 @@ static int lring_recv(lua_State *L) {
   if (r->cons_pid == me && lock_free(r, &hd->recv_lock, (uint32_t)me, LOCK_RECV)) {
     uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_acquire);
-    if (tail != head) return recv_take(L, r, head, tail);
+    if (tail != head) return recv_take(L, r, head, tail, decode);
     ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
     r->locks &= (unsigned char)~LOCK_RECV;
   }
   w.p = r;
-  w.call = "ring recv";
+  w.call = decode ? "ring recvv" : "ring recv";
   w.leave = ring_leave;
   return lipc_run(L, &w);
+}
+
+/* ring:recv(timeout) -> string; nil at end of stream; blocks while empty. */
+static int lring_recv(lua_State *L) {
+  return recv_call(L, 0);
+}
+
+/* ring:recvv(timeout) -> value (decoded straight out of the ring); nil,
+ * "closed" at the end marker or end of stream; nil, message, EBADMSG,
+ * bytes for a message that does not decode. */
+static int lring_recvv(lua_State *L) {
+  return recv_call(L, 1);
 }
 
 /* #ring: the capacity in bytes. */
@@ -819,6 +956,8 @@ static int lring_unlink(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"send", lring_send},
   {"recv", lring_recv},
+  {"sendv", lring_sendv},
+  {"recvv", lring_recvv},
   {"capacity", lring_capacity},
   {"name", lring_name},
   {"pending", lring_pending},

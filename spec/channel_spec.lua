@@ -272,6 +272,52 @@ describe("ipc.channel", function()
     end)
   end)
 
+  describe("over a ring (values encoded and decoded in place)", function()
+    it("reports a malformed message, a batch, maxsize, the end marker and works in tasks", function()
+      local r <close> = assert(ipc.ring.create(4096))
+      local tx = ipc.channel.new(nil, r, { own = false })
+      local rx = ipc.channel.new(r, nil, { own = false })
+      assert(r:send("\7garbage"))                      -- not lipc-encoded
+      assert.is_true(tx:send({ after = true }))
+      local v, err, code = rx:recv(1)
+      assert.is_nil(v)
+      assert.equal(E.EBADMSG, code)
+      assert.matches("^channel: malformed value %(ipc%.decode: ", err)
+      assert.same({ after = true }, rx:recv(1))          -- the bad message was consumed
+      -- a batch message (one ring message, several frames) is split by recv
+      tx:batch(true)
+      for i = 1, 5 do assert.is_true(tx:send({ i })) end
+      assert.is_true(tx:flush())
+      for i = 1, 5 do assert.same({ i }, rx:recv(1)) end
+      tx:batch(false)
+      -- a maxsize below the ring's limit: EMSGSIZE, nothing sent
+      local small = ipc.channel.new(nil, r, { own = false, maxsize = 16 })
+      local n = #ipc.encode(("q"):rep(40))
+      assert.same({ nil, ("channel send: value of %d bytes exceeds the lipc.ring message limit 16"):format(n),
+        E.EMSGSIZE }, { small:send(("q"):rep(40)) })
+      assert.equal(0, r:pending())
+      small:close()
+      -- tasks: a receiver waits in the loop while a sender fills the ring
+      local got = {}
+      local t1 = ipc.go(function()
+        for _ = 1, 200 do got[#got + 1] = rx:recv(10) end
+        return true
+      end)
+      local t2 = ipc.go(function()
+        for i = 1, 200 do assert(tx:send({ i = i, pad = ("p"):rep(100) }, 10)) end
+        return true
+      end)
+      assert.same({ true, true }, { t2:join(20) })
+      assert.same({ true, true }, { t1:join(20) })
+      for i = 1, 200 do assert.equal(i, got[i].i) end
+      -- the end marker
+      assert.is_true(tx:finish(1))
+      assert.same({ nil, "closed" }, { rx:recv(1) })
+      assert.same({ nil, "closed" }, { rx:recv(1) })   -- stays closed
+      tx:close(); rx:close()
+    end)
+  end)
+
   describe("timeouts", function()
     it("times out receiving from every kind of transport", function()
       for _, kind in ipairs { "stream", "pipe", "dgram", "seqpacket", "mq", "msg", "ring" } do

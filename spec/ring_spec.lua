@@ -433,6 +433,144 @@ describe("ipc.ring", function()
     end)
   end)
 
+  describe("sendv and recvv (values encoded in place)", function()
+    local EMSGSIZE, EBADMSG = ipc.errno.EMSGSIZE, ipc.errno.EBADMSG
+
+    it("round-trips nested values, nil and false, in order", function()
+      local r <close> = assert(ipc.ring.create(4096))
+      local values = {
+        { 1, 2, { 3, { 4, "five" } }, name = "x", [2.5] = true, nested = { a = { b = { c = {} } } } },
+        "plain", 42, -7, 1.5, true, false, ("s"):rep(300),
+      }
+      for _, v in ipairs(values) do assert.is_true(r:sendv(v)) end
+      assert.is_true(r:sendv(nil))
+      for _, v in ipairs(values) do assert.same(v, r:recvv()) end
+      local v, err = r:recvv(0)
+      assert.is_nil(v)
+      assert.is_nil(err)                 -- a nil value, not an error
+      -- interoperates with send/recv and ipc.encode/decode
+      assert.is_true(r:send(ipc.encode({ k = "v" })))
+      assert.same({ k = "v" }, r:recvv())
+      assert.is_true(r:sendv({ 9, 8 }))
+      assert.same({ 9, 8 }, ipc.decode(r:recv()))
+    end)
+
+    it("decodes messages split across the end of the ring", function()
+      local r <close> = assert(ipc.ring.create(64))
+      for i = 1, 500 do
+        local v = { i, ("y"):rep(i % 30) }
+        assert.is_true(r:sendv(v, 0))
+        assert.same(v, r:recvv(0))
+      end
+    end)
+
+    it("refuses a value larger than the ring's message limit as send does", function()
+      local r <close> = assert(ipc.ring.create(128))
+      local big = ("x"):rep(200)
+      local n = #ipc.encode(big)
+      assert.has_error(function() r:sendv(big) end,
+        ("bad argument #1 to 'sendv' (message of %d bytes larger than the ring allows (120))"):format(n))
+      assert.equal(0, r:pending())       -- nothing sent
+      -- with a limit: nil, message, EMSGSIZE and the size, nothing sent
+      local ok, err, code, size = r:sendv(("x"):rep(50), nil, 40)
+      assert.is_nil(ok)
+      assert.equal(EMSGSIZE, code)
+      assert.equal(#ipc.encode(("x"):rep(50)), size)
+      assert.matches("exceeds the limit 40", err)
+      assert.equal(0, r:pending())
+      assert.has_error(function() r:sendv(print) end)   -- the encoder's error
+      assert.has_error(function() r:sendv() end)
+      assert.is_true(r:sendv("still works"))
+      assert.equal("still works", r:recvv())
+    end)
+
+    it("gives nil, closed at the end marker and after every producer closed", function()
+      local r <close> = assert(ipc.ring.create(256))
+      assert.is_true(r:send(""))
+      assert.same({ nil, "closed" }, { r:recvv() })
+      local r2 <close> = assert(ipc.ring.create(256))   -- this process never sends on it
+      local pid = helper.fork(function()
+        assert(r2:sendv({ "last" }))
+        r2:close()
+      end)
+      assert.same({ "last" }, r2:recvv(10))
+      assert.same({ nil, "closed" }, { r2:recvv(10) })
+      reap(pid)
+    end)
+
+    it("gives a message that does not decode back as bytes, with EBADMSG", function()
+      local r <close> = assert(ipc.ring.create(256))
+      assert.is_true(r:send("\1not encoded"))
+      assert.is_true(r:sendv("next"))
+      local v, err, code, bytes = r:recvv()
+      assert.is_nil(v)
+      assert.equal(EBADMSG, code)
+      assert.matches("^ipc%.decode: ", err)
+      assert.equal("\1not encoded", bytes)
+      assert.equal("next", r:recvv())     -- the bad message was released
+      assert.equal(0, r:pending())
+    end)
+
+    it("times out on an empty and on a full ring", function()
+      local r <close> = assert(ipc.ring.create(64))
+      for _, t in ipairs { 0, 0.2 } do
+        assert.same({ nil, "timeout", ETIMEDOUT }, { r:recvv(t) })
+      end
+      assert.is_true(r:sendv(("x"):rep(50)))
+      for _, t in ipairs { 0, 0.2 } do
+        assert.same({ nil, "timeout", ETIMEDOUT }, { r:sendv({ 1, 2, 3 }, t) })
+      end
+      assert.equal(("x"):rep(50), r:recvv(0))
+      for _, t in ipairs { -1, 0 / 0, "soon" } do
+        assert.has_error(function() r:sendv(1, t) end)
+        assert.has_error(function() r:recvv(t) end)
+      end
+    end)
+
+    it("blocks between processes until the other side moves", function()
+      local r <close> = assert(ipc.ring.create(128))
+      local pid = helper.fork(function()
+        for i = 1, 2000 do assert(r:sendv({ i, tostring(i) }, 10)) end
+        assert(r:send(""))
+      end)
+      for i = 1, 2000 do assert.same({ i, tostring(i) }, r:recvv(10)) end
+      assert.same({ nil, "closed" }, { r:recvv(10) })
+      reap(pid)
+    end)
+
+    it("waits inside tasks while other tasks use the same handle", function()
+      local r <close> = assert(ipc.ring.create(64))
+      local got = {}
+      local consumer = ipc.go(function()
+        for _ = 1, 60 do got[#got + 1] = r:recvv(10) end
+        return true
+      end)
+      local producers = {}
+      for p = 1, 3 do
+        producers[p] = ipc.go(function()
+          for i = 1, 20 do assert(r:sendv({ p, i, ("z"):rep(20) }, 10)) end   -- two fill the ring
+          return true
+        end)
+      end
+      assert.same({ true, true }, { consumer:join(20) })
+      for p = 1, 3 do assert.same({ true, true }, { producers[p]:join(20) }) end
+      local last = {}
+      for _, v in ipairs(got) do
+        assert.equal(("z"):rep(20), v[3])
+        assert.equal((last[v[1]] or 0) + 1, v[2])     -- in order per producer, none lost
+        last[v[1]] = v[2]
+      end
+      assert.same({ 20, 20, 20 }, last)
+    end)
+
+    it("raise on a closed ring", function()
+      local r = assert(ipc.ring.create(256))
+      assert.is_true(r:close())
+      assert.has_error(function() r:sendv(1) end, "attempt to use a closed lipc.ring")
+      assert.has_error(function() r:recvv() end, "attempt to use a closed lipc.ring")
+    end)
+  end)
+
   describe("open", function()
     it("refuses a segment that is not a ring", function()
       local name = helper.name()

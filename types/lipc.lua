@@ -1806,6 +1806,26 @@ function ring:send(s, timeout) end
 ---@see ring.md
 function ring:recv(timeout) end
 
+---Send a Lua value, encoded (as ipc.encode) straight into the ring: no Lua string of its bytes.
+---@param v any
+---@param timeout? number
+---@param limit? integer an encoding longer than this returns nil, message, EMSGSIZE, size
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@return integer? size the encoding's size (EMSGSIZE)
+---@see ring.md
+function ring:sendv(v, timeout, limit) end
+
+---Receive one value, decoded straight out of the ring's memory.
+---@param timeout? number
+---@return any v the value; nil, "closed" at the end marker or end of stream
+---@return string? err
+---@return integer? errno
+---@return string? bytes a message that does not decode (EBADMSG)
+---@see ring.md
+function ring:recvv(timeout) end
+
 ---The data capacity in bytes.
 ---@return integer
 ---@see ring.md

@@ -255,12 +255,14 @@ return function(ipc)
     return raw_send(self, bytes, timeout)
   end
 
-  -- The ring's send already returns true or nil, message, errno.
+  -- The ring's fast path: sendv encodes v straight into the ring (no Lua
+  -- string); it returns true or nil, message, errno (and the size when
+  -- the encoding is longer than the limit).
   local function ring_send(self, v, timeout)
-    local bytes = encode(v)
-    if #bytes > (self.maxsize or msg_limit(self)) then return too_big(self, #bytes) end
+    local ok, err, code, size = self.wr:sendv(v, timeout, self.maxsize or msg_limit(self))
+    if size then return too_big(self, size) end
     self.sent = true
-    return self.wr:send(bytes, timeout)
+    return ok, err, code
   end
 
   -- The next value of a batch message (self.mb, frames from self.mpos on;
@@ -320,17 +322,17 @@ return function(ipc)
     return got_message(self, t:recv(self.maxsize + 1, timeout))
   end
 
-  -- The ring's fast path: one C call and the decoder.
+  -- The ring's fast path: recvv decodes straight out of the ring's memory;
+  -- nil, "closed" at the end marker or end of stream; a message that does
+  -- not decode comes back as bytes (a batch, or malformed).
   local function ring_recv(self, timeout)
     if self.mb then return batch_next(self) end
     if self.eof then return nil, "closed" end
-    local data, err, code = self.rd:recv(timeout)
-    if data and data ~= "" then
-      local v, derr = raw_decode(data)
-      if v == nil and derr ~= nil then return undecoded(self, data, derr) end
-      return v
-    end
-    return got_message(self, data, err, code)
+    local v, err, code, data = self.rd:recvv(timeout)
+    if v ~= nil or err == nil then return v end
+    if data then return undecoded(self, data, err) end
+    if code == nil then self.eof = true; return nil, "closed" end
+    return nil, err, code
   end
 
   -- A batched datagram/seqpacket receiver: recvmany takes every datagram
