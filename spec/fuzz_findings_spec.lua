@@ -150,4 +150,28 @@ describe("fuzz findings", function()
       assert.equals("ok", out)
     end)
   end)
+  -- FUZZ_SEED=508391984 FUZZ_CASE=465 make fuzz (minimised):
+  --   o4 = ipc.shm.sysv(0, 8192, {})   o4:fill(142)
+  --   o5 = ipc.sem.attach(o4, 7392)    o5:post()
+  --   --> "The futex facility returned an unexpected error code." and SIGABRT
+  -- glibc's sem_t keeps a futex flag word after the value (private: 0 for a
+  -- process-shared semaphore); a garbage one makes sem_post's and
+  -- sem_clockwait's futex calls fail with an error glibc treats as fatal.
+  -- attach (csrc/sem.c) takes any bytes, and the bytes may be overwritten
+  -- after attach (r:fill): each call must refuse a word that is not 0.
+  describe("a semaphore attached over bytes no sem_init wrote", function()
+    -- post with waiters to wake (all bytes 0x8e), wait on a zero value
+    for call, bytes in pairs { post = "r:fill(142)", wait = "r:fill(0) r:fill(142, 8, 4)" } do
+      pending(("raises or fails in %s instead of aborting the process"):format(call), function()
+        local ok, code, out = helper.run_lua(([[
+          local ipc = require "lipc"
+          local r = assert(ipc.shm.anonymous(64))
+          %s                         -- (offset 8: the flag word of glibc's sem_t)
+          local s = assert(ipc.sem.attach(r, 0))
+          print(pcall(function() return s:%s end))
+        ]]):format(bytes, call == "wait" and "wait(0.05)" or "post()"))
+        assert.is_true(ok, ("exit %s: %s"):format(tostring(code), out))
+      end)
+    end
+  end)
 end)
