@@ -811,9 +811,11 @@ function child.run(seed, case, maxsteps, skip)
   local function note_names(args, n, persist_flag, removal)
     for i = 1, n do
       local a = args[i]
+      if math.type(a) then a = tostring(a) end   -- (a number is a name too: Lua's coercion)
       if type(a) == "string" then
         if persist_flag then
           persisted[a] = true
+          if a:sub(1, 1) ~= "/" then persisted[scratch .. "/" .. a] = true end   -- relative to the cwd
           local path = a:match("^%a+:(/.*)$")   -- a Unix socket URL
           if path then persisted[path] = true end
         end
