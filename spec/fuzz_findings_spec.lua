@@ -174,4 +174,27 @@ describe("fuzz findings", function()
       end)
     end
   end)
+  -- FUZZ_SEED=226272737 FUZZ_CASE=6 make fuzz (minimised):
+  --   ipc.pool(1, function() return "x" end, { keep = hostile_index_all })
+  -- where hostile_index_all's __index answers every integer index: the
+  -- pool copies keep with ipairs (lua/lipc/pool.lua, start) and never ends.
+  -- ipc.spawn's own keep walk is raw (csrc/proc.c keep_collect); handing
+  -- the list on as one element ({ pool.prog, pool.keep }) would do.
+  describe("ipc.pool with a keep list whose __index answers every index", function()
+    pending("returns or raises instead of looping forever", function()
+      local file = helper.path(".lua")
+      local f = assert(io.open(file, "w"))
+      f:write([[
+        local ipc = require "lipc"
+        local keep = setmetatable({}, { __index = function(_, k) return math.type(k) and true end })
+        local ok, p = pcall(ipc.pool, 1, function() return 1 end, { keep = keep })
+        if ok and p then p:close() end
+        io.write("returned")
+      ]])
+      f:close()
+      local out = helper.sh("timeout -s KILL 20 env " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
+      os.remove(file)
+      assert.equals("returned", out)
+    end)
+  end)
 end)
