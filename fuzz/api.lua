@@ -715,8 +715,9 @@ function child.run(seed, case, maxsteps, skip)
 
   -- results that are documented exceptions to "nil, string, integer"
   -- (channel:transport() is (read side, write side), either may be nil)
+  -- (t:join(timeout) is nil, the task's error message when it failed or was cancelled)
   local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true,
-                          ["lipc.channel.transport"] = true }
+                          ["lipc.channel.transport"] = true, ["lipc.task.join"] = true }
 
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
@@ -833,7 +834,11 @@ function child.run(seed, case, maxsteps, skip)
     local idx = type(mt) == "table" and rawget(mt, "__index")
     if type(idx) == "table" and e.kind ~= "io.file" then
       for m in pairs(idx) do
-        if not (ms and ms[m]) then names[#names + 1] = m end
+        -- (a Lua class's __index may be its metatable: __gc and the like
+        -- are not methods)
+        if not (ms and ms[m]) and not (type(m) == "string" and m:sub(1, 2) == "__") then
+          names[#names + 1] = m
+        end
       end
     end
     table.sort(names)
