@@ -54,8 +54,10 @@ run_file() {
   if [ -n "$preload" ]; then
     set -- env LD_PRELOAD="$preload" lua5.4 /usr/bin/busted --cpath="$builddir/?.so" -o utfTerminal "$1"
   else
+    # (.busted's lua = "lua5.4" makes busted run itself again through a
+    # shell: --ignore-lua keeps the run inside the wrapper)
     # shellcheck disable=SC2086
-    set -- $LIPC_WRAP lua5.4 /usr/bin/busted --cpath="$builddir/?.so" -o utfTerminal "$1"
+    set -- $LIPC_WRAP lua5.4 /usr/bin/busted ${LIPC_WRAP:+--ignore-lua} --cpath="$builddir/?.so" -o utfTerminal "$1"
   fi
   if [ "$isolate" = 1 ]; then
     unshare --ipc --mount --propagation private sh -c "$nsinit" lipc-ns "$@"
