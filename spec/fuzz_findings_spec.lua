@@ -180,6 +180,29 @@ describe("fuzz findings", function()
   -- pool copies keep with ipairs (lua/lipc/pool.lua, start) and never ends.
   -- ipc.spawn's own keep walk is raw (csrc/proc.c keep_collect); handing
   -- the list on as one element ({ pool.prog, pool.keep }) would do.
+  -- FUZZ_SEED=3329221189 FUZZ_CASE=146 make fuzz (minimised to):
+  --   o5 = ipc.pool(2, function() error({}) end)   o5:map(hostile_len_huge, 0)
+  -- map takes #items (__len: math.maxinteger) and builds batches of
+  -- maxinteger / 8 items before it looks at its timeout (lua/lipc/pool.lua
+  -- Pool:map); a raw length (rawlen) or a bound on n would do.
+  describe("pool:map of a list whose __len claims math.maxinteger items", function()
+    pending("returns or raises in bounded time", function()
+      local file = helper.path(".lua")
+      local f = assert(io.open(file, "w"))
+      f:write([[
+        local ipc = require "lipc"
+        local p <close> = assert(ipc.pool(1, function(x) return x end))
+        local items = setmetatable({}, { __len = function() return math.maxinteger end })
+        pcall(p.map, p, items, 0)
+        io.write("returned")
+      ]])
+      f:close()
+      local out = helper.sh("timeout -s KILL 20 env " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
+      os.remove(file)
+      assert.equals("returned", out)
+    end)
+  end)
+
   describe("ipc.pool with a keep list whose __index answers every index", function()
     pending("returns or raises instead of looping forever", function()
       local file = helper.path(".lua")
