@@ -122,13 +122,23 @@ function child.run(seed, case, maxsteps, skip)
     end
   end
 
+  local LUA_CLASSES = {}   -- __name -> the metatable of lipc's classes written in Lua
+  do
+    local a, b = ipc.channel.pair()
+    LUA_CLASSES["lipc.channel"] = getmetatable(a)
+    a:close() b:close()
+    LUA_CLASSES["lipc.pool"] = ipc._methods and ipc._methods.pool
+  end
   local function kindof(o)
     local t = type(o)
     if t ~= "userdata" and t ~= "table" then return nil end
     local mt = getmetatable(o)
     local name = type(mt) == "table" and rawget(mt, "__name")
-    if type(name) == "string" and name:sub(1, 5) == "lipc." then return name end
-    return nil
+    if type(name) ~= "string" or name:sub(1, 5) ~= "lipc." then return nil end
+    -- a table is lipc's only with the metatable of a Lua class of lipc's
+    -- (a hostile table may call itself "lipc.pipe")
+    if t == "table" and mt ~= LUA_CLASSES[name] then return nil end
+    return name
   end
 
   local function adopt(o, step, how)
