@@ -70,7 +70,7 @@ clean:
 FUZZ_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;fuzz/?.lua" LUA_CPATH="build/?.so"
 FUZZ_SECONDS ?= 60
 
-.PHONY: fuzz stress
+.PHONY: fuzz stress valgrind
 
 fuzz: all
 	@if [ -n "$(FUZZ_CASE)" ]; then $(FUZZ_ENV) $(LUA) fuzz/api.lua --case "$(FUZZ_CASE)"; else \
@@ -81,3 +81,25 @@ fuzz: all
 
 stress: all
 	@$(FUZZ_ENV) $(LUA) fuzz/stress.lua
+
+# The suite (VALGRIND_SPECS, default: all but VALGRIND_SKIP, see below)
+# under valgrind's memcheck: invalid reads/writes, uses of
+# uninitialised values, bad frees.  Leaks and descriptors are not its job
+# (the specs' own leak audit checks those).  A valgrind error makes busted
+# exit 99, which scripts/runtests.sh counts as a crashed file.
+VALGRIND ?= valgrind --error-exitcode=99 --leak-check=no --track-fds=no -q \
+  --suppressions=fuzz/valgrind.supp
+VALGRIND_SPECS ?= $(filter-out $(VALGRIND_SKIP),$(sort $(wildcard spec/*_spec.lua)))
+# Left out, because under valgrind (3.19) they test valgrind rather than lipc:
+# it has no pidfd_open (syscall 434), so every process handle lacks its pidfd
+# and ipc.run, communicate, pools and pipelines refuse to wait for it (proc,
+# run, pool, topology); it keeps descriptors of its own, so `lipc limits`
+# run outside sees another nofile (cli); it answers mmap of 2^63 bytes with
+# EINVAL, not ENOMEM (shm); hostile's in-child watchdogs (30 s) run out at
+# valgrind's speed (it takes over 8 minutes).
+VALGRIND_SKIP ?= spec/proc_spec.lua spec/run_spec.lua spec/pool_spec.lua spec/topology_spec.lua \
+  spec/cli_spec.lua spec/shm_spec.lua spec/hostile_spec.lua
+
+valgrind: all deps-test
+	@sh scripts/deps.sh valgrind
+	@LIPC_WRAP="$(VALGRIND)" LIPC_SPECS="$(VALGRIND_SPECS)" sh scripts/runtests.sh build

@@ -394,6 +394,12 @@ ssize_t lipc_pwrite_nosigpipe(int fd, const void *buf, size_t len, int rwf);
 /* The directory for generated socket paths ($TMPDIR or /tmp). */
 const char *lipc_tmpdir(void);
 
+/* lstat the POSIX queue name ("/jobs") through a mount of the mqueue file
+ * system whose device is dev, found in /proc/self/mountinfo: 0 and *st
+ * filled, or an errno value (ENODEV: no such mount) (csrc/system.c). */
+struct stat;
+int lipc_mqueue_lstat(const char *name, dev_t dev, struct stat *st);
+
 /* Set a table of integer constants at the table on top of the stack. */
 typedef struct lipc_const { const char *name; lua_Integer value; } lipc_const;
 void lipc_setconsts(lua_State *L, const lipc_const *c);

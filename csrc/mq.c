@@ -30,16 +30,54 @@ typedef struct lmq {
   lipc_handle h;
   long msgsize;          /* mq_msgsize, fixed when the queue was created */
   char *buf;             /* receive buffer of msgsize bytes (first receive) */
+  dev_t dev;             /* the queue's identity on the mqueue file system */
+  ino_t ino;             /* (fstat of the descriptor; ino 0: unknown) */
   char name[NAME_MAX + 2];
 } lmq;
+
+/* Whether q->name still leads to the queue q has open (its name may have
+ * been removed and another queue made under it since): 1 yes, 0 no (another
+ * queue, or none), -1 cannot tell.  Opening the name and comparing what
+ * fstat says works without a mounted mqueue file system; a queue whose mode
+ * denies us both directions is looked up through a mount instead. */
+static int mq_same(lmq *q) {
+  if (q->ino == 0) return -1;
+  struct stat st;
+  int err = EACCES;
+  static const int modes[] = {O_RDONLY, O_WRONLY};
+  for (int i = 0; i < 2 && err == EACCES; i++) {
+    mqd_t d = mq_open(q->name, modes[i] | O_NONBLOCK | O_CLOEXEC);
+    if (d == (mqd_t)-1) { err = errno; continue; }
+    int rc = fstat((int)d, &st);
+    err = rc == 0 ? 0 : errno;
+    mq_close(d);
+    if (rc == 0) return st.st_dev == q->dev && st.st_ino == q->ino;
+  }
+  if (err == ENOENT) return 0;
+  err = lipc_mqueue_lstat(q->name, q->dev, &st);
+  if (err == 0) return st.st_ino == q->ino;
+  return err == ENOENT ? 0 : -1;
+}
+
+/* Remove q's name if it still leads to q's queue: 0, or an errno value
+ * (ENOENT when the name is gone or names another queue now).  When the
+ * identity cannot be told (no descriptor left, no mount: rare), the name is
+ * removed as before, the owner's duty. */
+static int mq_unlink_own(lmq *q) {
+  if (mq_same(q) == 0) return ENOENT;
+  return mq_unlink(q->name) == 0 ? 0 : errno;
+}
 
 /* Close the descriptor, unlink the name when owned, free the buffer. */
 static int mq_release(lipc_handle *h, int remove_name) {
   lmq *q = (lmq *)h;
   int err = 0;
+  /* the name is checked while the descriptor still holds the queue: its
+   * inode cannot be reused by a new queue before we compare */
+  int uerr = remove_name ? mq_unlink_own(q) : 0;
   if (h->fd >= 0 && mq_close((mqd_t)h->fd) != 0) err = errno;
   h->fd = -1;
-  if (remove_name && mq_unlink(q->name) != 0 && errno != ENOENT && err == 0) err = errno;
+  if (uerr != 0 && uerr != ENOENT && err == 0) err = uerr;
   free(q->buf);
   q->buf = NULL;
   return err;
@@ -173,6 +211,8 @@ static int lmq_open(lua_State *L) {
     return lipc_error(L, err, "mq_getattr", q->name);
   }
   q->msgsize = now.mq_msgsize;
+  struct stat st;
+  if (fstat(q->h.fd, &st) == 0) { q->dev = st.st_dev; q->ino = st.st_ino; }
   q->h.open = 1;
   return 1;
 }
@@ -312,7 +352,8 @@ static int lmq_setnonblock(lua_State *L) {
 /* q:unlink(): remove the name now; this handle stays usable. */
 static int lmq_unlink(lua_State *L) {
   lmq *q = lipc_check(L, 1, &MQ_CLASS);
-  if (mq_unlink(q->name) != 0) return lipc_error(L, errno, "mq_unlink", q->name);
+  int err = mq_unlink_own(q);  /* not another queue made under our old name */
+  if (err != 0) return lipc_error(L, err, "mq_unlink", q->name);
   q->h.owns = 0;  /* the name is gone: a later queue of that name is not ours */
   lua_pushboolean(L, 1);
   return 1;

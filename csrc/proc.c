@@ -196,17 +196,17 @@ static const lipc_class process_class = {
 };
 
 /* Close the pidfd; reap the child if it already exited (never blocks,
- * never kills), so a forgotten finished child is not left a zombie. */
+ * never kills), so a forgotten finished child is not left a zombie: also
+ * when pidfd_open failed (out of descriptors, an old kernel), through
+ * waitpid as p:status() does. */
 static int process_release(lipc_handle *h, int remove_name) {
   (void)remove_name;
   lproc *p = (lproc *)h;
-  if (!p->reaped && h->fd >= 0 && h->owner == getpid()) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)h->fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+  if (!p->reaped && h->owner == getpid()) {
+    int status;
+    if (reap_once(p->pid, h->fd, &status) == 0) {
       p->reaped = 1;
-      p->status = status_of(&si);
-      cache_put(p->pid, p->status);
+      p->status = status;
     }
   }
   int err = 0;

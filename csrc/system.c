@@ -370,6 +370,22 @@ static int mqueue_mounts(char dirs[][PATH_MAX]) {
   return n;
 }
 
+/* lstat name through a mount of the mqueue file system on device dev. */
+int lipc_mqueue_lstat(const char *name, dev_t dev, struct stat *st) {
+  char dirs[MQ_MOUNTS][PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+  int n = mqueue_mounts(dirs);
+  for (int i = 0; i < n; i++) {
+    struct stat d;
+    if (stat(dirs[i], &d) != 0 || d.st_dev != dev) continue;
+    size_t dl = strlen(dirs[i]), nl = strlen(name);
+    if (dl + nl + 1 > sizeof path) return ENAMETOOLONG;
+    memcpy(path, dirs[i], dl);
+    memcpy(path + dl, name, nl + 1);
+    return lstat(path, st) == 0 ? 0 : errno;
+  }
+  return ENODEV;
+}
+
 /* The directory generated Unix socket paths go to. */
 const char *lipc_tmpdir(void) {
   const char *t = getenv("TMPDIR");

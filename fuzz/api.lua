@@ -122,17 +122,28 @@ function child.run(seed, case, maxsteps, skip)
     end
   end
 
+  local LUA_CLASSES = {}   -- __name -> the metatable of lipc's classes written in Lua
+  do
+    local a, b = ipc.channel.pair()
+    LUA_CLASSES["lipc.channel"] = getmetatable(a)
+    a:close() b:close()
+    LUA_CLASSES["lipc.pool"] = ipc._methods and ipc._methods.pool
+  end
   local function kindof(o)
     local t = type(o)
     if t ~= "userdata" and t ~= "table" then return nil end
     local mt = getmetatable(o)
     local name = type(mt) == "table" and rawget(mt, "__name")
-    if type(name) == "string" and name:sub(1, 5) == "lipc." then return name end
-    return nil
+    if type(name) ~= "string" or name:sub(1, 5) ~= "lipc." then return nil end
+    -- a table is lipc's only with the metatable of a Lua class of lipc's
+    -- (a hostile table may call itself "lipc.pipe")
+    if t == "table" and mt ~= LUA_CLASSES[name] then return nil end
+    return name
   end
 
   local function adopt(o, step, how)
     if byobj[o] then return byobj[o] end
+    if o == io.stdout or o == io.stderr or o == io.stdin then return nil end   -- (the harness's own)
     local k = kindof(o)
     if not k and io.type(o) ~= "file" then return nil end
     nextid = nextid + 1
@@ -400,7 +411,9 @@ function child.run(seed, case, maxsteps, skip)
   function G.argv()
     local r = math.random(12)
     local progs = { { "true" }, { "false" }, { "sleep", "0.05" }, { "cat" }, { "sh", "-c", "exit 3" },
-                    { "/nonexistent/prog" }, { "sh", "-c", "kill -9 $$" }, { "sleep", "30" } }
+                    { "/nonexistent/prog" }, { "sh", "-c", "kill -9 $$" }, { "sleep", "30" },
+                    { "sh", "-c", "echo out; echo err >&2; exit 1" }, { "sh", "-c", "sleep 30 & wait" },
+                    { "head", "-c", "5" } }
     local t
     if r <= 9 then
       t = {}
@@ -417,6 +430,12 @@ function child.run(seed, case, maxsteps, skip)
     if math.random(8) == 1 then t.cwd = math.random(2) == 1 and "/" or hostile_any() end
     if math.random(10) == 1 then t.input = G.data() end
     if math.random(20) == 1 then t.bogus = 1 end
+    if math.random(6) == 1 then t.session = G.b() end
+    if math.random(6) == 1 then t.group = G.b() end
+    if math.random(10) == 1 then t.stderr = "stdout" end
+    if math.random(12) == 1 then t.clearenv = G.b() end
+    if math.random(12) == 1 then t.umask = maybe_hostile(0.3, one_of { "022", 63, "777" }) end
+    if math.random(12) == 1 then t.fds = math.random(2) == 1 and { [3] = obj_of() } or hostile_any() end
     return t
   end
   function G.fn() return maybe_hostile(0.1, function() return FUNCS[math.random(#FUNCS)] end) end
@@ -445,6 +464,38 @@ function child.run(seed, case, maxsteps, skip)
     return ({ 2 ^ 40 // 1, 0 / 0, "x", 1.5, math.mininteger })[math.random(5)]
   end
   function G.mtype() return maybe_hostile(0.15, function() return math.random(-2, 3) end) end
+  -- lines(fmt, timeout)
+  function G.lfmt()
+    return maybe_hostile(0.15, function() return ({ "l", "L", "n", "a", 4, nil })[math.random(6)] end)
+  end
+  -- ipc.timer(after, every), tm:reset(after, every)
+  function G.after() return maybe_hostile(0.12, one_of { 0, 0.001, 0.01, 0.05, 0.2 }) end
+  function G.every() return maybe_hostile(0.12, function() return ({ 0, 0.005, 0.05 })[math.random(4)] end) end
+  -- p:kill(sig, target)
+  function G.target() return maybe_hostile(0.15, function() return ({ "process", "group" })[math.random(3)] end) end
+  -- p:communicate(input, timeout)
+  function G.input() if math.random(3) == 1 then return nil end return G.data() end
+  -- pool:map(items, timeout)
+  function G.items()
+    local r = math.random(6)
+    if r == 1 then return hostile_any() end
+    local t = {}
+    for i = 1, math.random(0, 6) do t[i] = r == 2 and hostile_any() or U.rand_value(1) end
+    return t
+  end
+  -- ipc.fd(n): a pool object's descriptor (refused: owned), one not open, no descriptor at all
+  function G.fdnum()
+    local r = math.random(6)
+    if r <= 3 then
+      local e = pick_entry()
+      if e and e.kind ~= "io.file" then
+        local ok, fd = pcall(function() return e.obj:fileno() end)
+        if ok and math.type(fd) == "integer" then return fd end
+      end
+    end
+    if r == 4 then return 900 + math.random(0, 99) end
+    return ({ -1, 2 ^ 31 // 1, math.maxinteger, 1.5, "7", 0 / 0 })[math.random(6)]
+  end
 
   -- region offsets: inside, at the end, past it, aligned or not
   local function region_size(e)
@@ -472,6 +523,7 @@ function child.run(seed, case, maxsteps, skip)
       return { e.obj or G.obj(), e.obj and offset_for(e)() or 0, extra and extra() }
     end
   end
+  local task_fn   -- (below: a task body of random blocking calls)
   local CTORS = {
     { "ipc.pipe", ipc.pipe, function() return { opts(OPT.pipe) } end },
     { "ipc.mkfifo", ipc.mkfifo, function() return { G.path(), opts(OPT.fifo) } end },
@@ -511,6 +563,13 @@ function child.run(seed, case, maxsteps, skip)
     { "ipc.channel.pair", ipc.channel.pair, function() return {} end },
     { "ipc.spawn", ipc.spawn, function() return { G.fn(), G.data() } end },
     { "ipc.exec", ipc.exec, function() return { G.argv() } end },
+    { "ipc.go", ipc.go, function() return { task_fn(), G.value() } end },
+    { "ipc.go", ipc.go, function() return { task_fn() } end },
+    { "ipc.timer", ipc.timer, function() return { G.after(), G.every() } end },
+    { "ipc.fd", ipc.fd, function() return { G.fdnum() } end },
+    { "ipc.pool", ipc.pool, function()
+        return { maybe_hostile(0.1, one_of { 1, 2 }), G.fn(),
+                 math.random(6) == 1 and { keep = G.objlist() } or nil } end },
   }
   if ipc.socket and ipc.socket.raw and ISO then
     CTORS[#CTORS + 1] = { "ipc.socket.raw", ipc.socket.raw,
@@ -527,8 +586,8 @@ function child.run(seed, case, maxsteps, skip)
     end
   end
   local STREAM = {
-    read = A("rd", "T"), write = A("data", "T"), lines = A("T"), setnonblock = A("b"), tofile = A(),
-    fileno = A(), close = A(),
+    read = A("rd", "T"), write = A("data", "T"), lines = A("lfmt", "T"), setnonblock = A("b"), tofile = A(),
+    fileno = A(), close = A(), dup = A(), detach = A(),
   }
   local function with(base, extra)
     local t = {}
@@ -568,9 +627,10 @@ function child.run(seed, case, maxsteps, skip)
       recvfd = A("T"), recvfds = A("T"),
     }),
     ["lipc.fifo"] = { name = A(), unlink = A(), close = A() },
-    ["lipc.mq"] = { send = A("data", "small", "T"), receive = A("T"), attr = A(), setnonblock = A("b"),
+    ["lipc.mq"] = { send = A("data", "small", "T"), receive = A("T"), recv = A("T"), attr = A(), setnonblock = A("b"),
                     unlink = A(), name = A(), fileno = A(), close = A() },
-    ["lipc.msg"] = { send = A("mtype", "data", "T"), receive = A("mtype", "T"), stat = A(), remove = A(),
+    ["lipc.msg"] = { send = A("mtype", "data", "T"), receive = A("mtype", "T"), recv = A("mtype", "T"),
+                     stat = A(), remove = A(),
                      id = A(), key = A(), close = A() },
     ["lipc.region"] = region_methods(),
     ["lipc.sem"] = { wait = A("T"), trywait = A(), post = A(), value = A(), unlink = A(), destroy = A(),
@@ -589,7 +649,11 @@ function child.run(seed, case, maxsteps, skip)
                       unlink = A(), close = A() },
     ["lipc.channel"] = { send = A("value", "T"), recv = A("T"), values = A("T"), finish = A("T"), fileno = A(),
                          buffered = A(), transport = A(), owes_eof = A(), close = A() },
-    ["lipc.process"] = { wait = A("T"), kill = A("sig"), fileno = A(), status = A(), close = A() },
+    ["lipc.process"] = { wait = A("T"), kill = A("sig", "target"), fileno = A(), status = A(), close = A(),
+                         communicate = A("input", "T") },
+    ["lipc.task"] = { join = A("T"), cancel = A(), status = A() },
+    ["lipc.timer"] = { wait = A("T"), reset = A("after", "every"), fileno = A(), close = A() },
+    ["lipc.pool"] = { map = A("items", "T"), close = A() },
     -- (io's own read blocks, and its writes die of SIGPIPE: io's, not lipc's)
     ["io.file"] = { close = A() },
   }
@@ -636,8 +700,16 @@ function child.run(seed, case, maxsteps, skip)
     { "ipc.signal.blocked", ipc.signal.blocked, function() return {} end },
     { "ipc.run", ipc.run, function() return { G.argv(), ({ 0.05, 0.5, -1, 0 / 0 })[math.random(4)] } end },
     { "collectgarbage", function() collectgarbage() return true end, function() return {} end },
+    { "ipc.loop", ipc.loop, function() return { G.T() } end },
+    { "ipc.loop", ipc.loop, function() return { G.T() } end },
+    { "ipc.sleep", ipc.sleep, function() return { G.T() } end },
+    -- (dry_run removes nothing: also outside the namespaces)
+    { "ipc.sweep", ipc.sweep, function() return { { dry_run = true } } end },
   }
-  if ISO then FUNCS_MOD[#FUNCS_MOD + 1] = { "ipc.sweep", ipc.sweep, function() return {} end } end
+  if ISO then
+    FUNCS_MOD[#FUNCS_MOD + 1] = { "ipc.sweep", ipc.sweep, function()
+      return { math.random(4) == 1 and hostile_any() or nil } end }
+  end
   if not ISO then   -- System V names are machine-wide here: nothing may outlive the case
     for _, k in ipairs { "msg", "sysv", "semset" } do
       for i = #OPT[k], 1, -1 do if OPT[k][i][1] == "persist" then table.remove(OPT[k], i) end end
@@ -654,8 +726,9 @@ function child.run(seed, case, maxsteps, skip)
 
   -- results that are documented exceptions to "nil, string, integer"
   -- (channel:transport() is (read side, write side), either may be nil)
+  -- (t:join(timeout) is nil, the task's error message when it failed or was cancelled)
   local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true,
-                          ["lipc.channel.transport"] = true }
+                          ["lipc.channel.transport"] = true, ["lipc.task.join"] = true }
 
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
@@ -673,7 +746,7 @@ function child.run(seed, case, maxsteps, skip)
        and not sig:find("channel") then
       finding("closed-use-not-raising", step, sig, "a method of a closed object returned instead of raising")
     end
-    if n >= 1 and res[1] == nil and n >= 2 then
+    if n >= 1 and res[1] == nil and n >= 2 and sig:sub(1, 3) ~= "io." then   -- (io's results are io's)
       local exc = TWO_VALUE_NIL[sig]
       -- documented: nil, message (decode) / nil, "closed" (channel)
       local documented = exc and (exc == true or res[2] == exc) and (n == 2 or res[3] == nil)
@@ -750,9 +823,11 @@ function child.run(seed, case, maxsteps, skip)
   local function note_names(args, n, persist_flag, removal)
     for i = 1, n do
       local a = args[i]
+      if math.type(a) then a = tostring(a) end   -- (a number is a name too: Lua's coercion)
       if type(a) == "string" then
         if persist_flag then
           persisted[a] = true
+          if a:sub(1, 1) ~= "/" then persisted[scratch .. "/" .. a] = true end   -- relative to the cwd
           local path = a:match("^%a+:(/.*)$")   -- a Unix socket URL
           if path then persisted[path] = true end
         end
@@ -770,14 +845,108 @@ function child.run(seed, case, maxsteps, skip)
     local idx = type(mt) == "table" and rawget(mt, "__index")
     if type(idx) == "table" and e.kind ~= "io.file" then
       for m in pairs(idx) do
-        if not (ms and ms[m]) then names[#names + 1] = m end
+        -- (a Lua class's __index may be its metatable: __gc and the like
+        -- are not methods)
+        if not (ms and ms[m]) and not (type(m) == "string" and m:sub(1, 2) == "__") then
+          names[#names + 1] = m
+        end
       end
     end
     table.sort(names)
     return names
   end
 
+  -- One call of a random method of entry e (task: the name of the task
+  -- making it, or nil).
+  local function method_call(step, e, in_co, task)
+    local names = method_names(e)
+    if #names == 0 then return end
+    local m = names[math.random(#names)]
+    local gen = METHODS[e.kind] and METHODS[e.kind][m]
+    local args, n
+    if gen then
+      args, n = gen(e)
+    else
+      args = { hostile_any(), G.T() }
+      n = 2
+    end
+    n = n or #args
+    local sig = e.kind .. "." .. m
+    local fn = function(...)
+      local f = e.obj[m]
+      return f(e.obj, ...)
+    end
+    if m == "unlink" or m == "remove" then
+      local okn, name = pcall(function() return e.obj:name() end)
+      if okn and type(name) == "string" then removing(name) end
+    end
+    -- the timeout is the last argument of blocking methods
+    local timeout = args[n]
+    if type(timeout) ~= "number" then timeout = nil end
+    local desc = ("%s%s:%s(%s)"):format(task and ("[" .. task .. "] ") or "", show(e.obj), m, describe_args(args, n))
+    -- (in a task a call's time is shared with the other tasks: no slow or spin check)
+    if task then timeout = nil end
+    local was_closed = e.closed
+    local ok, res = call(step, sig, desc, fn, args, n, timeout, was_closed, in_co)
+    if m == "close" and ok then e.closed = true end
+    if m == "detach" and ok then
+      e.closed = true
+      -- the descriptor given up is the caller's now: the harness adopts it
+      -- again (ipc.fd), so the teardown closes it
+      if math.type(res[1]) == "integer" then
+        call(step, "ipc.fd", ("ipc.fd(%d)"):format(res[1]), ipc.fd, { res[1] }, 1, nil, false, false)
+      end
+    end
+    if (m == "values" or m == "lines") and ok and type(res[1]) == "function" then
+      -- one step of the iterator (it reads with the timeout given)
+      call(step, sig .. "()", desc .. "()", res[1], {}, 0, timeout, false, false)
+    end
+    if m == "wait" and e.kind == "lipc.poller" and ok and type(res[1]) == "function" then
+      call(step, sig .. "()", desc .. "()", res[1], { res[2], res[3] }, 2, timeout, false, false)
+    end
+  end
+
+  -- A task body: a few random calls, blocking ones with small timeouts
+  -- (they yield to the loop), on the objects of the pool; joins and cancels
+  -- of other tasks, sleeps, polls, a failure, a nested loop.  curstep is the
+  -- step running the loop when the task runs.
+  local curstep, ntasks = 0, 0
+  task_fn = function()
+    if math.random(12) == 1 then return hostile_any() end
+    ntasks = ntasks + 1
+    local tid = "t" .. ntasks
+    local ncalls = math.random(1, 5)
+    return label(function(...)
+      for _ = 1, ncalls do
+        local r = math.random(16)
+        if r <= 8 then
+          local e = pick_entry()
+          if e then method_call(curstep, e, false, tid) end
+        elseif r <= 10 then
+          local d = ({ 0, 0.001, 0.01, 0.02 })[math.random(4)]
+          call(curstep, "ipc.sleep", ("[%s] ipc.sleep(%s)"):format(tid, d), ipc.sleep, { d }, 1, nil, false, false)
+        elseif r == 11 then
+          local list, t = G.objlist(), G.T()
+          call(curstep, "ipc.poll", ("[%s] ipc.poll(%s, %s)"):format(tid, show(list), show(t)), ipc.poll,
+               { list, t }, 2, nil, false, false)
+        elseif r <= 13 then
+          local e = pick_entry("task")
+          if e then method_call(curstep, e, false, tid) end
+        elseif r == 14 then
+          call(curstep, "ipc.loop", ("[%s] ipc.loop(0)"):format(tid), ipc.loop, { 0 }, 1, nil, false, false)
+        elseif r == 15 then
+          emit("@@S ", curstep, " [", tid, "] error(\"task fails\")")
+          error(tid .. " fails")
+        else
+          coroutine.yield()   -- (a bare yield: the loop must take it as "ready again")
+        end
+      end
+      return tid, ...
+    end, "task_fn_" .. tid)
+  end
+
   local function one_step(step)
+    curstep = step
     math.randomseed(casebase, step)
     local r = math.random(100)
     local in_co = math.random(12) == 1
@@ -810,54 +979,21 @@ function child.run(seed, case, maxsteps, skip)
         end
       end
     elseif r <= 88 then
-      local e = pick_entry()
-      local names = method_names(e)
-      if #names == 0 then return end
-      local m = names[math.random(#names)]
-      local gen = METHODS[e.kind] and METHODS[e.kind][m]
-      local args, n
-      if gen then
-        args, n = gen(e)
-      else
-        args = { hostile_any(), G.T() }
-        n = 2
-      end
-      n = n or #args
-      local sig = e.kind .. "." .. m
-      local fn = function(...)
-        local f = e.obj[m]
-        return f(e.obj, ...)
-      end
-      if m == "unlink" or m == "remove" then
-        local okn, name = pcall(function() return e.obj:name() end)
-        if okn and type(name) == "string" then removing(name) end
-      end
-      -- the timeout is the last argument of blocking methods
-      local timeout = args[n]
-      if type(timeout) ~= "number" then timeout = nil end
-      local desc = ("%s:%s(%s)"):format(show(e.obj), m, describe_args(args, n))
-      local was_closed = e.closed
-      local ok, res = call(step, sig, desc, fn, args, n, timeout, was_closed, in_co)
-      if m == "close" and ok then e.closed = true end
-      if m == "values" and ok and type(res[1]) == "function" then
-        -- one step of the iterator (it reads with the timeout given)
-        call(step, sig .. "()", desc .. "()", res[1], {}, 0, timeout, false, false)
-      end
-      if m == "wait" and e.kind == "lipc.poller" and ok and type(res[1]) == "function" then
-        call(step, sig .. "()", desc .. "()", res[1], { res[2], res[3] }, 2, timeout, false, false)
-      end
+      method_call(step, pick_entry(), in_co)
     elseif r <= 97 then
       local f = FUNCS_MOD[math.random(#FUNCS_MOD)]
       local args = f[3]()
       local n = #args
       for i = n, 1, -1 do if args[i] ~= nil then n = i break end end
       if f[4] == "unlink" then note_names(args, n, false, true) end
-      local timeout = (f[1] == "ipc.poll" or f[1] == "ipc.wait") and args[2] or nil
+      local timeout = (f[1] == "ipc.poll" or f[1] == "ipc.wait") and args[2]
+        or (f[1] == "ipc.loop" or f[1] == "ipc.sleep") and args[1] or nil
       call(step, f[1], f[1] .. "(" .. describe_args(args, n) .. ")", f[2], args, n, timeout, false, in_co)
     elseif r <= 99 then
       -- someone else puts a file where one of our names lives
       local k = math.random(#PATHS)
-      local path = math.random(2) == 1 and PATHS[k] or ("/dev/shm" .. PNAMES[k])
+      local path = ({ PATHS[k], PATHS[k], "/dev/shm" .. PNAMES[k], "/dev/shm/sem." .. PNAMES[k]:sub(2),
+                      "/dev/mqueue" .. PNAMES[k] })[math.random(5)]
       emit("@@S ", step, " outside: replace ", path, " with a regular file")
       os.remove(path)
       local f = io.open(path, "w")
@@ -865,8 +1001,11 @@ function child.run(seed, case, maxsteps, skip)
       emit("@@R ", step, " => ok")
     elseif DEBUGSWAP then
       local a, b = pick_entry(), pick_entry()
-      if a and b and a ~= b then
+      -- (lipc's metatables only: Lua's own io trusts its metatable, so a
+      -- swap to or from an io file crashes Lua, not lipc)
+      if a and b and a ~= b and a.kind ~= "io.file" and b.kind ~= "io.file" then
         emit("@@S ", step, " debug.setmetatable(", show(a.obj), ", getmetatable(", show(b.obj), "))")
+        if not a.mt0 then a.mt0, a.kind0 = getmetatable(a.obj), a.kind end
         debug.setmetatable(a.obj, getmetatable(b.obj))
         a.kind = b.kind
         emit("@@R ", step, " => ok")
@@ -884,7 +1023,31 @@ function child.run(seed, case, maxsteps, skip)
   pcall(ipc.signal.default, "CHLD")
   emit("@@S ", nsteps + 1, " teardown: close every object, kill and reap every child")
   math.randomseed(casebase, nsteps + 1)
-  -- processes first (they may hold pipes)
+  curstep = nsteps + 1
+  -- objects under another's metatable (FUZZ_DEBUG) get theirs back: the
+  -- swap was tested by the steps, the teardown closes each as itself
+  for _, e in ipairs(pool) do
+    if e.mt0 then debug.setmetatable(e.obj, e.mt0) e.kind = e.kind0 end
+  end
+  -- tasks first: every one cancelled, the loop run until none is left (it
+  -- raises the error of each failed task nobody joined, one a run)
+  local ntask = 0
+  for _, e in ipairs(pool) do
+    if e.kind == "lipc.task" then ntask = ntask + 1 pcall(function() e.obj:cancel() end) end
+  end
+  if ntask > 0 then
+    emit("@@C ", nsteps + 1, " teardown:ipc.loop")
+    for _ = 1, ntask + 2 do
+      local ok, r, msg = pcall(ipc.loop, 10)
+      if ok and r == true then break end
+      if ok then
+        finding("tasks-left", nsteps + 1, "ipc.loop", "ipc.loop(10) after every task was cancelled: "
+                .. show(r) .. ", " .. show(msg))
+        break
+      end
+    end
+  end
+  -- processes next (they may hold pipes)
   for _, e in ipairs(pool) do
     if e.kind == "lipc.process" then
       emit("@@C ", nsteps + 1, " teardown:", e.kind, ".wait ", show(e.obj))
@@ -899,6 +1062,7 @@ function child.run(seed, case, maxsteps, skip)
   end
   for i = #pool, 1, -1 do
     local e = pool[i]
+    if e.kind == "lipc.task" then goto next end   -- (a task has no close)
     emit("@@C ", nsteps + 1, " teardown:", e.kind, ".close ", show(e.obj))
     local ok, res = pcall(function() return e.obj:close() end)
     if not ok then
@@ -907,6 +1071,7 @@ function child.run(seed, case, maxsteps, skip)
     elseif e.kind ~= "io.file" and res ~= true and not (res == nil and e.kind == "lipc.channel") then
       finding("close-result", nsteps + 1, e.kind .. ".close", "returned " .. show(res))
     end
+    ::next::
   end
   -- children started by others (ipc.run feeders, spawned helpers)
   for _, pid in ipairs(ipc.children()) do
@@ -938,7 +1103,9 @@ function child.run(seed, case, maxsteps, skip)
     -- (never opened: a FIFO made there since would block the open)
     if os.execute("test " .. test .. " '" .. path .. "'") ~= true then
       local what = path:match("lipc%.%d+") and "sweep-bait"
-        or path:match("^/dev/shm/") and "replaced-posix-name" or "replaced-path"
+        or path:match("^/dev/shm/sem%.") and "replaced-posix-name:sem"
+        or path:match("^/dev/shm/") and "replaced-posix-name:shm"
+        or path:match("^/dev/mqueue/") and "replaced-posix-name:mq" or "replaced-path"
       finding("foreign-removed", nsteps + 1, "removed:" .. what, path .. " (not lipc's) was removed")
     end
   end

@@ -5,6 +5,7 @@
 #                              event loops of doc/integration.md (cqueues, luv)
 #   sh scripts/deps.sh bench   build + the benchmarks' peers, cjson and gnuplot
 #   sh scripts/deps.sh lint    build + luacheck
+#   sh scripts/deps.sh valgrind   build + valgrind (make valgrind)
 # Several sets may be given.  Each entry is "package:file-that-proves-it-is-installed".
 build="gcc:/usr/bin/gcc make:/usr/bin/make lua5.4:/usr/bin/lua5.4 liblua5.4-dev:/usr/include/lua5.4/lua.h"
 test="lua-busted:/usr/bin/busted socat:/usr/bin/socat python3:/usr/bin/python3
@@ -13,6 +14,7 @@ util-linux:/usr/bin/unshare procps:/usr/bin/ps iproute2:/usr/sbin/ip
 lua-cqueues:/usr/lib/x86_64-linux-gnu/lua/5.4/_cqueues.so lua-luv:/usr/lib/x86_64-linux-gnu/lua/5.4/luv.so"
 bench="python3:/usr/bin/python3 lua-cjson:/usr/lib/x86_64-linux-gnu/lua/5.4/cjson.so gnuplot-nox:/usr/bin/gnuplot"
 lint="lua-check:/usr/bin/luacheck"
+valgrind="valgrind:/usr/bin/valgrind"
 
 [ $# -gt 0 ] || set -- build
 need=$build
@@ -22,7 +24,8 @@ for set in "$@"; do
     test) need="$need $test" ;;
     bench) need="$need $bench" ;;
     lint) need="$need $lint" ;;
-    *) echo "deps.sh: unknown set '$set' (build, test, bench or lint)" >&2; exit 2 ;;
+    valgrind) need="$need $valgrind" ;;
+    *) echo "deps.sh: unknown set '$set' (build, test, bench, lint or valgrind)" >&2; exit 2 ;;
   esac
 done
 

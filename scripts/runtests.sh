@@ -11,7 +11,7 @@
 # what other programs on the machine create meanwhile.  Elsewhere (not root,
 # or no unshare) the files run in the machine's namespaces, as before.
 # LIPC_NS=0 forces the plain way; LIPC_SPECS="spec/a_spec.lua ..." runs only
-# those files.
+# those files; LIPC_WRAP="valgrind ..." runs busted under that command.
 builddir=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 
@@ -48,12 +48,16 @@ mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue || exit 97
 { mkdir -p /run/netns && mount -t tmpfs -o size=1m,mode=755 tmpfs /run/netns; } 2>/dev/null
 exec "$@"'
 
-# Run busted on one file ($1) in the current shell's choice of namespaces.
+# Run busted on one file ($1) in the current shell's choice of namespaces
+# (LIPC_WRAP: a command line that runs it, e.g. valgrind and its options).
 run_file() {
   if [ -n "$preload" ]; then
     set -- env LD_PRELOAD="$preload" lua5.4 /usr/bin/busted --cpath="$builddir/?.so" -o utfTerminal "$1"
   else
-    set -- lua5.4 /usr/bin/busted --cpath="$builddir/?.so" -o utfTerminal "$1"
+    # (.busted's lua = "lua5.4" makes busted run itself again through a
+    # shell: --ignore-lua keeps the run inside the wrapper)
+    # shellcheck disable=SC2086
+    set -- $LIPC_WRAP lua5.4 /usr/bin/busted ${LIPC_WRAP:+--ignore-lua} --cpath="$builddir/?.so" -o utfTerminal "$1"
   fi
   if [ "$isolate" = 1 ]; then
     unshare --ipc --mount --propagation private sh -c "$nsinit" lipc-ns "$@"

@@ -1101,3 +1101,47 @@ describe("ipc list arguments with a hostile __len", function()
     end)
   end
 end)
+
+-- Found under valgrind (which has no pidfd_open): a process handle whose
+-- pidfd_open failed left its finished child a zombie when it was closed or
+-- collected (csrc/proc.c process_release reaped only through the pidfd).
+-- Here pidfd_open fails the ordinary way: no descriptor left.
+describe("a process handle without a pidfd", function()
+  it("reaps its finished child when closed", function()
+    local file = helper.path(".lua")
+    local f = assert(io.open(file, "w"))
+    f:write([[
+      local ipc = require "lipc"
+      local held = {}
+      while true do   -- every descriptor taken: pipes, then single eventfds
+        local r, w = ipc.pipe()
+        if not r then break end
+        held[#held + 1] = r; held[#held + 1] = w
+      end
+      while true do
+        local e = ipc.eventfd(0)
+        if not e then break end
+        held[#held + 1] = e
+      end
+      local p = assert(ipc.spawn(function() return 0 end))
+      local nopidfd = not pcall(p.fileno, p)
+      for _, h in ipairs(held) do h:close() end
+      assert(nopidfd, "pidfd_open did not fail: the test cannot run")
+      local deadline = ipc.clock() + 60   -- until the child is a zombie
+      repeat
+        local sf = io.open("/proc/" .. p.pid .. "/stat")
+        local st = sf and sf:read("a"):match("%) (%a)")
+        if sf then sf:close() end
+        if st ~= "Z" then ipc.sleep(0.01) end
+      until st == "Z" or ipc.clock() > deadline
+      assert(p:close())
+      local left = ipc.children()
+      assert(#left == 0, "the finished child was left a zombie: " .. table.concat(left, ","))
+      io.write("ok")
+    ]])
+    f:close()
+    local out = helper.sh("ulimit -n 64; " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
+    os.remove(file)
+    assert.equals("ok", out)
+  end)
+end)
