@@ -445,8 +445,11 @@ static int lcodec_encode(lua_State *L) {
 
 /* A frame buffer: frames (4-byte length + encoding) after an optional
  * head written before the first one. */
+static const char framebuf_mark = 0;
+
 typedef struct framebuf {
-  cbuf b;
+  cbuf b;                  /* first: cbuf_gc frees it */
+  const char *mark;        /* &framebuf_mark: the class check (as core.c's) */
   lua_Integer count;       /* frames buffered */
   double first;            /* CLOCK_MONOTONIC seconds of the first put of the batch */
   size_t headlen;
@@ -454,7 +457,9 @@ typedef struct framebuf {
 } framebuf;
 
 static framebuf *checkfb(lua_State *L) {
-  return luaL_checkudata(L, 1, FRAMEBUF);
+  framebuf *f = lua_touserdata(L, 1);
+  if (f == NULL || lua_rawlen(L, 1) < sizeof *f || f->mark != &framebuf_mark) luaL_typeerror(L, 1, FRAMEBUF);
+  return f;
 }
 
 /* ipc.framebuf([head]) -> a frame buffer; head (at most 8 bytes) starts
@@ -465,6 +470,7 @@ static int lcodec_framebuf(lua_State *L) {
   luaL_argcheck(L, hl <= 8, 1, "head of at most 8 bytes expected");
   framebuf *f = lua_newuserdatauv(L, sizeof *f, 0);
   memset(f, 0, sizeof *f);
+  f->mark = &framebuf_mark;
   memcpy(f->head, h, hl);
   f->headlen = hl;
   luaL_setmetatable(L, FRAMEBUF);

@@ -21,6 +21,7 @@
 /* __gc of a box: close what it still holds. */
 static int fdbox_gc(lua_State *L) {
   int *slots = luaL_checkudata(L, 1, FDBOX);
+  if (lua_rawlen(L, 1) != LIPC_MAXFDS * sizeof(int)) return 0;  /* its metatable moved elsewhere */
   lipc_fdbox_clear(slots);
   return 0;
 }

@@ -232,8 +232,26 @@ static int lsem_attach(lua_State *L) {
   return place(L, 0);
 }
 
-/* The open lipc.sem at 1 for the hot methods (upvalue 1: the metatable). */
+/* The open lipc.sem at 1 for the hot methods. */
 static lsem *fast_sem(lua_State *L) { return lipc_check_up(L, &sem_class, 1); }
+
+/* 0 when an unnamed semaphore's bytes cannot be a sem_t: glibc's flag word
+ * after the 64-bit value (offset 8 on 64-bit) is its futex flag, 128 for a
+ * process-shared one (LLL_SHARED) or 0; anything else (bytes sem_init never
+ * wrote, or overwritten) makes its futex calls fail in a way glibc treats
+ * as fatal (abort). */
+static int sem_sane(const lsem *s) {
+#if defined(__GLIBC__) && UINTPTR_MAX == UINT64_MAX
+  if (s->region) {
+    int flag;
+    memcpy(&flag, (const unsigned char *)s->sem + 8, sizeof flag);
+    return flag == 0 || flag == 128;
+  }
+#else
+  (void)s;
+#endif
+  return 1;
+}
 
 /* acc[0] of a wait: 1 while this wait is registered as a waiter in the
  * semaphore word (a task between its LIPC_AGAIN and its next try). */
@@ -333,6 +351,7 @@ static int sem_try(lua_State *L, lipc_wait *w) {
 /* s:wait([timeout]): true | nil, "timeout", ETIMEDOUT. */
 static int lsem_wait(lua_State *L) {
   lsem *s = fast_sem(L);
+  if (!sem_sane(s)) return lipc_error(L, EINVAL, "sem_wait", "(not a process-shared semaphore: overwritten?)");
   /* the fast path: a token is there (the timeout is checked all the same) */
   int t = lua_type(L, 2);
   if ((t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, 2) >= 0)) &&
@@ -359,6 +378,7 @@ static int lsem_trywait(lua_State *L) {
 /* s:post(): true. */
 static int lsem_post(lua_State *L) {
   lsem *s = fast_sem(L);
+  if (!sem_sane(s)) return lipc_error(L, EINVAL, "sem_post", "(not a process-shared semaphore: overwritten?)");
   if (sem_post(s->sem) != 0) return lipc_error(L, errno, "sem_post", s->region ? NULL : s->name);
   lua_pushboolean(L, 1);
   return 1;

@@ -76,31 +76,20 @@ static int is_stream_class(const lipc_class *c) {
   return 0;
 }
 
-/* The open stream at idx; raises otherwise.  The one class check of
- * core.c (lipc_checkclass), for any stream class: a method's own object
- * has the metatable of the method's upvalue 1, is big enough for a
- * stream, and was made as a stream class; anything else takes the slow
- * path through lipc_toany. */
+/* The open stream at idx; raises otherwise: core.c's class check (the
+ * class pointer stamped at creation, never the metatable) for any stream
+ * class. */
 lipc_stream *lipc_stream_check(lua_State *L, int idx) {
   lipc_stream *s = lua_touserdata(L, idx);
-  if (s != NULL && lua_getmetatable(L, idx)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same && lua_rawlen(L, idx) >= sizeof(lipc_stream) && is_stream_class(s->h.cls)) {
-      if (!s->h.open) lipc_closed_error(L, s->h.cls);
-      if (s->main == NULL) lipc_stream_attach(L, s);
-      return s;
-    }
-  }
-  lipc_handle *h = lipc_toany(L, idx);
-  if (h == NULL || !is_stream_class(h->cls)) luaL_typeerror(L, idx, "lipc stream");
-  if (!h->open) lipc_closed_error(L, h->cls);
-  if (((lipc_stream *)h)->main == NULL) lipc_stream_attach(L, (lipc_stream *)h);
-  return (lipc_stream *)h;
+  if (s == NULL || lua_rawlen(L, idx) < sizeof(lipc_stream) || !is_stream_class(s->h.cls))
+    luaL_typeerror(L, idx, "lipc stream");
+  if (!s->h.open) lipc_closed_error(L, s->h.cls);
+  if (s->main == NULL) lipc_stream_attach(L, s);
+  return s;
 }
 
 /* Register the stream class cls: the stream methods plus extra (may be
- * NULL), each with the class metatable as upvalue 1. */
+ * NULL). */
 void lipc_stream_register(lua_State *L, const lipc_class *cls, const luaL_Reg *extra) {
   int k = 0;
   while (k < MAX_STREAM_CLASSES - 1 && stream_classes[k] && stream_classes[k] != cls) k++;

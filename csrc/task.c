@@ -88,7 +88,12 @@ typedef struct lloop lloop;
 typedef struct ltask ltask;
 typedef struct fwaiter fwaiter;
 
+/* The first word of every task userdata: task_mark's address, which no Lua
+ * code can write (the class check, as core.c's for handles). */
+static const char task_mark = 0;
+
 struct ltask {
+  const char *mark;      /* &task_mark */
   tlink node;            /* in the ready queue, a descriptor's waiters or joiners */
   tlink joiners;         /* tasks waiting in t:join for this one */
   lua_State *co;        /* the coroutine (user value 1) */
@@ -866,7 +871,9 @@ static lloop *check_loop(lua_State *L) {
 }
 
 static ltask *check_task(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, TASK_MT);
+  ltask *t = lua_touserdata(L, idx);
+  if (t == NULL || lua_rawlen(L, idx) < sizeof *t || t->mark != &task_mark) luaL_typeerror(L, idx, TASK_MT);
+  return t;
 }
 
 /* ipc.go(fn, ...): a new task running fn(...) when the loop runs. */
@@ -883,6 +890,7 @@ static int l_go(lua_State *L) {
   }
   ltask *t = lua_newuserdatauv(L, sizeof *t, 3);
   memset(t, 0, sizeof *t);
+  t->mark = &task_mark;
   list_init(&t->joiners);
   t->heap = -1;
   t->fd = -1;

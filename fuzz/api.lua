@@ -625,6 +625,8 @@ function child.run(seed, case, maxsteps, skip)
       sendfd = function() local r = math.random(3)
         return { r == 1 and G.objlist() or G.obj(), G.data(), G.T() }, 3 end,
       recvfd = A("T"), recvfds = A("T"),
+      sendmany = function() return { { G.data(), G.data() }, G.T() }, 2 end,
+      recvmany = function() return { math.random(4), math.random(1, 70000), G.T() }, 3 end,
     }),
     ["lipc.fifo"] = { name = A(), unlink = A(), close = A() },
     ["lipc.mq"] = { send = A("data", "small", "T"), receive = A("T"), recv = A("T"), attr = A(), setnonblock = A("b"),
@@ -646,6 +648,7 @@ function child.run(seed, case, maxsteps, skip)
     ["lipc.poller"] = { add = A("obj", "events"), modify = A("obj", "events"), remove = A("obj"),
                         wait = A("T"), count = A(), fileno = A(), close = A() },
     ["lipc.ring"] = { send = A("data", "T"), recv = A("T"), capacity = A(), pending = A(), name = A(),
+                      sendv = A("value", "T"), recvv = A("T"),
                       unlink = A(), close = A() },
     ["lipc.channel"] = { send = A("value", "T"), recv = A("T"), values = A("T"), finish = A("T"), fileno = A(),
                          buffered = A(), transport = A(), owes_eof = A(), close = A() },

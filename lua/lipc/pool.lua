@@ -116,9 +116,9 @@ return function(ipc)
     pool.prog:store((slot - 1) * 8, 0)
     local p, err, no
     if pool.keep then
-      local keep = { pool.prog }
-      for _, k in ipairs(pool.keep) do keep[#keep + 1] = k end
-      p, err, no = ipc.spawn { worker_main, pool.prog, slot, theirs, pool.fn, keep = keep }
+      -- the user's list goes on whole: spawn walks it raw and bounded (a
+      -- hostile __index must not make this loop)
+      p, err, no = ipc.spawn { worker_main, pool.prog, slot, theirs, pool.fn, keep = { pool.prog, pool.keep } }
     else
       p, err, no = ipc.spawn(worker_main, pool.prog, slot, theirs, pool.fn, pool)
     end
@@ -138,11 +138,14 @@ return function(ipc)
 
   -- Stop the worker w (with sig unless it exited), unregister it and reap it.
   local function stop(pool, w, sig)
-    pool.byobj[w.sock], pool.byobj[w.proc] = nil, nil
-    pool.poller:remove(w.sock)
-    pool.poller:remove(w.proc)
-    w.sock:close()
-    if not w.proc:status() then w.proc:kill(sig) end
+    if not w.stopping then   -- a stop whose wait was cancelled is finished by the next one
+      w.stopping = true
+      pool.byobj[w.sock], pool.byobj[w.proc] = nil, nil
+      pool.poller:remove(w.sock)
+      pool.poller:remove(w.proc)
+      w.sock:close()
+      if not w.proc:status() then w.proc:kill(sig) end
+    end
     local how, code = w.proc:wait()
     w.proc:close()
     pool.workers[w.slot] = nil
@@ -302,12 +305,12 @@ return function(ipc)
   -- @return or `nil, "timeout", ETIMEDOUT`: the workers still busy are killed and replaced
   function Pool:map(items, timeout)
     if getmetatable(self) ~= Pool then error("bad argument #1 to 'map' (lipc.pool expected)", 2) end
-    if self.closed then error("attempt to use a closed lipc.pool", 2) end
+    if self.closed or self.closing then error("attempt to use a closed lipc.pool", 2) end
     if type(items) ~= "table" then error("bad argument #1 to 'map' (table expected, got " .. type(items) .. ")", 2) end
     if timeout ~= nil and (math.type(timeout) == nil or timeout ~= timeout or timeout < 0) then
       error("bad argument #2 to 'map' (timeout must be a number >= 0)", 2)
     end
-    local n = #items
+    local n = rawlen(items)   -- raw: a hostile __len must not size the work
     local results, errors = {}, {}
     if n == 0 then return results, nil end
     local size = ceil(n / (4 * self.n))
@@ -357,11 +360,14 @@ return function(ipc)
   -- @treturn boolean true
   function Pool:close()
     if self.closed then return true end
-    self.closed = true
+    self.closing = true   -- no map from here on; closed once every worker is stopped
     for slot = 1, self.n do
       local w = self.workers[slot]
-      if w then stop(self, w, "TERM") end   -- idle: a worker waits for its next batch
+      -- idle: a worker waits for its next batch; a close cancelled while it
+      -- waited is finished by the next one
+      if w then stop(self, w, "TERM") end
     end
+    self.closed = true
     self.poller:close()
     self.prog:close()
     return true
