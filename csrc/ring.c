@@ -676,24 +676,38 @@ static int lock_free(lring *r, _Atomic uint32_t *lk, uint32_t me, unsigned char 
 }
 
 
-/* One try of ring:send (the ring at stack index 1, the message at 2). */
-static int send_try(lua_State *L, lipc_wait *w) {
-  lring *r = w->p;
+/* The start of a send (recv = 0) or recv try: the ring open, this process
+ * registered on that side, and that side's lock taken (0), or LIPC_AGAIN
+ * while another holds it; *waitedp: the try follows a wait. */
+static int side_enter(lua_State *L, lring *r, lipc_wait *w, int recv, int *waitedp) {
   if (!r->reg.h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
   ring_uncount(r, w);
   int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
+  *waitedp = waited;
   w->acc[0] = 0;
-  size_t n;
-  const char *s = lua_tolstring(L, 2, &n);
   ring_hdr *hd = r->hdr;
   pid_t me = my_pid();
-  if (r->prod_pid != me) ring_register(L, r, 0, me);
-  if (!(held && atomic_load(&hd->send_lock) == (uint32_t)me) &&
-      ring_trylock(r, w, &hd->send_lock, W_SENDLOCK, (uint32_t)me, waited) != 0) {
+  if ((recv ? r->cons_pid : r->prod_pid) != me) ring_register(L, r, recv, me);
+  _Atomic uint32_t *lk = recv ? &hd->recv_lock : &hd->send_lock;
+  if (!(held && atomic_load(lk) == (uint32_t)me) &&
+      ring_trylock(r, w, lk, recv ? W_RECVLOCK : W_SENDLOCK, (uint32_t)me, waited) != 0) {
     w->acc[0] = W_WAITED;
     return LIPC_AGAIN;
   }
-  r->locks |= LOCK_SEND;
+  r->locks |= recv ? LOCK_RECV : LOCK_SEND;
+  return 0;
+}
+
+/* One try of ring:send (the ring at stack index 1, the message at 2). */
+static int send_try(lua_State *L, lipc_wait *w) {
+  lring *r = w->p;
+  int waited;
+  int again = side_enter(L, r, w, 0, &waited);
+  if (again) return again;
+  pid_t me = my_pid();
+  size_t n;
+  const char *s = lua_tolstring(L, 2, &n);
+  ring_hdr *hd = r->hdr;
   uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
   uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
   int spins = r->spin;
@@ -828,19 +842,11 @@ static int lring_send(lua_State *L) {
  * decode (ring:recvv), recv_decode's results, or nil, "closed". */
 static inline int recv_try_x(lua_State *L, lipc_wait *w, int decode) {
   lring *r = w->p;
-  if (!r->reg.h.open) { w->acc[1] = W_NONE; return lipc_closed_error(L, &ring_class); }
-  ring_uncount(r, w);
-  int waited = (w->acc[0] & W_WAITED) != 0, held = (w->acc[0] & W_HELD) != 0;
-  w->acc[0] = 0;
-  ring_hdr *hd = r->hdr;
+  int waited;
+  int again = side_enter(L, r, w, 1, &waited);
+  if (again) return again;
   pid_t me = my_pid();
-  if (r->cons_pid != me) ring_register(L, r, 1, me);
-  if (!(held && atomic_load(&hd->recv_lock) == (uint32_t)me) &&
-      ring_trylock(r, w, &hd->recv_lock, W_RECVLOCK, (uint32_t)me, waited) != 0) {
-    w->acc[0] = W_WAITED;
-    return LIPC_AGAIN;
-  }
-  r->locks |= LOCK_RECV;
+  ring_hdr *hd = r->hdr;
   uint64_t head = atomic_load_explicit(&hd->head, memory_order_relaxed);
   uint64_t tail;
   int spins = r->spin;
