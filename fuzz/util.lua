@@ -18,16 +18,18 @@ function U.can_isolate()
   return U._iso
 end
 
--- The mounts a sandboxed child gets: its own /dev/shm, /dev/mqueue and /tmp
--- (so TMPDIR, sweep and socket paths stay inside), loopback up.  The shell
--- stays pid 1 of the new pid namespace (a signal to pid 1 would be ignored);
--- when it exits every process of the namespace goes too.
+-- The mounts a sandboxed child gets: its own /dev/shm, /dev/mqueue and a
+-- private tmpfs over its scratch directory, which is its TMPDIR (so sweep
+-- and socket paths stay inside; /tmp itself stays visible, since the
+-- checkout may live there), loopback up.  The shell stays pid 1 of the new
+-- pid namespace (a signal to pid 1 would be ignored); when it exits every
+-- process of the namespace goes too.
 local NSINIT = [[
 mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm || exit 97
 mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue || exit 97
-mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp || exit 97
+mount -t tmpfs -o size=64m,mode=1777 tmpfs "$FUZZ_SCRATCH" || exit 97
 ip link set lo up 2>/dev/null
-mkdir -p /tmp/fz && cd /tmp/fz && export TMPDIR=/tmp/fz || exit 97
+cd "$FUZZ_SCRATCH" && export TMPDIR="$FUZZ_SCRATCH" || exit 97
 "$@"]]
 
 local PLAIN = [[
@@ -37,13 +39,13 @@ exec "$@"]]
 --- The argv (for ipc.exec) that runs argv in a new session, sandboxed: its
 -- own namespaces when possible, else in the scratch directory scratch.
 function U.sandbox_argv(argv, scratch)
-  local cmd = { "setsid" }
+  local cmd = { "setsid", "env", "FUZZ_SCRATCH=" .. scratch }
   if U.can_isolate() then
     for _, a in ipairs { "unshare", "--ipc", "--mount", "--net", "--pid", "--fork", "--mount-proc",
                          "--propagation", "private",
                          "sh", "-c", NSINIT, "fz" } do cmd[#cmd + 1] = a end
   else
-    for _, a in ipairs { "env", "FUZZ_SCRATCH=" .. scratch, "sh", "-c", PLAIN, "fz" } do cmd[#cmd + 1] = a end
+    for _, a in ipairs { "sh", "-c", PLAIN, "fz" } do cmd[#cmd + 1] = a end
   end
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
   return cmd
@@ -54,12 +56,9 @@ end
 -- (or running past limit seconds) is killed with its whole session.
 -- Returns { how = "exited"|"signaled"|"hang"|"limit", code =, out = all output }.
 function U.run_child(argv, opts)
-  local scratch
-  if not U.can_isolate() then
-    local p = io.popen("mktemp -d /tmp/lipcfz.XXXXXX")
-    scratch = p:read("l")
-    p:close()
-  end
+  local mk = io.popen("mktemp -d " .. (os.getenv("TMPDIR") or "/tmp") .. "/lipcfz.XXXXXX")
+  local scratch = mk:read("l")
+  mk:close()
   local r, w = assert(ipc.pipe())
   local t = U.sandbox_argv(argv, scratch)
   t.stdout, t.stderr, t.stdin, t.env = w, w, "null", opts.env
@@ -105,7 +104,7 @@ function U.run_child(argv, opts)
   end
   r:close()
   p:close()
-  if scratch then os.execute("rm -rf '" .. scratch .. "'") end
+  os.execute("rm -rf '" .. scratch .. "'")
   -- (a shell reports its child's death by signal n as exit status 128 + n)
   if how == "exited" and code and code > 128 and code < 160 then how, code = "signaled", code - 128 end
   return { how = killed or how, code = code, out = table.concat(chunks) }
