@@ -730,8 +730,10 @@ function child.run(seed, case, maxsteps, skip)
   -- results that are documented exceptions to "nil, string, integer"
   -- (channel:transport() is (read side, write side), either may be nil)
   -- (t:join(timeout) is nil, the task's error message when it failed or was cancelled)
+  -- (ring:recvv is nil, "closed" at the end, as a channel: a bare nil is a decoded nil value)
   local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true,
-                          ["lipc.channel.transport"] = true, ["lipc.task.join"] = true }
+                          ["lipc.channel.transport"] = true, ["lipc.task.join"] = true,
+                          ["lipc.ring.recvv"] = "closed" }
 
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
