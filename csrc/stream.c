@@ -19,6 +19,7 @@
  * only when nothing is ready.
  */
 #include "stream.h"
+#include "codec.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -515,6 +516,194 @@ static int lstream_write(lua_State *L) {
   return lipc_stream_run(L, &w, s, 3, try_write);
 }
 
+/* ---- values as 4-byte-length frames (the channel's stream framing) ----- */
+
+/* sendv's encoding: the frame (4-byte big-endian length, then the
+ * ipc.encode bytes), used within one call.  Before a try waits, the frame
+ * moves into a Lua string at argument 2 (a task may run another sendv
+ * while this one waits), so no wait ever depends on this buffer. */
+static lipc_buf sendv_buf;
+static size_t sendv_len;
+
+/* The end of a sendv that did not finish (its w->stop): the error and,
+ * when part of the frame went out, the bytes written (5th result). */
+static int sendv_stop(lua_State *L, lipc_wait *w, int err) {
+  stream_fail(L, w->p, err, "write");
+  if (w->acc[0] > 0) {
+    lua_pushnil(L);
+    lua_pushinteger(L, w->acc[0]);
+    return 5;
+  }
+  return 3;
+}
+
+/* The try of sendv: the frame's bytes at w->acc[1] (sendv_buf, or the Lua
+ * string at argument 2 once a wait came), w->acc[0] of them written. */
+static int try_sendv(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  const char *p = (const char *)(intptr_t)w->acc[1];
+  size_t n = p == sendv_buf.p ? sendv_len : lua_rawlen(L, 2);
+  size_t done = (size_t)w->acc[0];
+  int blocking = w->block && w->d.forever;
+  for (;;) {
+    ssize_t r;
+    if (blocking) {
+      r = raw_write(s, p + done, n - done, 0);
+    } else {
+      r = raw_write(s, p + done, n - done, 1);
+      if (r == -2) {
+        if (ready_now(s->h.fd, POLLOUT)) r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
+        else { r = -1; errno = EAGAIN; }
+      }
+    }
+    int ret;
+    if (r > 0) {
+      done += (size_t)r;
+      w->acc[0] = (lua_Integer)done;
+      w->tries = 0;
+      if (done >= n) { lua_pushboolean(L, 1); return 1; }
+      if (!blocking) continue;
+      ret = LIPC_EINTR;  /* a short blocking write: a signal came */
+    } else {
+      int err = r < 0 ? errno : EAGAIN;
+      if (err == EINTR) ret = LIPC_EINTR;
+      else if (err == EAGAIN) {
+        w->fd = s->h.fd;
+        w->events = POLLOUT;
+        ret = LIPC_AGAIN;
+      } else {
+        return sendv_stop(L, w, err);
+      }
+    }
+    if (p == sendv_buf.p) {  /* about to wait: keep the frame in a Lua string */
+      lua_pushlstring(L, p, n);
+      w->acc[1] = (lua_Integer)(intptr_t)lua_tostring(L, -1);
+      lua_replace(L, 2);
+      lipc_buf_trim(&sendv_buf);
+    }
+    return ret;
+  }
+}
+
+/* s:sendv(v [, timeout [, limit]]) -> true; or nil, message, errno, size
+ * (size: the encoding is longer than limit, nothing written); or nil,
+ * message, errno, nil, written (part of the frame went out: the stream
+ * no longer holds whole frames). */
+static int lstream_sendv(lua_State *L) {
+  lipc_stream *s = lipc_stream_check(L, 1);
+  check_dir(L, s, LIPC_STREAM_WRITE);
+  lua_Integer limit = luaL_optinteger(L, 4, 0x7fffffff);
+  size_t n = lipc_encode_to(L, 2, &sendv_buf);
+  if ((lua_Integer)n > limit || n > 0xffffffffu) {
+    lipc_buf_trim(&sendv_buf);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 4;
+  }
+  if (sendv_buf.cap < n + 4) {
+    char *nb = realloc(sendv_buf.p, n + 4);
+    if (nb == NULL) return luaL_error(L, "not enough memory");
+    sendv_buf.p = nb;
+    sendv_buf.cap = n + 4;
+  }
+  memmove(sendv_buf.p + 4, sendv_buf.p, n);
+  unsigned char *h = (unsigned char *)sendv_buf.p;
+  h[0] = (unsigned char)(n >> 24); h[1] = (unsigned char)(n >> 16);
+  h[2] = (unsigned char)(n >> 8); h[3] = (unsigned char)n;
+  sendv_len = n + 4;
+  lipc_wait w;
+  w.stop = sendv_stop;
+  w.call = "write";
+  w.acc[0] = 0;
+  w.acc[1] = (lua_Integer)(intptr_t)sendv_buf.p;
+  int r = lipc_stream_run(L, &w, s, 3, try_sendv);
+  if (w.acc[1] == (lua_Integer)(intptr_t)sendv_buf.p) lipc_buf_trim(&sendv_buf);
+  return r;
+}
+
+/* The try of recvv: the next frame from the read-ahead buffer of s (w->p),
+ * reading more into it until a whole frame is there; a wait or a timeout
+ * keeps every byte in that buffer.  w->acc[0] is the frame limit. */
+static int try_recvv(lua_State *L, lipc_wait *w) {
+  lipc_stream *s = w->p;
+  size_t limit = (size_t)w->acc[0];
+  for (;;) {
+    size_t need = 4;
+    if (s->len >= 4) {
+      const unsigned char *h = (const unsigned char *)s->buf + s->off;
+      size_t size = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+      if (size > limit) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "toobig");
+        lua_pushnil(L);
+        lua_pushinteger(L, (lua_Integer)size);
+        return 4;
+      }
+      if (s->len >= 4 + size) {
+        size_t at;
+        const char *err = lipc_decode_from(L, s->buf + s->off + 4, size, &at);
+        s->off += 4 + size;
+        s->len -= 4 + size;
+        if (s->len == 0) s->off = 0;
+        if (err == NULL) return 1;
+        lua_pushnil(L);
+        lua_pushliteral(L, "malformed");
+        lua_pushnil(L);
+        lua_pushnil(L);
+        lua_pushfstring(L, "ipc.decode: %s (at byte %I)", err, (lua_Integer)at);  /* as ipc.decode */
+        return 5;
+      }
+      need = 4 + size;
+    }
+    size_t want = need - s->len < AHEAD ? AHEAD : need - s->len;
+    if (lipc_stream_reserve(s, want)) return luaL_error(L, "not enough memory");
+    ssize_t got = stream_read(s, w, s->buf + s->off + s->len, s->cap - s->off - s->len);
+    if (got < 0) return read_failed(L, w);
+    if (got == 0) {
+      lua_pushnil(L);
+      if (s->len == 0) lua_pushliteral(L, "closed");
+      else lua_pushliteral(L, "partial");
+      return 2;
+    }
+    s->len += (size_t)got;
+    w->tries = 0;
+  }
+}
+
+/* s:recvv([timeout [, limit]]) -> the next frame's value (a lone nil for
+ * an encoded nil); or nil, "closed" at the end of the stream; nil,
+ * "partial" at the end of the stream inside a frame; nil, "toobig", nil,
+ * size for a frame longer than limit (left unread); nil, "malformed",
+ * nil, nil, message for a frame that does not decode (skipped); or nil,
+ * message, errno ("timeout" and ETIMEDOUT: the bytes stay buffered). */
+static int lstream_recvv(lua_State *L) {
+  lipc_stream *s = lipc_stream_check(L, 1);
+  check_dir(L, s, LIPC_STREAM_READ);
+  lua_Integer limit = luaL_optinteger(L, 3, 0x7fffffff);
+  lipc_wait w;
+  w.stop = read_stop;
+  w.call = "read";
+  w.acc[0] = limit < 0 ? 0 : limit;
+  w.acc[1] = 0;
+  return lipc_stream_run(L, &w, s, 2, try_recvv);
+}
+
+/* s:framed() -> true when a whole 4-byte-length frame (recvv's) is in the
+ * read-ahead buffer (poll cannot see it). */
+static int lstream_framed(lua_State *L) {
+  lipc_stream *s = lipc_stream_check(L, 1);
+  int ok = 0;
+  if (s->len >= 4) {
+    const unsigned char *h = (const unsigned char *)s->buf + s->off;
+    size_t size = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+    ok = s->len >= 4 + size;
+  }
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
 /* The iterator of s:lines(): the next line or nil; raises on error. */
 static int lines_next(lua_State *L) {
   lipc_stream *s = lipc_stream_check(L, lua_upvalueindex(1));
@@ -609,6 +798,9 @@ const luaL_Reg lipc_stream_methods[] = {
   {"direction", lstream_direction},
   {"read", lstream_read},
   {"write", lstream_write},
+  {"sendv", lstream_sendv},
+  {"recvv", lstream_recvv},
+  {"framed", lstream_framed},
   {"lines", lstream_lines},
   {"setnonblock", lstream_setnonblock},
   {"tofile", lstream_tofile},

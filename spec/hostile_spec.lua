@@ -224,7 +224,9 @@ local TIMEOUT = {
   ["mq.recv"] = 1, ["msg.recv"] = 2,
   ["sem.wait"] = 1, ["semset.op"] = 2, ["mutex.lock"] = 1, ["cond.wait"] = 2,
   ["eventfd.add"] = 2, ["eventfd.take"] = 1, ["sigwatch.next"] = 1, ["poller.wait"] = 1,
-  ["ring.send"] = 2, ["ring.recv"] = 1, ["ring.sendv"] = 2, ["ring.recvv"] = 1, ["process.wait"] = 1,
+  ["ring.send"] = 2, ["ring.recv"] = 1, ["ring.sendv"] = 2, ["ring.recvv"] = 1,
+  ["pipe.sendv"] = 2, ["pipe.recvv"] = 1, ["fd.sendv"] = 2, ["fd.recvv"] = 1,
+  ["socket.sendv"] = 2, ["socket.recvv"] = 1, ["process.wait"] = 1,
   ["channel.send"] = 2, ["channel.recv"] = 1, ["channel.values"] = 1, ["channel.finish"] = 1,
   ["fifo.open"] = 3, ["poll"] = 2, ["wait"] = 2, ["connect"] = 2, ["socket.connect()"] = 2,
   ["sleep"] = 1, ["loop"] = 1, ["timer.wait"] = 1, ["task.join"] = 1,
@@ -532,7 +534,9 @@ local function method_seeds(cls, m, ctx, H)
     ["eventfd.add"] = { P(1) }, ["eventfd.take"] = { P(0) },
     ["poller.add"] = { P(other, "r") }, ["poller.modify"] = { P(other, "rw") }, ["poller.remove"] = { P(other) },
     ["poller.wait"] = { P(0, 4) },
-    ["ring.send"] = { P("abc") }, ["ring.sendv"] = { P({ 1, "abc" }) }, ["channel.send"] = { P({ a = 1 }) },
+    ["ring.send"] = { P("abc") }, ["ring.sendv"] = { P({ 1, "abc" }) },
+    ["pipe.sendv"] = { P({ 1, "abc" }) }, ["fd.sendv"] = { P({ 1, "abc" }) },
+    ["socket.sendv"] = { P({ 1, "abc" }) }, ["channel.send"] = { P({ a = 1 }) },
     ["cond.wait"] = { P(ctx.cond_mutex, 0) }, ["process.kill"] = { P(0) }, ["process.wait"] = { P(0) },
   }
   return S[cls .. "." .. m]

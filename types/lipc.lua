@@ -797,6 +797,34 @@ function pipe:read(fmt, timeout) end
 ---@see pipe.md
 function pipe:write(data, timeout) end
 
+---Send a Lua value as one 4-byte-length frame (ipc.encode(v, true)), encoded into a C buffer: no Lua string of its bytes.
+---@param v any
+---@param timeout? number
+---@param limit? integer an encoding longer than this returns nil, nil, nil, size and writes nothing
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@return integer? size the encoding's size (over limit)
+---@return integer? written bytes of the frame written before the error (the stream no longer holds whole frames)
+---@see codec.md
+function pipe:sendv(v, timeout, limit) end
+
+---Receive the value of the next 4-byte-length frame, decoded straight from the read-ahead buffer; a timeout keeps partial frames buffered.
+---@param timeout? number
+---@param limit? integer a longer frame returns nil, "toobig", nil, size (left unread)
+---@return any v the value; nil, "closed" at the end of the stream, nil, "partial" at the end inside a frame
+---@return string? err
+---@return integer? errno
+---@return integer? size
+---@return string? message why the frame did not decode (err "malformed"; the frame is skipped)
+---@see codec.md
+function pipe:recvv(timeout, limit) end
+
+---Whether a whole 4-byte-length frame is in the read-ahead buffer (poll cannot see it).
+---@return boolean
+---@see codec.md
+function pipe:framed() end
+
 ---An iterator over lines.
 ---@param fmt? "l"|"L"
 ---@param timeout? number
@@ -876,6 +904,34 @@ function fd:read(fmt, timeout) end
 ---@return integer? errno
 ---@see socket.md
 function fd:write(data, timeout) end
+
+---Send a Lua value as one 4-byte-length frame (ipc.encode(v, true)), encoded into a C buffer: no Lua string of its bytes.
+---@param v any
+---@param timeout? number
+---@param limit? integer an encoding longer than this returns nil, nil, nil, size and writes nothing
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@return integer? size the encoding's size (over limit)
+---@return integer? written bytes of the frame written before the error (the stream no longer holds whole frames)
+---@see codec.md
+function fd:sendv(v, timeout, limit) end
+
+---Receive the value of the next 4-byte-length frame, decoded straight from the read-ahead buffer; a timeout keeps partial frames buffered.
+---@param timeout? number
+---@param limit? integer a longer frame returns nil, "toobig", nil, size (left unread)
+---@return any v the value; nil, "closed" at the end of the stream, nil, "partial" at the end inside a frame
+---@return string? err
+---@return integer? errno
+---@return integer? size
+---@return string? message why the frame did not decode (err "malformed"; the frame is skipped)
+---@see codec.md
+function fd:recvv(timeout, limit) end
+
+---Whether a whole 4-byte-length frame is in the read-ahead buffer (poll cannot see it).
+---@return boolean
+---@see codec.md
+function fd:framed() end
 
 ---Give the descriptor up: the object is closed, the descriptor stays open.
 ---@return integer|nil n
@@ -1580,6 +1636,34 @@ function socket:read(fmt, timeout) end
 ---@return integer? errno
 ---@see socket.md
 function socket:write(data, timeout) end
+
+---Send a Lua value as one 4-byte-length frame (ipc.encode(v, true)), encoded into a C buffer: no Lua string of its bytes.
+---@param v any
+---@param timeout? number
+---@param limit? integer an encoding longer than this returns nil, nil, nil, size and writes nothing
+---@return true|nil ok
+---@return string? err
+---@return integer? errno
+---@return integer? size the encoding's size (over limit)
+---@return integer? written bytes of the frame written before the error (the stream no longer holds whole frames)
+---@see codec.md
+function socket:sendv(v, timeout, limit) end
+
+---Receive the value of the next 4-byte-length frame, decoded straight from the read-ahead buffer; a timeout keeps partial frames buffered.
+---@param timeout? number
+---@param limit? integer a longer frame returns nil, "toobig", nil, size (left unread)
+---@return any v the value; nil, "closed" at the end of the stream, nil, "partial" at the end inside a frame
+---@return string? err
+---@return integer? errno
+---@return integer? size
+---@return string? message why the frame did not decode (err "malformed"; the frame is skipped)
+---@see codec.md
+function socket:recvv(timeout, limit) end
+
+---Whether a whole 4-byte-length frame is in the read-ahead buffer (poll cannot see it).
+---@return boolean
+---@see codec.md
+function socket:framed() end
 
 ---An iterator over lines.
 ---@param fmt? "l"|"L"

@@ -213,6 +213,41 @@ return function(ipc)
     return stream_recv_more(self, timeout, data, 1, deadline)
   end
 
+  -- The fast path of an unbatched stream: sendv encodes v into a C buffer
+  -- and writes the frame; recvv decodes the next frame straight from the
+  -- stream's read-ahead buffer (no Lua string on either side).
+  local function stream_sendv(self, v, timeout)
+    if self.broken then
+      return nil, "channel send: stream broken by an earlier partial write", E.EPIPE
+    end
+    local ok, err, code, size, put = self.wr:sendv(v, timeout, self.maxsize)
+    if ok then return true end
+    if size then
+      return nil, ("channel send: value of %d bytes exceeds the frame limit %d"):format(size, self.maxsize),
+        E.EMSGSIZE
+    end
+    if put then self.broken = true end
+    return nil, err, code
+  end
+
+  local function stream_recvv(self, timeout)
+    if self.q or self.pos <= #self.buf then return stream_recv(self, timeout) end
+    if self.eof then return nil, "closed" end
+    local v, err, code, size, msg = self.rd:recvv(timeout, self.maxsize)
+    if err == nil then return v end
+    if err == "closed" then self.eof = true; return nil, "closed" end
+    if err == "partial" then
+      self.eof = true
+      return nil, "channel recv: end of stream inside a frame", E.EPROTO
+    end
+    if err == "toobig" then
+      self.eof = true
+      return nil, ("channel recv: frame of %d bytes exceeds the limit %d"):format(size, self.maxsize), E.EMSGSIZE
+    end
+    if err == "malformed" then return malformed(msg) end
+    return nil, err, code
+  end
+
   -- ---- message transports: one value per message -----------------------
 
   local function too_big(self, n)
@@ -572,7 +607,7 @@ return function(ipc)
         local ok, err, code = flush(self)
         if not ok then return nil, err, code end
       end
-      if self._recv1 then self._recv = self._recv1 end
+      if self._recv1 then self._recv = self._recv1 == stream_recv and self.rd.recvv and stream_recvv or self._recv1 end
       if self._send1 then self._send = self._send1 end
       self.send, self.recv = nil, nil             -- the class's methods again
       self.fb, self.bq, self.bn, self.bbytes, self._recv1, self._send1, self._flush = nil, nil, nil, nil, nil, nil,
@@ -600,7 +635,8 @@ return function(ipc)
       if self.framing == "message" and not dgram then self.bcap = msg_limit(self) end
     end
     if self.rd and self._recv then
-      self._recv1 = dgram and dgram_recv_many or self._recv
+      -- a batched stream decodes ahead (decodeframes), not one recvv a value
+      self._recv1 = dgram and dgram_recv_many or self._recv == stream_recvv and stream_recv or self._recv
       self._recv = batched_recv
       self.recv = recv_method
     end
@@ -689,6 +725,7 @@ return function(ipc)
     if self.mb or self.rq or self.q then return true end   -- values held from one read / message
     if self.framing ~= "stream" then return false end
     local avail = #self.buf - self.pos + 1
+    if avail == 0 and self.rd and self.rd.framed then return self.rd:framed() end
     return avail >= 4 and avail >= 4 + sunpack(">I4", self.buf, self.pos)
   end
 
@@ -814,6 +851,8 @@ return function(ipc)
     if framing == "stream" then
       self.maxsize = self.maxsize or DEFAULT_STREAM_MAX
       self._send, self._recv = stream_send, stream_recv
+      if wr ~= nil and wr.sendv then self._send = stream_sendv end
+      if rd ~= nil and rd.recvv then self._recv = stream_recvv end
     else
       if kind == "lipc.ring" then self._send, self._recv = ring_send, ring_recv
       else self._send, self._recv = message_send, message_recv end
