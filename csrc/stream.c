@@ -522,8 +522,8 @@ static int lstream_write(lua_State *L) {
  * ipc.encode bytes), used within one call.  Before a try waits, the frame
  * moves into a Lua string at argument 2 (a task may run another sendv
  * while this one waits), so no wait ever depends on this buffer. */
-static lipc_buf sendv_buf;
-static size_t sendv_len;
+static LIPC_TLS lipc_buf sendv_buf;  /* per thread: states in several threads never share it */
+static LIPC_TLS size_t sendv_len;
 
 /* The end of a sendv that did not finish (its w->stop): the error and,
  * when part of the frame went out, the bytes written (5th result). */
