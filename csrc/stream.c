@@ -447,6 +447,30 @@ static int write_stop(lua_State *L, lipc_wait *w, int err) {
   return stream_fail(L, w->p, err, "write");
 }
 
+/* One write of p[0..n) on s without SIGPIPE: blocking (the hot path, one
+ * pwritev2(RWF_NOSIGNAL) writing everything), or never blocking. Bytes, or
+ * -1 with errno (EAGAIN: nothing fits now). */
+static ssize_t write_once(lipc_stream *s, const char *p, size_t n, int blocking) {
+  ssize_t r;
+  if (blocking && have_nosignal && !s->socket) {
+    struct iovec v = { (void *)p, n };
+    r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
+    if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE))
+      r = lipc_write_nosigpipe(s->h.fd, p, n);  /* not for this file */
+    return r;
+  }
+  if (blocking) return raw_write(s, p, n, 0);
+  r = raw_write(s, p, n, 1);
+  if (r == -2) {
+    /* no per-call nonblocking write for this file: when it polls writable,
+     * write at most PIPE_BUF bytes, which a pipe that polls writable takes
+     * without blocking (all of it could block past the deadline) */
+    if (ready_now(s->h.fd, POLLOUT)) r = raw_write(s, p, n < PIPE_BUF ? n : PIPE_BUF, 0);
+    else { r = -1; errno = EAGAIN; }
+  }
+  return r;
+}
+
 /* The try of write: the data is the string argument 2, whose bytes
  * (which never move while it is on the stack) are at w->acc[1]; the bytes
  * written so far are in w->acc[0].  Blocking, it writes everything;
@@ -459,25 +483,7 @@ static int try_write(lua_State *L, lipc_wait *w) {
   int blocking = w->block && w->d.forever;
   for (;;) {
     ssize_t r;
-    if (blocking && have_nosignal && !s->socket) {
-      /* the hot path: one pwritev2(RWF_NOSIGNAL) writing everything */
-      struct iovec v = { (void *)(p + done), n - done };
-      r = pwritev2(s->h.fd, &v, 1, -1, RWF_NOSIGNAL);
-      if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE))
-        r = lipc_write_nosigpipe(s->h.fd, p + done, n - done);  /* not for this file */
-    } else if (blocking) {
-      r = raw_write(s, p + done, n - done, 0);
-    } else {
-      r = raw_write(s, p + done, n - done, 1);
-      if (r == -2) {
-        /* no per-call nonblocking write for this file: when it polls
-         * writable, write at most PIPE_BUF bytes, which a pipe that polls
-         * writable takes without blocking (all of it could block past the
-         * deadline) */
-        if (ready_now(s->h.fd, POLLOUT)) r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
-        else { r = -1; errno = EAGAIN; }
-      }
-    }
+    r = write_once(s, p + done, n - done, blocking);
     if (r > 0 || (r == 0 && done == n)) {
       done += (size_t)r;
       w->acc[0] = (lua_Integer)done;
@@ -546,16 +552,7 @@ static int try_sendv(lua_State *L, lipc_wait *w) {
   size_t done = (size_t)w->acc[0];
   int blocking = w->block && w->d.forever;
   for (;;) {
-    ssize_t r;
-    if (blocking) {
-      r = raw_write(s, p + done, n - done, 0);
-    } else {
-      r = raw_write(s, p + done, n - done, 1);
-      if (r == -2) {
-        if (ready_now(s->h.fd, POLLOUT)) r = raw_write(s, p + done, n - done < PIPE_BUF ? n - done : PIPE_BUF, 0);
-        else { r = -1; errno = EAGAIN; }
-      }
-    }
+    ssize_t r = write_once(s, p + done, n - done, blocking);
     int ret;
     if (r > 0) {
       done += (size_t)r;
