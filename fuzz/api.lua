@@ -588,6 +588,7 @@ function child.run(seed, case, maxsteps, skip)
   local STREAM = {
     read = A("rd", "T"), write = A("data", "T"), lines = A("lfmt", "T"), setnonblock = A("b"), tofile = A(),
     fileno = A(), close = A(), dup = A(), detach = A(),
+    sendv = A("value", "T"), recvv = A("T"), framed = A(),
   }
   local function with(base, extra)
     local t = {}
@@ -733,7 +734,9 @@ function child.run(seed, case, maxsteps, skip)
   -- (ring:recvv is nil, "closed" at the end, as a channel: a bare nil is a decoded nil value)
   local TWO_VALUE_NIL = { ["ipc.decode"] = true, ["lipc.channel.recv"] = "closed", ["lipc.channel.values"] = true,
                           ["lipc.channel.transport"] = true, ["lipc.task.join"] = true,
-                          ["lipc.ring.recvv"] = "closed" }
+                          ["lipc.ring.recvv"] = "closed", ["lipc.pipe.recvv"] = true, ["lipc.socket.recvv"] = true,
+                          ["lipc.fd.recvv"] = true, ["lipc.pipe.sendv"] = true, ["lipc.socket.sendv"] = true,
+                          ["lipc.fd.sendv"] = true }   -- (stream sendv/recvv: doc/codec.md)
 
   local function check(step, sig, ok, res, n, took, cpu, timeout, closed_before)
     if not ok then
