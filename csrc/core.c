@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Metatable field that marks a lipc class (value: the class pointer). */
-static const char CLASS_FIELD[] = "__lipc";
 /* Registry key of the table C function -> name for argument errors. */
 static const char NAMES_KEY[] = "lipc.names";
 
@@ -72,11 +70,6 @@ void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls) {
   lipc_handle *h = handle_of(L, idx, cls->size);
   if (h == NULL || h->cls != cls) luaL_typeerror(L, idx, cls->name);
   return h;
-}
-
-/* The handle at 1 for a method (kept for the families that call it). */
-void *lipc_check_up(lua_State *L, const lipc_class *cls, int need_open) {
-  return need_open ? lipc_check(L, 1, cls) : lipc_checkclass(L, 1, cls);
 }
 
 /* The open handle at idx of class cls; raises otherwise. */
@@ -173,8 +166,6 @@ void lipc_register(lua_State *L, const lipc_class *cls, const luaL_Reg *methods)
     classes[i] = cls;
   }
   if (!fresh) { lua_pop(L, 1); return; }
-  lua_pushlightuserdata(L, (void *)cls);
-  lua_setfield(L, -2, CLASS_FIELD);
   lua_newtable(L);
   if (methods) luaL_setfuncs(L, methods, 0);
   lua_pushcfunction(L, m_close);
@@ -840,13 +831,19 @@ void lipc_open_core(lua_State *L) {
   lua_setfield(L, -2, "type");
 }
 
+/* The backoff schedule: 50 us doubling to 5 ms (step 0, 1, ...). */
+long long lipc_backoff_ns(int step) {
+  if (step < 0) step = 0;
+  long long ns = 50000LL << (step < 7 ? step : 7);
+  return ns > 5000000LL ? 5000000LL : ns;
+}
+
 /* Sleep before retrying an operation that poll called ready but that still
  * would block; see core.h. */
 int lipc_backoff(lipc_deadline *d, int *step) {
   if (lipc_interrupted(d)) return EINTR;
   if (lipc_deadline_expired(d)) return ETIMEDOUT;
-  long ns = 50000L << (*step < 7 ? *step : 7);
-  if (ns > 5000000L) ns = 5000000L;
+  long ns = (long)lipc_backoff_ns(*step);
   (*step)++;
   struct timespec nap = {0, ns}, left;
   if (lipc_deadline_left(d, &left) == 0 && left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec) nap = left;

@@ -80,11 +80,6 @@ void *lipc_new(lua_State *L, const lipc_class *cls, int nuv);
 /* The handle at idx, of class cls and open; raises otherwise
  * ("attempt to use a closed lipc.pipe"). */
 void *lipc_check(lua_State *L, int idx, const lipc_class *cls);
-/* The handle at 1 of class cls, for a hot method registered with the
- * class metatable as upvalue 1 (luaL_setfuncs(L, hot, 1)): then the check
- * is one pointer comparison; otherwise as lipc_check (need_open) or
- * lipc_checkclass. */
-void *lipc_check_up(lua_State *L, const lipc_class *cls, int need_open);
 /* The handle at idx, of class cls, open or closed; raises otherwise. */
 void *lipc_checkclass(lua_State *L, int idx, const lipc_class *cls);
 /* Any lipc handle at idx (open or closed), or NULL. */
@@ -158,6 +153,9 @@ int lipc_wait_fd(lipc_deadline *d, int fd, short events);
  * past the deadline.  *step starts at 0.  0 to retry, ETIMEDOUT when the
  * deadline has passed, EINTR when interrupted. */
 int lipc_backoff(lipc_deadline *d, int *step);
+/* The backoff's schedule in nanoseconds for step 0, 1, ... (50 us doubling
+ * to 5 ms): the task loop and ipc.step park for the same times. */
+long long lipc_backoff_ns(int step);
 
 /* The wait step of every "try nonblocking, wait, try again" loop, after
  * the operation on fd said EAGAIN: wait for events against d, but when an

@@ -41,8 +41,8 @@ static const lipc_class EVENTFD = {
   .describe = levent_describe,
 };
 
-/* The open eventfd at 1 for the hot methods (upvalue 1: the metatable). */
-static levent *levent_fastcheck(lua_State *L) { return lipc_check_up(L, &EVENTFD, 1); }
+/* The open eventfd at 1 for the hot methods (lipc_check: the class stamped at creation). */
+static levent *levent_fastcheck(lua_State *L) { return lipc_check(L, 1, &EVENTFD); }
 
 /* An unsigned 64-bit amount at idx in 1..0xfffffffffffffffe: a positive
  * integer, a hex literal above math.maxinteger (a negative Lua integer
@@ -169,6 +169,8 @@ static int levent_issemaphore(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
+  {"add", levent_add},
+  {"take", levent_take},
   {"issemaphore", levent_issemaphore},
   {"fileno", lipc_m_fileno},
   {NULL, NULL}
@@ -177,16 +179,6 @@ static const luaL_Reg methods[] = {
 /* Register lipc.eventfd and ipc.eventfd. */
 void lipc_open_eventfd(lua_State *L) {
   lipc_register(L, &EVENTFD, methods);
-  /* add and take get the metatable as upvalue (levent_fastcheck) */
-  luaL_getmetatable(L, EVENTFD.name);
-  lua_getfield(L, -1, "__index");
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, levent_add, 1);
-  lua_setfield(L, -2, "add");
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, levent_take, 1);
-  lua_setfield(L, -2, "take");
-  lua_pop(L, 2);
   lua_pushcfunction(L, levent_new);
   lua_setfield(L, -2, "eventfd");
 }

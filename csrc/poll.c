@@ -333,8 +333,8 @@ static int is_stale(lua_State *L, int idx) {
   return !h->open;
 }
 
-/* The poller at 1, open or not (upvalue 1: the metatable). */
-static lpoller *poller_fastclass(lua_State *L) { return lipc_check_up(L, &POLLER, 0); }
+/* The poller at 1, open or not (lipc_check: the class stamped at creation). */
+static lpoller *poller_fastclass(lua_State *L) { return lipc_checkclass(L, 1, &POLLER); }
 
 /* The serial of fd's registration, 0 when none. */
 static uint32_t serial_of(const lpoller *p, int fd) {

@@ -745,6 +745,24 @@ static int send_try(lua_State *L, lipc_wait *w) {
   return 1;
 }
 
+/* The common send without the wait path: this process is the registered
+ * producer, the lock is free and the message fits; 1 when p[0..n) was
+ * published, 0 when the wait path must do it. */
+static int send_fast(lring *r, const char *p, size_t n) {
+  ring_hdr *hd = r->hdr;
+  pid_t me = my_pid();
+  if (r->prod_pid != me || !lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) return 0;
+  uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
+  uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
+  if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
+    send_publish(r, tail, p, n, need);
+    return 1;
+  }
+  ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
+  r->locks &= (unsigned char)~LOCK_SEND;
+  return 0;
+}
+
 /* The largest message of r. */
 static uint64_t ring_maxmsg(lring *r) {
   uint64_t maxmsg = r->cap - REC_HDR;
@@ -779,19 +797,10 @@ static int lring_sendv(lua_State *L) {
     return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
                                                (lua_Integer)n, (lua_Integer)maxmsg));
   }
-  ring_hdr *hd = r->hdr;
-  pid_t me = my_pid();
-  if (r->prod_pid == me && lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) {
-    uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
-    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
-    if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
-      send_publish(r, tail, r->sbuf.p, n, need);
-      lipc_buf_trim(&r->sbuf);
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
-    r->locks &= (unsigned char)~LOCK_SEND;
+  if (send_fast(r, r->sbuf.p, n)) {
+    lipc_buf_trim(&r->sbuf);
+    lua_pushboolean(L, 1);
+    return 1;
   }
   /* the slow path: the encoding as a string in place of the value */
   lua_settop(L, 3);
@@ -811,25 +820,13 @@ static int lring_send(lua_State *L) {
   luaL_checklstring(L, 2, &n);
   lipc_wait w;
   lipc_wait_init(L, &w, 3, send_try);
-  uint64_t maxmsg = r->cap - REC_HDR;
-  if (maxmsg > UINT32_MAX - 8) maxmsg = UINT32_MAX - 8;
+  uint64_t maxmsg = ring_maxmsg(r);
   if (n > maxmsg)
     return luaL_argerror(L, 2, lua_pushfstring(L, "message of %I bytes larger than the ring allows (%I)",
                                                (lua_Integer)n, (lua_Integer)maxmsg));
-  /* the common case without the wait path: the lock is free and the
-   * message fits */
-  ring_hdr *hd = r->hdr;
-  pid_t me = my_pid();
-  if (r->prod_pid == me && lock_free(r, &hd->send_lock, (uint32_t)me, LOCK_SEND)) {
-    uint64_t need = REC_HDR + ((n + 7) & ~(uint64_t)7);
-    uint64_t tail = atomic_load_explicit(&hd->tail, memory_order_relaxed);
-    if (r->cap - (tail - atomic_load_explicit(&hd->head, memory_order_acquire)) >= need) {
-      send_publish(r, tail, lua_tostring(L, 2), n, need);
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
-    r->locks &= (unsigned char)~LOCK_SEND;
+  if (send_fast(r, lua_tostring(L, 2), n)) {
+    lua_pushboolean(L, 1);
+    return 1;
   }
   w.p = r;
   w.call = "ring send";

@@ -233,7 +233,7 @@ static int lsem_attach(lua_State *L) {
 }
 
 /* The open lipc.sem at 1 for the hot methods. */
-static lsem *fast_sem(lua_State *L) { return lipc_check_up(L, &sem_class, 1); }
+static lsem *fast_sem(lua_State *L) { return lipc_check(L, 1, &sem_class); }
 
 /* 0 when an unnamed semaphore's bytes cannot be a sem_t: glibc's flag word
  * after the 64-bit value (offset 8 on 64-bit) is its futex flag, 128 for a
@@ -423,14 +423,10 @@ static int lsem_name(lua_State *L) {
 }
 
 /* Hot methods: closures over the metatable (see fast_sem). */
-static const luaL_Reg sem_hot[] = {
+static const luaL_Reg sem_methods[] = {
   {"wait", lsem_wait},
   {"trywait", lsem_trywait},
   {"post", lsem_post},
-  {NULL, NULL}
-};
-
-static const luaL_Reg sem_methods[] = {
   {"value", lsem_value},
   {"unlink", lsem_unlink},
   {"destroy", lsem_destroy},
@@ -733,11 +729,6 @@ static const luaL_Reg set_methods[] = {
 void lipc_open_sem(lua_State *L) {
   lipc_register(L, &sem_class, sem_methods);
   lipc_register(L, &semset_class, set_methods);
-  luaL_getmetatable(L, sem_class.name);
-  lua_getfield(L, -1, "__index");
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, sem_hot, 1);
-  lua_pop(L, 2);
   luaL_getmetatable(L, semset_class.name);
   lua_pushcfunction(L, lsemset_len);
   lua_setfield(L, -2, "__len");

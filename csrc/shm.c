@@ -257,8 +257,8 @@ static size_t span(lua_State *L, lipc_region *r, int oidx, int lidx, size_t *len
   return (size_t)off;
 }
 
-/* The open region at 1 for the hot methods (upvalue 1: the metatable). */
-static lipc_region *fast_region(lua_State *L) { return lipc_check_up(L, &lipc_region_class, 1); }
+/* The open region at 1 for the hot methods (lipc_check: the class stamped at creation). */
+static lipc_region *fast_region(lua_State *L) { return lipc_check(L, 1, &lipc_region_class); }
 
 /* The 8-aligned int64 at the offset in argument 2. */
 static int64_t *atomic_at(lua_State *L, int write) {
@@ -680,17 +680,13 @@ static int lshm_kind(lua_State *L) {
 }
 
 /* Hot methods: closures over the region metatable (see fast_region). */
-static const luaL_Reg hot_methods[] = {
+static const luaL_Reg methods[] = {
   {"read", lshm_read},
   {"write", lshm_write},
   {"add", lshm_add},
   {"load", lshm_load},
   {"store", lshm_store},
   {"cas", lshm_cas},
-  {NULL, NULL}
-};
-
-static const luaL_Reg methods[] = {
   {"fill", lshm_fill},
   {"sync", lshm_sync},
   {"unlink", lshm_runlink},
@@ -715,10 +711,7 @@ void lipc_open_shm(lua_State *L) {
   luaL_getmetatable(L, lipc_region_class.name);
   lua_pushcfunction(L, lshm_len);
   lua_setfield(L, -2, "__len");
-  lua_getfield(L, -1, "__index");
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, hot_methods, 1);  /* pack and unpack: lua/lipc/region.lua */
-  lua_pop(L, 2);
+  lua_pop(L, 1);  /* pack and unpack: lua/lipc/region.lua */
   lipc_subtable(L, -1, "shm");
   luaL_setfuncs(L, funcs, 0);
   lua_pop(L, 1);

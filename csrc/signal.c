@@ -223,9 +223,9 @@ static int sig_trynext(lua_State *L, lipc_wait *lw) {
 static int lsig_next(lua_State *L) {
   lsigwatch *w = lipc_check(L, 1, &SIGWATCH);
   lipc_wait lw;
-  lipc_wait_init(L, &lw, 0, sig_trynext);
-  if (w->nonblock && lua_isnoneornil(L, 2)) lipc_deadline_secs(L, 0, &lw.d);
-  else lipc_deadline_init(L, 2, &lw.d);
+  int once = w->nonblock && lua_isnoneornil(L, 2);  /* nonblocking, no timeout: try once */
+  lipc_wait_init(L, &lw, once ? 0 : 2, sig_trynext);
+  if (once) lipc_deadline_secs(L, 0, &lw.d);
   lw.p = w;
   lw.call = "signalfd read";
   return lipc_run(L, &lw);

@@ -606,13 +606,6 @@ static void fw_event(lloop *lp) {
 
 /* ---- parking a task after it yielded ----------------------------------- */
 
-/* The backoff of core.c's lipc_backoff: 50 us doubling to 5 ms. */
-static long long backoff_ns(int step) {
-  if (step < 0) step = 0;
-  long long ns = 50000LL << (step < 7 ? step : 7);
-  return ns > 5000000LL ? 5000000LL : ns;
-}
-
 static void park_timer(lloop *lp, ltask *t, int wait, long long when, long long deadline) {
   t->state = T_WAITING;
   t->wait = wait;
@@ -628,7 +621,7 @@ static void park_wait(lloop *lp, ltask *t, const lipc_wait *w) {
     if (w->tries > 1) {   /* a wait said ready and it still would block */
       t->fd = w->fd;
       t->events = (uint32_t)(unsigned short)w->events;
-      park_timer(lp, t, W_BACKOFF_FD, now_ns() + backoff_ns(w->tries - 2), dl);
+      park_timer(lp, t, W_BACKOFF_FD, now_ns() + lipc_backoff_ns(w->tries - 2), dl);
     } else {
       park_fd(lp, t, w->fd, (uint32_t)(unsigned short)w->events, dl);
     }
@@ -645,7 +638,7 @@ static void park_wait(lloop *lp, ltask *t, const lipc_wait *w) {
   } else {
     /* nothing to wait on (System V semaphores and queues): back off, at
      * most 1 ms between tries */
-    long long ns = backoff_ns(w->tries - 1);
+    long long ns = lipc_backoff_ns(w->tries - 1);
     park_timer(lp, t, W_TIMER, now_ns() + (ns > 1000000LL ? 1000000LL : ns), dl);
   }
 }

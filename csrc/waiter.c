@@ -30,13 +30,6 @@
 #include <poll.h>
 #include <string.h>
 
-/* The backoff of core.c's lipc_backoff: 50 us doubling to 5 ms, in s. */
-static double backoff_s(int step) {
-  if (step < 0) step = 0;
-  double s = 50e-6 * (double)(1 << (step < 7 ? step : 7));
-  return s > 5e-3 ? 5e-3 : s;
-}
-
 /* Seconds left before the deadline of w (0 once passed), or -1: none. */
 static double left_s(const lipc_wait *w) {
   struct timespec ts;
@@ -59,10 +52,10 @@ static int push_wait(lua_State *L, const lipc_wait *w) {
     return 4;
   }
   double pause;
-  if (w->fd >= 0) pause = min_s(backoff_s(w->tries - 2), left);
+  if (w->fd >= 0) pause = min_s(1e-9 * (double)lipc_backoff_ns(w->tries - 2), left);
   else if (w->word != NULL) pause = min_s(1e-3, left);
   else if (w->sleep) pause = left >= 0 ? left : 3600;
-  else pause = min_s(backoff_s(w->tries - 1), left);
+  else pause = min_s(1e-9 * (double)lipc_backoff_ns(w->tries - 1), left);
   lua_pushnil(L);
   lua_pushnil(L);
   lua_pushnumber(L, pause);
