@@ -141,7 +141,8 @@ const char *lipc_stream_dirname(int dirs) {
 static ssize_t raw_read(lipc_stream *s, void *p, size_t n, int nowait) {
   if (!nowait && !s->socket) return read(s->h.fd, p, n);
   if (s->socket) return recv(s->h.fd, p, n, nowait ? MSG_DONTWAIT : 0);
-  if (s->nonblock) return read(s->h.fd, p, n);
+  /* never trust the descriptor's O_NONBLOCK: a dup sharing its open file
+   * description (or another process) can clear it under us */
   if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
   struct iovec v = { p, n };
   ssize_t r = preadv2(s->h.fd, &v, 1, -1, RWF_NOWAIT);
@@ -155,7 +156,7 @@ static ssize_t raw_write(lipc_stream *s, const void *p, size_t n, int nowait) {
   if (s->socket) {
     return send(s->h.fd, p, n, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
   }
-  if (nowait && !s->nonblock) {
+  if (nowait) {  /* per call, whatever O_NONBLOCK the description has now */
     if (!have_nowait) { errno = EOPNOTSUPP; return -2; }
     ssize_t r;
     if (have_nosignal) {

@@ -272,4 +272,32 @@ describe("fuzz findings", function()
       assert.is_true(ok, ("exit %s: %s"):format(tostring(code), out))
     end)
   end)
+  -- FUZZ_SEED=4278194659 FUZZ_CASE=324 make fuzz (minimised):
+  --   r, w = ipc.pipe{ nonblock = true }; d = r:dup(); r:setnonblock(false); d:recvv(0.01)
+  -- the duplicate shares the open file description, so clearing O_NONBLOCK
+  -- through r made d's reads block while d still believed the descriptor
+  -- nonblocking: the read ignored its timeout (csrc/stream.c raw_read).
+  describe("a duplicate whose shared description was made blocking", function()
+    it("keeps its timeout on read and recvv", function()
+      -- (the old code blocked for good: the chunk runs under `timeout 30`)
+      local file = helper.path(".lua")
+      local f = assert(io.open(file, "w"))
+      f:write([[
+        local ipc = require "lipc"
+        local r, w = assert(ipc.pipe { nonblock = true })
+        local d = assert(r:dup())
+        assert(r:setnonblock(false))
+        for _, call in ipairs { "read", "recvv" } do
+          local t0 = ipc.clock()
+          local a, b, c = d[call](d, call == "read" and 1 or 0.05, call == "read" and 0.05 or nil)
+          assert(a == nil and b == "timeout" and c == ipc.errno.ETIMEDOUT, call .. ": " .. tostring(b))
+          assert(ipc.clock() - t0 < 5, call .. " overran its timeout")
+        end
+      ]])
+      f:close()
+      local out, ok = helper.sh(helper.lua_cmd():gsub("lua5.4$", "timeout -s KILL 30 lua5.4") .. " " .. file .. " 2>&1")
+      os.remove(file)
+      assert.is_true(ok, out)
+    end)
+  end)
 end)
