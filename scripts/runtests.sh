@@ -90,12 +90,20 @@ for file in $files; do
   ok=$((ok + n_ok)); pend=$((pend + n_pend))
   if [ $((n_fail + n_err)) -gt 0 ]; then
     failed=$((failed + n_fail + n_err)); bad="$bad $file"
+    # each failure's place, test name and first line of its message, kept
+    # for the recap at the end (a CI log often shows only its tail)
+    sed 's/\x1b\[[0-9;]*m//g' "$work/log" | grep -E -A2 '^(Failure|Error) → ' |
+      grep -v '^--$' | cut -c1-300 >>"$work/recap"
   elif [ "$status" != 0 ]; then
     # a clean summary but a bad exit: it died afterwards (a crash at exit, in __gc)
     echo "lipc: $file: busted exited with status $status after a clean summary (crashed?)"
     failed=$((failed + 1)); bad="$bad $file(crashed)"
   fi
 done
+if [ -s "$work/recap" ]; then
+  echo "lipc: what failed (place, test, first line of the message):"
+  sed 's/^/  /' "$work/recap"
+fi
 rm -rf "$work"
 
 [ -n "$bad" ] && echo "lipc: failed:$bad"

@@ -69,6 +69,16 @@ function M.sh(cmd)
   return out, ok
 end
 
+--- Run a shell command with only descriptors 0, 1 and 2 open: what the
+-- caller's parent leaked to it (a CI runner's pipes, say) is closed first,
+-- so a test that lowers `ulimit -n` counts only its own descriptors.
+-- Returns like M.sh.
+function M.sh_own_fds(cmd)
+  return M.sh("bash -c " .. M.shquote('for f in /proc/$$/fd/*; do n=${f##*/}; ' ..
+                                      '[ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec sh -c "$1"') ..
+              " lipc-sh " .. M.shquote(cmd))
+end
+
 --- Fork a child that runs fn and exits with 0 when it returns true (or
 -- nothing), 1 otherwise or on error; returns its pid.  The child never
 -- returns into busted.
