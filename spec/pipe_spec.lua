@@ -334,7 +334,8 @@ describe("ipc.pipe", function()
       local _, m3 = ipc.eventfd()
       print(m3)
     ]]
-    local out, ok = helper.sh_own_fds("ulimit -n 40 && " .. helper.lua_cmd() .. " -e " .. helper.shquote(code) .. " 2>&1")
+    local out, ok = helper.sh_own_fds("ulimit -n 40 && " .. helper.lua_cmd() .. " -e " .. helper.shquote(code) ..
+                                      " 2>&1")
     assert.is_true(ok, out)
     local lines = {}
     for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
