@@ -600,7 +600,34 @@ typedef struct dec {
   size_t budget;          /* table slots the remaining input can justify */
   const char *err;        /* first error, or NULL */
   int depth;
+  struct scache *cache;   /* short strings already made in this call, or NULL */
 } dec;
+
+/* A cache of the short strings a decodeframes call has made: the same keys
+ * and words come back in frame after frame, and pushing a string kept in a
+ * table is several times cheaper than lua_pushlstring hashing and interning
+ * it again.  Direct-mapped; entry i's string is slot i + 1 of the table at
+ * stack index idx, which keeps the bytes that s points to alive. */
+#define SCACHE_SIZE 64
+#define SCACHE_MAXLEN 40          /* Lua's short strings (LUAI_MAXSHORTLEN) */
+
+struct scache {
+  int idx;
+  struct { const char *s; size_t n; } e[SCACHE_SIZE];
+};
+
+/* Push the short string p[0..n) (0 < n <= SCACHE_MAXLEN) through the cache. */
+static inline void push_cached(lua_State *L, struct scache *c, const unsigned char *p, size_t n) {
+  unsigned h = ((unsigned)n * 7u + p[0] * 31u + p[n - 1] * 131u + p[n >> 1]) & (SCACHE_SIZE - 1);
+  if (c->e[h].n == n && memcmp(c->e[h].s, p, n) == 0) {
+    lua_rawgeti(L, c->idx, (lua_Integer)h + 1);
+    return;
+  }
+  c->e[h].s = lua_pushlstring(L, (const char *)p, n);
+  c->e[h].n = n;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, c->idx, (lua_Integer)h + 1);
+}
 
 /* Record an error (the first one wins); returns -1. */
 static NOINLINE int dec_fail(dec *d, const char *msg) {
@@ -644,7 +671,8 @@ static inline int dec_value(dec *d) {
   if (tag >= T_SHORTSTR) {
     size_t n = tag - T_SHORTSTR;
     if (UNLIKELY((size_t)(d->end - d->p) < n)) return dec_fail(d, "truncated string");
-    lua_pushlstring(L, (const char *)d->p, n);
+    if (d->cache && n > 0 && n <= SCACHE_MAXLEN) push_cached(L, d->cache, d->p, n);
+    else lua_pushlstring(L, (const char *)d->p, n);
     d->p += n;
     return 0;
   }
@@ -751,8 +779,8 @@ static NOINLINE int dec_table(dec *d) {
 
 /* Decode the encoding s[0..len) and push its value; NULL, or the error
  * (nothing reliable pushed) with *at its byte offset. */
-static const char *dec_one(lua_State *L, const char *s, size_t len, size_t *at) {
-  dec d = { L, (const unsigned char *)s, (const unsigned char *)s + len, len, NULL, 0 };
+static const char *dec_one(lua_State *L, const char *s, size_t len, size_t *at, struct scache *cache) {
+  dec d = { L, (const unsigned char *)s, (const unsigned char *)s + len, len, NULL, 0, cache };
   if (len == 0) d.err = "empty input";
   else if ((unsigned char)s[0] != CODEC_MAGIC)
     d.err = ((unsigned char)s[0] & 0xF0) == (CODEC_MAGIC & 0xF0) ? "unsupported codec version"
@@ -767,7 +795,7 @@ static const char *dec_one(lua_State *L, const char *s, size_t len, size_t *at) 
 
 const char *lipc_decode_from(lua_State *L, const char *p, size_t n, size_t *at) {
   int top = lua_gettop(L);
-  const char *err = dec_one(L, p, n, at);
+  const char *err = dec_one(L, p, n, at, NULL);
   if (err) lua_settop(L, top);
   return err;
 }
@@ -792,7 +820,7 @@ static int lcodec_decode(lua_State *L) {
     len = j - (i - 1);
   }
   size_t at;
-  const char *err = dec_one(L, s, len, &at);
+  const char *err = dec_one(L, s, len, &at, NULL);
   if (err) {
     lua_settop(L, 1);
     lua_pushnil(L);
@@ -821,11 +849,20 @@ static int lcodec_decodeframes(lua_State *L) {
   size_t guess = (len - pos) / 16;
   if ((lua_Integer)guess > max) guess = (size_t)max;
   lua_createtable(L, guess > 4096 ? 4096 : (int)guess, 0);   /* t at 4 */
+  struct scache cache;
+  struct scache *cp = NULL;
+  if (guess >= 4 && max >= 4) {   /* a few frames at least: worth the cache */
+    lua_createtable(L, SCACHE_SIZE, 0);                         /* its strings at 5 */
+    memset(&cache, 0, sizeof cache);
+    cache.idx = 5;
+    cp = &cache;
+  }
   lua_Integer n = 0;
   while (len - pos >= 4 && n < max) {
     const unsigned char *h = (const unsigned char *)s + pos;
     size_t fl = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
     if ((lua_Integer)fl > limit) {
+      lua_settop(L, 4);
       lua_pushinteger(L, n);
       lua_pushinteger(L, (lua_Integer)pos + 1);
       lua_pushfstring(L, "frame of %I bytes exceeds the limit %I", (lua_Integer)fl, limit);
@@ -834,7 +871,7 @@ static int lcodec_decodeframes(lua_State *L) {
     }
     if (len - pos - 4 < fl) break;
     size_t at;
-    const char *err = dec_one(L, s + pos + 4, fl, &at);
+    const char *err = dec_one(L, s + pos + 4, fl, &at, cp);
     if (err) {
       lua_settop(L, 4);
       lua_pushinteger(L, n);
@@ -845,6 +882,7 @@ static int lcodec_decodeframes(lua_State *L) {
     lua_rawseti(L, 4, ++n);
     pos += 4 + fl;
   }
+  lua_settop(L, 4);
   lua_pushinteger(L, n);
   lua_pushinteger(L, (lua_Integer)pos + 1);
   return 3;

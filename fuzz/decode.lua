@@ -86,6 +86,47 @@ local function run_case(seed, n, verbose)
   elseif not U.same(v, back) then
     find("roundtrip-differs", ("decode(encode(%s)) = %s"):format(U.show(v), U.show(back)))
   end
+  -- decodeframes (with its cache of the short strings it made) must agree
+  -- with decode frame by frame, on intact and on mutated frame streams
+  do
+    local frames, stream = {}, {}
+    for i = 1, math.random(4, 12) do
+      local f = ipc.encode(math.random(3) == 1 and U.rand_value(math.random(0, 3)) or v, true)
+      if math.random(8) == 1 then f = mutate(f) end
+      frames[i] = f
+      stream[i] = f
+    end
+    stream = table.concat(stream)
+    local okf, t, nf, nxt, msg = pcall(ipc.decodeframes, stream)
+    if not okf then
+      find("frames-raised", ("decodeframes(%s) raised %s"):format(hex(stream, 64), tostring(t)))
+    else
+      -- the reference: walk the same frames one at a time with decode
+      local pos, k, want, wmsg = 1, 0, {}, nil
+      while #stream - pos + 1 >= 4 do
+        local fl = string.unpack(">I4", stream, pos)
+        if fl > 0x7FFFFFFF then wmsg = "over the limit" break end   -- next stays at that frame
+        if #stream - pos + 1 - 4 < fl then break end
+        local val, err = ipc.decode(stream:sub(pos + 4, pos + 3 + fl))
+        pos = pos + 4 + fl
+        if err then wmsg = err break end
+        k = k + 1
+        want[k] = val
+      end
+      if nf ~= k or nxt ~= pos or (msg == nil) ~= (wmsg == nil) then
+        find("frames-differ", ("decodeframes(%s) = %s frames, next %s, %s; frame by frame %d, %d, %s"):format(
+          hex(stream, 64), tostring(nf), tostring(nxt), tostring(msg), k, pos, tostring(wmsg)))
+      else
+        for i = 1, k do
+          if not U.same(want[i], t[i]) then
+            find("frames-differ", ("decodeframes frame %d = %s, decode gave %s"):format(i, U.show(t[i]),
+              U.show(want[i])))
+            break
+          end
+        end
+      end
+    end
+  end
   -- mutated and random bytes
   for _ = 1, 8 do
     local s

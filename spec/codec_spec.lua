@@ -466,5 +466,31 @@ describe("ipc.encode/ipc.decode", function()
       assert.has_error(function() ipc.decodeframes("", 1, -1) end)
       assert.has_error(function() ipc.decodeframes("", 1, nil, 0) end)
     end)
+
+    -- decodeframes keeps the short strings it made for the frames after
+    -- (a cache keyed by length and three of the bytes): strings that share
+    -- those and differ elsewhere must never be taken for each other
+    it("gives every short string back exactly when many frames repeat and nearly repeat them", function()
+      local words = { "", "a", "%", "ab", "ba" }
+      for len = 3, 45, 6 do
+        for _, mid in ipairs { "x", "y" } do
+          local w = "k" .. ("m"):rep(len - 3) .. mid .. "z"
+          words[#words + 1] = w
+          words[#words + 1] = "k" .. mid .. w:sub(3)   -- same first, middle and last bytes
+        end
+      end
+      local fb = ipc.framebuf()
+      local want = {}
+      for i = 1, 400 do
+        local a, b = words[i % #words + 1], words[(i * 7) % #words + 1]
+        local v = { [a] = b, seq = i, [b .. "!"] = { a, b, a .. b } }
+        want[i] = v
+        assert(fb:put(v))
+      end
+      local t, n, nxt = ipc.decodeframes(fb:bytes())
+      assert.equal(400, n)
+      assert.equal(#fb:bytes() + 1, nxt)
+      for i = 1, n do assert.same(want[i], t[i], "frame " .. i) end
+    end)
   end)
 end)
