@@ -1,7 +1,8 @@
 --- channel_rtt.lua - round trip of a representative nested table through
 -- ipc.channel between a parent and its forked child (the child echoes each
 -- value: decode + encode on both sides), over a stream socketpair, over a
--- shared-memory ring and over two pipes.  bench/channel_rtt.py does the same work with Python's
+-- shared-memory ring (futex only, and with spin = "auto") and over two
+-- pipes.  bench/channel_rtt.py does the same work with Python's
 -- multiprocessing.Pipe and an equivalent dict (pickle).
 -- Run through bench/run.sh (it sets LUA_PATH/LUA_CPATH and builds benchclock).
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
@@ -14,8 +15,8 @@ local warm = tonumber(os.getenv("BENCH_WARMUP")) or 2000
 local VALUE = { id = 123, name = "widget", tags = { "a", "b", "c" }, price = 9.99,
                 dims = { w = 1.5, h = 2, d = 0.25 }, ok = true, items = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 } }
 
-local function bench(kind)
-  local a, b = assert(ipc.channel.pair(kind))
+local function bench(kind, opts, key)
+  local a, b = assert(ipc.channel.pair(kind, opts))
   local pid = assert(ipc.fork())
   if pid == 0 then
     a:close()
@@ -42,7 +43,7 @@ local function bench(kind)
   local how, code = ipc.wait(pid, 10)
   assert(how == "exited" and code == 0, "child failed")
   table.sort(rtt)
-  local key = kind == "stream" and "socketpair" or kind
+  key = key or kind == "stream" and "socketpair" or kind
   print(("metric channel_rtt_%s_median %.3f us lower"):format(key, rtt[iters // 2 + 1] / 1e3))
   print(("metric channel_rtt_%s_p99 %.3f us lower"):format(key, rtt[math.ceil(iters * 0.99)] / 1e3))
 end
@@ -50,4 +51,5 @@ end
 print(("# %d bytes encoded"):format(#ipc.encode(VALUE)))
 bench("stream")
 bench("ring")
+bench("ring", { spin = "auto" }, "ring_auto")   -- adaptive spinning (doc/ring.md)
 bench("pipe")

@@ -60,18 +60,21 @@ typedef struct ring_hdr {
   /* written by the producer */
   _Atomic uint64_t tail;          /* bytes ever written */
   _Atomic uint32_t tail_seq;      /* futex: bumped after each publish */
-  char pad1[52];
+  _Atomic int64_t tail_ns;        /* CLOCK_MONOTONIC ns of the last publish that woke a sleeper */
+  char pad1[40];
   /* written by the consumer */
   _Atomic uint64_t head;          /* bytes ever consumed */
   _Atomic uint32_t head_seq;      /* futex: bumped after each consume */
-  char pad2[52];
+  _Atomic int64_t head_ns;        /* CLOCK_MONOTONIC ns of the last consume that woke a sleeper */
+  char pad2[40];
   /* locks (holder pid or 0) and waiter counts */
   _Atomic uint32_t send_lock, recv_lock;
   _Atomic uint32_t send_lock_waiters, recv_lock_waiters;
   _Atomic uint32_t recv_waiters;  /* consumers sleeping on tail_seq */
   _Atomic uint32_t send_waiters;  /* producers sleeping on head_seq */
   _Atomic uint32_t prod_ever, cons_ever;
-  char pad3[32];
+  _Atomic uint32_t stamp_tail, stamp_head;   /* an adaptive waiter wants tail_ns / head_ns */
+  char pad3[24];
   /* registered processes: a pid per slot, 0 when free */
   _Atomic int32_t producers[RING_SLOTS];
   _Atomic int32_t consumers[RING_SLOTS];
@@ -79,6 +82,9 @@ typedef struct ring_hdr {
 
 #define RING_HDR 512              /* header bytes before the data */
 _Static_assert(sizeof(ring_hdr) <= RING_HDR, "ring header too large");
+/* the stamps live in what was padding: the other fields keep their places */
+_Static_assert(offsetof(ring_hdr, head) == 128 && offsetof(ring_hdr, send_lock) == 192 &&
+               offsetof(ring_hdr, producers) == 256, "ring header layout");
 
 typedef struct lring {
   lipc_region reg;                /* the segment; reg.h is the ring's handle */
@@ -274,21 +280,24 @@ static void ring_describe(lipc_handle *h, luaL_Buffer *b) {
 }
 
 /* ipc.audit() identity. */
+/* spin = "auto": spin only while it pays (see spin_window). */
+#define SPIN_AUTO (-1)
+
 static void ring_audit(lua_State *L, lipc_handle *h) {
   lring *r = (lring *)h;
   if (r->reg.name[0]) {
     lua_pushstring(L, r->reg.name);
     lua_setfield(L, -2, "name");
   }
+  if (r->spin == SPIN_AUTO) lua_pushliteral(L, "auto");
+  else lua_pushinteger(L, r->spin);
+  lua_setfield(L, -2, "spin");
 }
-
-/* spin = "auto": spin only while it pays (see spin_window). */
-#define SPIN_AUTO (-1)
 #define SPIN_AUTO_MAX 20000       /* ns: the longest adaptive spin */
 #define SPIN_AUTO_START 5000      /* ns: the first guess of how long a reply takes */
 #define SPIN_BACKOFF_MAX 256      /* waits without spinning after repeated misses */
 
-/* Read the spin option (polls before sleeping, or "auto"). */
+/* Read the spin option (polls before sleeping, or "auto", the default). */
 static int opt_spin(lua_State *L, int idx) {
   if (!lua_isnoneornil(L, idx) && lua_getfield(L, idx, "spin") == LUA_TSTRING) {
     if (strcmp(lua_tostring(L, -1), "auto") != 0)
@@ -297,7 +306,7 @@ static int opt_spin(lua_State *L, int idx) {
     return SPIN_AUTO;
   }
   if (!lua_isnoneornil(L, idx)) lua_pop(L, 1);
-  return (int)lipc_optint(L, idx, "spin", 0, 0, 1000000);
+  return (int)lipc_optint(L, idx, "spin", SPIN_AUTO, 0, 1000000);
 }
 
 static int64_t now_ns(void) {
@@ -306,22 +315,27 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Adaptive spinning: how long (ns) this wait may spin before it sleeps; 0
- * for none.  Never when this process may run on one CPU only (its peer
- * could not answer while it spins; checked again every 4096 waits and
- * after a fork), nor when waits usually take longer than SPIN_AUTO_MAX,
- * nor for a while after spins that missed (the pause doubles with each
- * miss up to SPIN_BACKOFF_MAX waits: where the peer shares this CPU, a
- * probe then costs one spin every 256 waits); otherwise twice the time a
- * wait usually takes, plus 2 us, at most SPIN_AUTO_MAX. */
-static int64_t spin_window(lring *r, pid_t me) {
+/* Adaptive spinning never spins when this process may run on one CPU only:
+ * its peer could not answer while it spins (checked again every 4096 waits
+ * and after a fork). */
+static int one_cpu(lring *r, pid_t me) {
   if (r->aff_pid != me || --r->aff_age <= 0) {
     cpu_set_t set;
     r->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) <= 1;
     r->aff_pid = me;
     r->aff_age = 4096;
   }
-  if (r->one_cpu || r->spin_avg > SPIN_AUTO_MAX) return 0;
+  return r->one_cpu;
+}
+
+/* Adaptive spinning: how long (ns) this wait may spin before it sleeps; 0
+ * for none.  Never when waits usually take longer than SPIN_AUTO_MAX, nor
+ * for a while after spins that missed (the pause doubles with each miss up
+ * to SPIN_BACKOFF_MAX waits: where the peer shares this CPU, a probe then
+ * costs one spin every 256 waits); otherwise twice the time a wait usually
+ * takes, plus 2 us, at most SPIN_AUTO_MAX. */
+static int64_t spin_window(lring *r) {
+  if (r->spin_avg > SPIN_AUTO_MAX) return 0;
   if (r->spin_skip > 0) { r->spin_skip--; return 0; }
   int64_t w = 2 * r->spin_avg + 2000;
   return w > SPIN_AUTO_MAX ? SPIN_AUTO_MAX : w;
@@ -333,10 +347,12 @@ static int64_t spin_window(lring *r, pid_t me) {
 static int spin_step(lring *r, int *spins, int64_t *t0, int64_t *end, pid_t me) {
   if (*spins > 0) { (*spins)--; cpu_relax(); return 1; }
   if (*spins == 0) return 0;
+  /* on one CPU: no spin, no clock read, nothing to learn */
+  if (*t0 == 0 && one_cpu(r, me)) { *spins = 0; *t0 = -1; return 0; }
   int64_t t = now_ns();
   if (*t0 == 0) {
     if (r->wait_t0 == 0) r->wait_t0 = t;  /* the wait begins (it may sleep) */
-    int64_t w = spin_window(r, me);
+    int64_t w = spin_window(r);
     if (w <= 0) { *spins = 0; *t0 = -1; return 0; }
     *t0 = t;
     *end = t + w;
@@ -355,14 +371,30 @@ static int spin_step(lring *r, int *spins, int64_t *t0, int64_t *end, pid_t me) 
 }
 
 /* The ring became ready for this try: an adaptive ring learns how long
- * the wait took (a spin that paid ends the pause after misses). */
-static inline void spin_done(lring *r, int64_t t0) {
+ * the wait took (a spin that paid ends the pause after misses).  A wait
+ * that slept counts until the peer's change (*stamp, written by a peer
+ * that woke a sleeper), not until this process ran again: what a spin
+ * would have needed, without the wake-up's latency (else two sleeping
+ * peers each see the other's wake-up and never start spinning). */
+static inline void spin_done(lring *r, int64_t t0, const _Atomic int64_t *stamp) {
   if (r->wait_t0 == 0) return;
-  int64_t d = now_ns() - r->wait_t0;
+  int64_t now = now_ns(), d = now - r->wait_t0;
+  if (t0 <= 0) {   /* no spin of this try saw the change: it slept */
+    int64_t ch = atomic_load_explicit(stamp, memory_order_relaxed);
+    if (ch >= r->wait_t0 && ch <= now) d = ch - r->wait_t0;
+  }
   if (d > 1000000) d = 1000000;
   r->spin_avg += (d - r->spin_avg) / 8;
   r->wait_t0 = 0;
   if (t0 > 0) r->spin_backoff = 0;
+}
+
+/* An adaptive waiter that may spin is about to sleep: ask the peer to
+ * stamp the change that wakes it (once; the flag stays for the ring's
+ * life, and the stamp costs a clock read only beside a FUTEX_WAKE). */
+static inline void want_stamp(lring *r, _Atomic uint32_t *flag) {
+  if (r->spin == SPIN_AUTO && !r->one_cpu && !atomic_load_explicit(flag, memory_order_relaxed))
+    atomic_store_explicit(flag, 1, memory_order_relaxed);
 }
 
 /* Fresh adaptive state for a new handle. */
@@ -589,7 +621,11 @@ static void send_publish(lring *r, uint64_t tail, const char *s, size_t n, uint6
   ring_write(r, tail + REC_HDR, s, n);
   atomic_store_explicit(&hd->tail, tail + need, memory_order_release);
   atomic_fetch_add(&hd->tail_seq, 1);
-  if (atomic_load(&hd->recv_waiters)) futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
+  if (atomic_load(&hd->recv_waiters)) {
+    if (atomic_load_explicit(&hd->stamp_tail, memory_order_relaxed))   /* for spin_done */
+      atomic_store_explicit(&hd->tail_ns, now_ns(), memory_order_relaxed);
+    futex(&hd->tail_seq, FUTEX_WAKE, INT_MAX, NULL);
+  }
   ring_unlock(&hd->send_lock, &hd->send_lock_waiters);
   r->locks &= (unsigned char)~LOCK_SEND;
 }
@@ -661,7 +697,11 @@ static int recv_take(lua_State *L, lring *r, uint64_t head, uint64_t tail, int d
   }
   atomic_store_explicit(&hd->head, head + need, memory_order_release);
   atomic_fetch_add(&hd->head_seq, 1);
-  if (atomic_load(&hd->send_waiters)) futex(&hd->head_seq, FUTEX_WAKE, INT_MAX, NULL);
+  if (atomic_load(&hd->send_waiters)) {
+    if (atomic_load_explicit(&hd->stamp_head, memory_order_relaxed))   /* for spin_done */
+      atomic_store_explicit(&hd->head_ns, now_ns(), memory_order_relaxed);
+    futex(&hd->head_seq, FUTEX_WAKE, INT_MAX, NULL);
+  }
   ring_unlock(&hd->recv_lock, &hd->recv_lock_waiters);
   r->locks &= (unsigned char)~LOCK_RECV;
   return nres;
@@ -721,6 +761,7 @@ static int send_try(lua_State *L, lipc_wait *w) {
      * that frees room after that look bumps it, and the wait returns */
     uint32_t seen = atomic_load(&hd->head_seq);
     ring_count(r, w, W_SPACE, me);
+    want_stamp(r, &hd->stamp_head);
     peers = ring_peers(hd, 1, waited);
     if (r->cap - (tail - atomic_load(&hd->head)) >= need) { ring_uncount(r, w); peers = 0; continue; }
     if (peers != 0 || !w->block) {
@@ -739,7 +780,7 @@ static int send_try(lua_State *L, lipc_wait *w) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
-  spin_done(r, t0);
+  spin_done(r, t0, &hd->head_ns);
   send_publish(r, tail, s, n, need);
   lua_pushboolean(L, 1);
   return 1;
@@ -854,6 +895,7 @@ static inline int recv_try_x(lua_State *L, lipc_wait *w, int decode) {
     if (spin_step(r, &spins, &t0, &tend, me)) continue;
     uint32_t seen = atomic_load(&hd->tail_seq);
     ring_count(r, w, W_DATA, me);
+    want_stamp(r, &hd->stamp_tail);
     int peers = ring_peers(hd, 0, waited);
     if (atomic_load(&hd->tail) != head) { ring_uncount(r, w); continue; }  /* sent just before closing */
     if (peers != 0 || !w->block) {
@@ -875,7 +917,7 @@ static inline int recv_try_x(lua_State *L, lipc_wait *w, int decode) {
     w->acc[0] = W_WAITED | (w->block ? W_HELD : 0);
     return LIPC_AGAIN;
   }
-  spin_done(r, t0);
+  spin_done(r, t0, &hd->tail_ns);
   return recv_take(L, r, head, tail, decode);
 }
 

@@ -426,6 +426,20 @@ describe("ipc.ring", function()
       assert.is_true(os.clock() - t0 < 0.05)
     end)
 
+    it("is the default, and ipc.audit shows each ring's setting", function()
+      local function spin_of(r)
+        for _, o in ipairs(ipc.audit()) do
+          if o.kind == "ring" and o.object == r then return o.spin end
+        end
+      end
+      local d <close> = assert(ipc.ring.create(256))
+      local z <close> = assert(ipc.ring.create(256, { spin = 0 }))
+      local n <close> = assert(ipc.ring.create(256, { spin = 300 }))
+      assert.equal("auto", spin_of(d))
+      assert.equal(0, spin_of(z))
+      assert.equal(300, spin_of(n))
+    end)
+
     it("takes only \"auto\" as a string", function()
       assert.has_error(function() ipc.ring.create(256, { spin = "fast" }) end,
         "bad argument #2 to 'ring.create' (option 'spin': a number of polls or \"auto\" expected)")

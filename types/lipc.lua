@@ -655,7 +655,7 @@ ipc.ring = {}
 
 ---A ring of the given data capacity (anonymous, or named with name =).
 ---@param bytes integer 64 .. 2^32
----@param opts? {name?: string|true, persist?: boolean, mode?: lipc.mode, spin?: integer}
+---@param opts? {name?: string|true, persist?: boolean, mode?: lipc.mode, spin?: integer|"auto"}
 ---@return lipc.ring|nil ring
 ---@return string? err
 ---@return integer? errno
@@ -664,7 +664,7 @@ function ipc.ring.create(bytes, opts) end
 
 ---Map an existing named ring.
 ---@param name string
----@param opts? {spin?: integer}
+---@param opts? {spin?: integer|"auto"}
 ---@return lipc.ring|nil ring
 ---@return string? err
 ---@return integer? errno

@@ -929,7 +929,8 @@ return function(ipc)
   -- "seqpacket", "pipe" (two pipes), "ring" (two rings), "mq" (two
   -- POSIX queues, unlinked at once), "msg" (one private SysV queue; call
   -- a:close() / b:close() in the creating process to remove it... see doc)
-  -- @tparam[opt] table opts { size = ring bytes, maxmsg =, msgsize = (mq) }
+  -- @tparam[opt] table opts { size = ring bytes, spin = a ring's spin (polls
+  -- or "auto"), maxmsg =, msgsize = (mq) }
   -- @return channel a, channel b (or nil, message, errno)
   local function pair(kind, opts)
     if kind ~= nil and type(kind) ~= "string" then
@@ -954,9 +955,10 @@ return function(ipc)
       return new(r1, w2, co), new(r2, w1, co)
     elseif kind == "ring" then
       local size = opts.size or 65536
-      local r1, e1, c1 = ipc.ring.create(size)
+      local ro = opts.spin ~= nil and { spin = opts.spin } or nil   -- ring.create checks it
+      local r1, e1, c1 = ipc.ring.create(size, ro)
       if not r1 then return nil, e1, c1 end
-      local r2, e2, c2 = ipc.ring.create(size)
+      local r2, e2, c2 = ipc.ring.create(size, ro)
       if not r2 then r1:close(); return nil, e2, c2 end
       return shared(new(r2, r1, co), new(r1, r2, co))
     elseif kind == "mq" then
