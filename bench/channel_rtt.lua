@@ -1,8 +1,8 @@
 --- channel_rtt.lua - round trip of a representative nested table through
 -- ipc.channel between a parent and its forked child (the child echoes each
 -- value: decode + encode on both sides), over a stream socketpair, over a
--- shared-memory ring (futex only, and with spin = "auto") and over two
--- pipes.  bench/channel_rtt.py does the same work with Python's
+-- shared-memory ring (the default adaptive spin, and futex waits only) and
+-- over two pipes.  bench/channel_rtt.py does the same work with Python's
 -- multiprocessing.Pipe and an equivalent dict (pickle).
 -- Run through bench/run.sh (it sets LUA_PATH/LUA_CPATH and builds benchclock).
 -- BENCH_ITERS (default 20000) timed round trips after BENCH_WARMUP (2000).
@@ -50,6 +50,6 @@ end
 
 print(("# %d bytes encoded"):format(#ipc.encode(VALUE)))
 bench("stream")
-bench("ring")
-bench("ring", { spin = "auto" }, "ring_auto")   -- adaptive spinning (doc/ring.md)
+bench("ring")                                    -- the default: spin = "auto" (doc/ring.md)
+bench("ring", { spin = 0 }, "ring_nospin")       -- futex waits only
 bench("pipe")
