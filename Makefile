@@ -49,8 +49,14 @@ lint: deps-lint
 	$(CC) $(ALL_CFLAGS) -fsyntax-only $(SRC)
 	luacheck -q lua spec examples bench
 
+# Every benchmark pinned to one CPU, then the two-process ones with each
+# process free to use its own CPU (the targets that are about two CPUs:
+# README.md's table), into bench/out/two-cpus/.
+TWO_CPU_BENCH = channel_stream channel_rtt pipe_pingpong ring_spin
+
 bench: all deps-bench
 	@sh bench/run.sh
+	@BENCH_PIN=0 BENCH_OUT=bench/out/two-cpus sh bench/run.sh $(TWO_CPU_BENCH)
 
 # Regenerate doc/reference.md from the editor types (types/); spec/types_spec.lua checks it.
 reference:

@@ -8,10 +8,11 @@
 # ratios) and the target verdict (informational), and write
 # bench/out/report.md and bench/out/rtt.png.  See bench/README.md.
 # Environment: BENCH_PASSES (3), BENCH_PIN (1; 0 runs unpinned), BENCH_CPU (0),
+# BENCH_OUT (bench/out: binaries, results, report and chart),
 # BENCH_TIMEOUT (60 s per program), LIPC_BUILD (build: where lipc/core.so is).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-out=bench/out
+out=${BENCH_OUT:-bench/out}
 build=${LIPC_BUILD:-build}
 passes=${BENCH_PASSES:-3}
 cpu=${BENCH_CPU:-0}

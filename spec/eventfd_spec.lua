@@ -42,7 +42,7 @@ describe("ipc.eventfd", function()
   it("is close-on-exec and exposes its descriptor", function()
     local e <close> = ipc.eventfd(0)
     local fd = e:fileno()
-    assert.is_true(math.type(fd) == "integer" and fd > 2)
+    assert.is_true(math.type(fd) == "integer" and fd >= 0)   -- 0 when stdin was closed
     local flags, text = fdflags(fd)
     assert.is_true(flags & O_CLOEXEC ~= 0)
     assert.is_true(flags & O_NONBLOCK == 0)   -- blocking, as C expects

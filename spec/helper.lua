@@ -44,6 +44,38 @@ function M.lua_cmd()
   return ("LUA_PATH=%s LUA_CPATH=%s lua5.4"):format(M.shquote(package.path), M.shquote(package.cpath))
 end
 
+--- The command line that runs lua5.4 with lipc as the user and group uid
+-- (as root, through setpriv): lipc is copied once into a directory of the
+-- scratch directory that every user may read, since the checkout itself may
+-- be private (a umask of 077).  The scratch directory is opened to others
+-- (o+x), so scripts for the command go there with mode 644.
+function M.lua_cmd_as(uid)
+  local dir = M.tmpdir() .. "/lipc-for-others"
+  if not M.exists(dir) then
+    local so = assert(package.searchpath("lipc.core", package.cpath), "lipc.core not on package.cpath")
+    local init = assert(package.searchpath("lipc", package.path), "lipc not on package.path")
+    local luadir = init:match("^(.*)/init%.lua$")
+    assert(os.execute(("mkdir -p %s/lipc && cp %s/*.lua %s %s/lipc/ && chmod -R a+rX %s && chmod o+x %s"):format(
+      M.shquote(dir), M.shquote(luadir), M.shquote(so), M.shquote(dir), M.shquote(dir), M.shquote(M.tmpdir()))))
+  end
+  return ("setpriv --reuid=%d --regid=%d --clear-groups env LUA_PATH=%s LUA_CPATH=%s lua5.4"):format(uid, uid,
+    M.shquote(dir .. "/?.lua;" .. dir .. "/?/init.lua;;"), M.shquote(dir .. "/?.so;;"))
+end
+
+--- The process's umask (from /proc/self/status).
+function M.umask()
+  local f = assert(io.open("/proc/self/status"))
+  local s = f:read("a")
+  f:close()
+  return tonumber(assert(s:match("Umask:%s*(%d+)"), "no Umask line"), 8)
+end
+
+--- The permission bits a new file created with mode gets under the umask,
+-- as `stat -c %a` prints them.
+function M.masked(mode)
+  return ("%o"):format(mode & ~M.umask())
+end
+
 --- Run a Lua chunk in a fresh lua5.4 process (a crash there fails only the
 -- caller's assertion).  Returns ok (exit 0), exit code, combined output.
 function M.run_lua(code)
@@ -52,7 +84,7 @@ function M.run_lua(code)
   f:write(code)
   f:close()
   local out = M.tmpdir() .. "/out." .. counter
-  local ok, _, code_ = os.execute(M.lua_cmd() .. " " .. file .. " >" .. out .. " 2>&1")
+  local ok, _, code_ = os.execute(M.lua_cmd() .. " " .. file .. " </dev/null >" .. out .. " 2>&1")
   local rf = io.open(out)
   local text = rf and rf:read("a") or ""
   if rf then rf:close() end

@@ -55,7 +55,7 @@ describe("ipc.timer", function()
   it("is a close-on-exec, nonblocking descriptor that ipc.poll can wait for", function()
     local tm <close> = assert(ipc.timer(0.05))
     local fd = tm:fileno()
-    assert.is_true(math.type(fd) == "integer" and fd > 2)
+    assert.is_true(math.type(fd) == "integer" and fd >= 0)   -- 0 when stdin was closed
     local flags, text = helper.fdinfo(fd)
     assert.is_true(flags & O_CLOEXEC ~= 0)
     assert.is_true(flags & O_NONBLOCK ~= 0)
