@@ -48,9 +48,12 @@ end
 -- (as root, through setpriv): lipc is copied once into a directory of the
 -- scratch directory that every user may read, since the checkout itself may
 -- be private (a umask of 077).  The scratch directory is opened to others
--- (o+x), so scripts for the command go there with mode 644.
+-- (o+x), so scripts for the command go there with mode 644.  Returns the
+-- command and a function that removes the copy (for `finally`: the leak
+-- audit counts what a spec leaves in the scratch directory).
 function M.lua_cmd_as(uid)
   local dir = M.tmpdir() .. "/lipc-for-others"
+  local function remove() os.execute("rm -rf " .. M.shquote(dir)) end
   if not M.exists(dir) then
     local so = assert(package.searchpath("lipc.core", package.cpath), "lipc.core not on package.cpath")
     local init = assert(package.searchpath("lipc", package.path), "lipc not on package.path")
@@ -59,7 +62,7 @@ function M.lua_cmd_as(uid)
       M.shquote(dir), M.shquote(luadir), M.shquote(so), M.shquote(dir), M.shquote(dir), M.shquote(M.tmpdir()))))
   end
   return ("setpriv --reuid=%d --regid=%d --clear-groups env LUA_PATH=%s LUA_CPATH=%s lua5.4"):format(uid, uid,
-    M.shquote(dir .. "/?.lua;" .. dir .. "/?/init.lua;;"), M.shquote(dir .. "/?.so;;"))
+    M.shquote(dir .. "/?.lua;" .. dir .. "/?/init.lua;;"), M.shquote(dir .. "/?.so;;")), remove
 end
 
 --- The process's umask (from /proc/self/status).
