@@ -279,10 +279,10 @@ static void ring_describe(lipc_handle *h, luaL_Buffer *b) {
   luaL_addstring(b, tmp);
 }
 
-/* ipc.audit() identity. */
 /* spin = "auto": spin only while it pays (see spin_window). */
 #define SPIN_AUTO (-1)
 
+/* ipc.audit() identity, and the spin setting. */
 static void ring_audit(lua_State *L, lipc_handle *h) {
   lring *r = (lring *)h;
   if (r->reg.name[0]) {
@@ -293,6 +293,7 @@ static void ring_audit(lua_State *L, lipc_handle *h) {
   else lua_pushinteger(L, r->spin);
   lua_setfield(L, -2, "spin");
 }
+
 #define SPIN_AUTO_MAX 20000       /* ns: the longest adaptive spin */
 #define SPIN_AUTO_START 5000      /* ns: the first guess of how long a reply takes */
 #define SPIN_BACKOFF_MAX 256      /* waits without spinning after repeated misses */
