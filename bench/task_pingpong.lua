@@ -45,34 +45,13 @@ local function round_trips(in_task)
       if i > warm then rtt[i - warm] = t1 - t0 end
     end
   end
-  if in_task then
-    local t = ipc.go(body)
-    assert(ipc.loop())
-    assert(t:status() == "done")
-  else
-    body()
-  end
+  bench.run(body, in_task)
   bench.reap(pid)
   return rtt
 end
 
-local function median(list)
-  table.sort(list)
-  return list[#list // 2 + 1]
-end
-
--- blocking and task runs alternate, three of each; the medians of each run
--- are pooled
-local block, task = {}, {}
-for _ = 1, 3 do
-  for _, v in ipairs(round_trips(false)) do block[#block + 1] = v end
-  for _, v in ipairs(round_trips(true)) do task[#task + 1] = v end
-end
-bench.report_rtt("task", task)
-local mb, mt = median(block), median(task)
-print(("metric task_rtt_median %.3f us lower blocking"):format(mb / 1e3))
-print(("metric task_vs_blocking %.3f x lower"):format(mt / mb))
-print("target task_vs_blocking <=1.3")
+local median = bench.median
+bench.task_vs_blocking("task", round_trips)
 
 -- wake-up latency of a task: a forked child adds to an eventfd at a time it
 -- writes first; the task notes when take returns
@@ -92,15 +71,13 @@ do
     ipc.exit(0)
   end
   local lat = {}
-  local t = ipc.go(function()
+  bench.run(function()
     for i = 1, n do
       go:add(1)
       e:take()
       lat[i] = ns() - stamp:load(8 * i)
     end
-  end)
-  assert(ipc.loop())
-  assert(t:status() == "done")
+  end, true)
   bench.reap(pid)
   stamp:close()
   print(("metric task_wake_eventfd_median %.3f us lower lipc"):format(median(lat) / 1e3))
@@ -119,7 +96,7 @@ do
         lat[i] = ns() - t0 - 2e6
       end
     end
-    if in_task then ipc.go(body); assert(ipc.loop()) else body() end
+    bench.run(body, in_task)
     return median(lat)
   end
   print(("metric task_wake_timer_late %.3f us lower lipc"):format(late(true) / 1e3))
@@ -133,7 +110,7 @@ do
         lat[i] = ns() - t0 - 2e6
       end
     end
-    if in_task then ipc.go(body); assert(ipc.loop()) else body() end
+    bench.run(body, in_task)
     return median(lat)
   end
   print(("metric task_wake_sleep_late %.3f us lower lipc"):format(sleep_late(true) / 1e3))

@@ -31,31 +31,10 @@ local function round_trips(in_task)
       if i > warm then rtt[i - warm] = t1 - t0 end
     end
   end
-  if in_task then
-    local t = ipc.go(body)
-    assert(ipc.loop())
-    assert(t:status() == "done", t:status())
-  else
-    body()
-  end
+  bench.run(body, in_task)
   a:close()
   bench.reap(pid)
   return rtt
 end
 
-local function median(list)
-  table.sort(list)
-  return list[#list // 2 + 1]
-end
-
--- blocking and task runs alternate, three of each; pooled
-local block, task = {}, {}
-for _ = 1, 3 do
-  for _, v in ipairs(round_trips(false)) do block[#block + 1] = v end
-  for _, v in ipairs(round_trips(true)) do task[#task + 1] = v end
-end
-bench.report_rtt("task_sock", task)
-local mb, mt = median(block), median(task)
-print(("metric task_sock_rtt_median %.3f us lower blocking"):format(mb / 1e3))
-print(("metric task_sock_vs_blocking %.3f x lower"):format(mt / mb))
-print("target task_sock_vs_blocking <=1.3")
+bench.task_vs_blocking("task_sock", round_trips)

@@ -9,6 +9,7 @@
 -- per kind and mode.
 local ipc = require "lipc"
 local clock = require "benchclock"
+local bench = require "benchutil"
 
 local n = tonumber(os.getenv("BENCH_WAKES")) or 300
 local ns = clock.ns
@@ -74,13 +75,7 @@ local function wakes(make, in_task)
       if obj.after then obj.after() end
     end
   end
-  if in_task then
-    local t = ipc.go(body)
-    assert(ipc.loop())
-    assert(t:status() == "done")
-  else
-    body()
-  end
+  bench.run(body, in_task)
   local how, code = ipc.wait(pid)
   assert(how == "exited" and code == 0, "child failed")
   obj.close()

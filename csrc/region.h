@@ -72,13 +72,15 @@ void *lipc_region_at(lua_State *L, int ridx, int oidx, size_t len, size_t align,
  * also raises when the region is mapped read-only. */
 void *lipc_region_at_rw(lua_State *L, int ridx, int oidx, size_t len, size_t align,
                         lipc_region **out);
-/* Register an object of kind at p (from lipc_region_at_rw, len bytes) for a
- * new handle, and keep r mapped while it lives.  attach: join the object of
+/* Register an object of kind at p (from lipc_region_at_rw, len bytes) for
+ * the new handle on the top of the stack, and keep r mapped while it lives
+ * (the region at stack index ridx becomes the handle's first user value, so
+ * the region's memory outlives it).  attach: join the object of
  * the same kind already at that offset, if any; otherwise (and for a new
  * object) the bytes must not overlap a live object: raises
  * "region bytes X..Y hold a live lipc.<kind>" naming argument oidx.
  * Returns the entry, or NULL when out of memory (nothing registered). */
-lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int oidx, void *p, size_t len,
+lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int ridx, int oidx, void *p, size_t len,
                                int kind, int attach);
 /* The live object at p of kind in r, or NULL (for checks before placing). */
 lipc_placed *lipc_region_find(lipc_region *r, void *p, int kind);

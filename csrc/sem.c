@@ -205,9 +205,7 @@ static int place(lua_State *L, int init) {
   sem_t *at = lipc_region_at_rw(L, 1, 2, sizeof(sem_t), alignof(sem_t), &r);
   unsigned value = init ? (unsigned)lipc_optrange(L, 3, 0, 0, SEM_VALUE_MAX) : 0;
   lsem *s = lipc_new(L, &sem_class, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);  /* the region stays mapped while s lives */
-  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(sem_t), LIPC_PLACED_SEM, !init);
+  lipc_placed *e = lipc_region_place(L, r, 1, 2, at, sizeof(sem_t), LIPC_PLACED_SEM, !init);
   if (e == NULL) return lipc_error(L, ENOMEM, init ? "sem_init" : "sem attach", NULL);
   s->sem = at;
   s->region = r;

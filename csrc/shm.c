@@ -194,8 +194,10 @@ lipc_placed *lipc_region_find(lipc_region *r, void *p, int kind) {
   return NULL;
 }
 
-lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int oidx, void *p, size_t len,
+lipc_placed *lipc_region_place(lua_State *L, lipc_region *r, int ridx, int oidx, void *p, size_t len,
                                int kind, int attach) {
+  lua_pushvalue(L, ridx);
+  lua_setiuservalue(L, -2, 1);
   size_t off = (size_t)((unsigned char *)p - r->addr);
   lipc_placed *e = attach ? lipc_region_find(r, p, kind) : NULL;
   if (e == NULL) {

@@ -281,9 +281,7 @@ static int mutex_place(lua_State *L, int init) {
     luaL_argcheck(L, lua_isnone(L, 3), 3, "attach takes no options (the mutex exists)");
   }
   lmutex *m = lipc_new(L, &mutex_class, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);  /* the region stays mapped while m lives */
-  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(pthread_mutex_t), LIPC_PLACED_MUTEX, !init);
+  lipc_placed *e = lipc_region_place(L, r, 1, 2, at, sizeof(pthread_mutex_t), LIPC_PLACED_MUTEX, !init);
   if (e == NULL) return lipc_error(L, ENOMEM, init ? "pthread_mutex_init" : "mutex attach", NULL);
   m->mu = at;
   m->region = r;
@@ -412,14 +410,12 @@ static int cond_place(lua_State *L, int init) {
   lipc_condvar *at = lipc_region_at_rw(L, 1, 2, sizeof(lipc_condvar), 8, &r);
   luaL_argcheck(L, lua_isnone(L, 3), 3, "no more arguments expected");
   lcond *c = lipc_new(L, &cond_class, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
   if (!init && atomic_load(&at->magic) != COND_MAGIC) {
     char what[64];
     snprintf(what, sizeof what, "offset %td (no lipc.cond there)", (unsigned char *)at - r->addr);
     return lipc_error(L, EINVAL, "cond attach", what);
   }
-  lipc_placed *e = lipc_region_place(L, r, 2, at, sizeof(lipc_condvar), LIPC_PLACED_COND, !init);
+  lipc_placed *e = lipc_region_place(L, r, 1, 2, at, sizeof(lipc_condvar), LIPC_PLACED_COND, !init);
   if (e == NULL) return lipc_error(L, ENOMEM, init ? "cond init" : "cond attach", NULL);
   if (init) {
     atomic_store(&at->waiters, 0);

@@ -2,6 +2,7 @@
 -- kill-stress (fuzz/stress.lua): rendering values, the sandbox a child runs
 -- in, snapshots of what could leak, and running a child under a watchdog.
 local ipc = require "lipc"
+local testing = require "lipc.testing"
 
 local U = {}
 
@@ -167,41 +168,25 @@ end
 
 -- ---- snapshots of what could leak ------------------------------------------
 
-local function lsdir(dir, into, prefix)
-  local p = io.popen("ls -A '" .. dir .. "' 2>/dev/null")
-  if p then
-    for line in p:lines() do into[prefix .. line] = true end
-    p:close()
-  end
-end
-
 --- Everything a process could leave behind, as a set of strings: its
--- descriptors, /dev/shm, /dev/mqueue, the scratch dir, System V ids.
--- filter(name) (optional) keeps only names that could be ours.
+-- descriptors ("fd 7"), the entries of /dev/shm and of every mqueue mount
+-- ("/dev/shm/x"), of the scratch dir, and System V ids ("sysv msg key=..
+-- id=..") -- lipc.testing's snapshot, flattened for diffing and naming.
+-- filter(name) (optional) keeps only names that could be ours, and leaves
+-- out the System V ids (they carry no owner's name).
 function U.snapshot(scratch, filter)
-  collectgarbage()
-  collectgarbage()
+  local snap = testing.snapshot(scratch and { dirs = { scratch = scratch } } or nil)
   local s = {}
-  for _, fd in ipairs(ipc.descriptors()) do s["fd " .. fd] = true end
+  for fd in pairs(snap.fds) do s["fd " .. fd] = true end
   local names = {}
-  lsdir("/dev/shm", names, "/dev/shm/")
-  lsdir("/dev/mqueue", names, "/dev/mqueue/")
-  if scratch then lsdir(scratch, names, scratch .. "/") end
+  for n in pairs(snap.shm) do names["/dev/shm/" .. n] = true end
+  for n, dir in pairs(snap.mqueue) do names[dir .. "/" .. n] = true end
+  for n in pairs(snap.scratch or {}) do names[scratch .. "/" .. n] = true end
   for n in pairs(names) do
     if not filter or filter(n) then s[n] = true end
   end
   if not filter then
-    for _, kind in ipairs { "msg", "shm", "sem" } do
-      local f = io.open("/proc/sysvipc/" .. kind)
-      if f then
-        f:read("l")
-        for line in f:lines() do
-          local key, id = line:match("^%s*(%-?%d+)%s+(%d+)")
-          if id then s["sysv " .. kind .. " key=" .. key .. " id=" .. id] = true end
-        end
-        f:close()
-      end
-    end
+    for item in pairs(snap.sysv) do s["sysv " .. item] = true end
   end
   return s
 end

@@ -190,36 +190,26 @@ describe("fuzz findings", function()
   -- Pool:map); a raw length (rawlen) or a bound on n would do.
   describe("pool:map of a list whose __len claims math.maxinteger items", function()
     it("returns or raises in bounded time", function()
-      local file = helper.path(".lua")
-      local f = assert(io.open(file, "w"))
-      f:write([[
+      local _, _, out = helper.run_lua([[
         local ipc = require "lipc"
         local p <close> = assert(ipc.pool(1, function(x) return x end))
         local items = setmetatable({}, { __len = function() return math.maxinteger end })
         pcall(p.map, p, items, 0)
         io.write("returned")
-      ]])
-      f:close()
-      local out = helper.sh("timeout -s KILL 20 env " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
-      os.remove(file)
+      ]], 20)
       assert.equals("returned", out)
     end)
   end)
 
   describe("ipc.pool with a keep list whose __index answers every index", function()
     it("returns or raises instead of looping forever", function()
-      local file = helper.path(".lua")
-      local f = assert(io.open(file, "w"))
-      f:write([[
+      local _, _, out = helper.run_lua([[
         local ipc = require "lipc"
         local keep = setmetatable({}, { __index = function(_, k) return math.type(k) and true end })
         local ok, p = pcall(ipc.pool, 1, function() return 1 end, { keep = keep })
         if ok and p then p:close() end
         io.write("returned")
-      ]])
-      f:close()
-      local out = helper.sh("timeout -s KILL 20 env " .. helper.lua_cmd() .. " " .. file .. " 2>&1")
-      os.remove(file)
+      ]], 20)
       assert.equals("returned", out)
     end)
   end)
@@ -281,9 +271,7 @@ describe("fuzz findings", function()
   describe("a duplicate whose shared description was made blocking", function()
     it("keeps its timeout on read and recvv", function()
       -- (the old code blocked for good: the chunk runs under `timeout 30`)
-      local file = helper.path(".lua")
-      local f = assert(io.open(file, "w"))
-      f:write([[
+      local ok, _, out = helper.run_lua([[
         local ipc = require "lipc"
         local r, w = assert(ipc.pipe { nonblock = true })
         local d = assert(r:dup())
@@ -294,10 +282,7 @@ describe("fuzz findings", function()
           assert(a == nil and b == "timeout" and c == ipc.errno.ETIMEDOUT, call .. ": " .. tostring(b))
           assert(ipc.clock() - t0 < 5, call .. " overran its timeout")
         end
-      ]])
-      f:close()
-      local out, ok = helper.sh(helper.lua_cmd():gsub("lua5.4$", "timeout -s KILL 30 lua5.4") .. " " .. file .. " 2>&1")
-      os.remove(file)
+      ]], 30)
       assert.is_true(ok, out)
     end)
   end)

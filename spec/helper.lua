@@ -80,14 +80,18 @@ function M.masked(mode)
 end
 
 --- Run a Lua chunk in a fresh lua5.4 process (a crash there fails only the
--- caller's assertion).  Returns ok (exit 0), exit code, combined output.
-function M.run_lua(code)
+-- caller's assertion), killed after limit seconds when given (a chunk that
+-- could loop for ever then fails its test instead of hanging the suite).
+-- Returns ok (exit 0), exit code, combined output.
+function M.run_lua(code, limit)
   local file = M.path(".lua")
   local f = assert(io.open(file, "w"))
   f:write(code)
   f:close()
   local out = M.tmpdir() .. "/out." .. counter
-  local ok, _, code_ = os.execute(M.lua_cmd() .. " " .. file .. " </dev/null >" .. out .. " 2>&1")
+  local cmd = M.lua_cmd()
+  if limit then cmd = cmd:gsub("lua5.4$", ("timeout -s KILL %d lua5.4"):format(limit)) end
+  local ok, _, code_ = os.execute(cmd .. " " .. file .. " </dev/null >" .. out .. " 2>&1")
   local rf = io.open(out)
   local text = rf and rf:read("a") or ""
   if rf then rf:close() end

@@ -14,6 +14,7 @@
 -- nor another clear reason are listed when LIPC_HOSTILE_LOG names a file.
 local ipc = require "lipc"
 local helper = require "spec.helper"
+local testing = require "lipc.testing"
 
 local SEED = 20261127
 -- LIPC_HOSTILE_SCALE (default 1) scales the sampled calls down (e.g. 0.1 under
@@ -142,57 +143,20 @@ function Ctx:mark(desc)
   self.progress:write(0, desc:sub(1, 4000) .. "\0")
 end
 
--- Everything that could leak from this process, as a set of strings.
+-- Everything that could leak from this process (lipc.testing's snapshot,
+-- with the scratch directory).
 local function snapshot()
-  collectgarbage()
-  collectgarbage()
-  local s = {}
-  for _, fd in ipairs(ipc.descriptors()) do s["fd " .. fd] = true end
-  local p = io.popen("ls -A /dev/shm /dev/mqueue " .. helper.tmpdir() .. " 2>/dev/null")
-  local dir = "?"
-  for line in p:lines() do
-    if line:match(":$") then dir = line
-    elseif line ~= "" then s[dir .. " " .. line] = true end
-  end
-  p:close()
-  for _, kind in ipairs { "msg", "shm", "sem" } do
-    local f = io.open("/proc/sysvipc/" .. kind)
-    if f then
-      f:read("l")
-      for line in f:lines() do
-        local key, id = line:match("^%s*(%-?%d+)%s+(%d+)")
-        if id then s[kind .. " key=" .. key .. " id=" .. id] = true end
-      end
-      f:close()
-    end
-  end
-  return s
+  return testing.snapshot { dirs = { scratch = helper.tmpdir() } }
 end
 
 --- Note what appeared since `before` (a snapshot) as a problem of `what`.
 function Ctx:audit(before, what)
-  local now = snapshot()
-  local new = {}
-  for k in pairs(now) do
-    -- the popen above briefly holds a descriptor of its own
-    if not before[k] then new[#new + 1] = k end
+  local found = testing.leaks(before)
+  if #found > 0 then
+    local texts = {}
+    for k, r in ipairs(found) do texts[k] = r.detail and (r.text .. " -> " .. r.detail) or r.text end
+    self.problems[#self.problems + 1] = ("leak after %s: %s"):format(what, table.concat(texts, ", "))
   end
-  if #new > 0 then
-    table.sort(new)
-    local targets = {}
-    for _, k in ipairs(new) do
-      local fd = k:match("^fd (%d+)$")
-      if fd then
-        local p = io.popen("readlink /proc/" .. ipc.getpid() .. "/fd/" .. fd)
-        targets[#targets + 1] = k .. " -> " .. tostring(p:read("l"))
-        p:close()
-      else
-        targets[#targets + 1] = k
-      end
-    end
-    self.problems[#self.problems + 1] = ("leak after %s: %s"):format(what, table.concat(targets, ", "))
-  end
-  return now
 end
 
 -- A raise is clear when it names a bad argument or another reason a user can act on.
@@ -1066,9 +1030,7 @@ end)
 -- test instead of hanging the suite.
 describe("ipc list arguments with a hostile __len", function()
   local function run_bounded(code)
-    local file = helper.script('local ipc = require "lipc"\n' .. code, ".lua")
-    local out, ok = helper.sh(("timeout -s KILL 60 env %s %s 2>&1"):format(helper.lua_cmd(), file))
-    os.remove(file)
+    local ok, _, out = helper.run_lua('local ipc = require "lipc"\n' .. code, 60)
     return ok, out
   end
 

@@ -53,4 +53,36 @@ function M.report_rtt(key, rtt, target)
   io.stdout:flush()
 end
 
+--- Run body() in a task of ipc.loop (in_task), which must end "done", or
+-- directly in this process (blocking).
+function M.run(body, in_task)
+  if not in_task then return body() end
+  local t = ipc.go(body)
+  assert(ipc.loop())
+  assert(t:status() == "done", t:status())
+end
+
+--- The median of a list of numbers (sorted in place).
+function M.median(list)
+  table.sort(list)
+  return list[#list // 2 + 1]
+end
+
+--- The cost of waiting in a task: round_trips(in_task) (a list of ns) run
+-- blocking and in a task, alternately, three times each, pooled; prints
+-- the task's `<key>_rtt_*`, the blocking median and `<key>_vs_blocking`
+-- (target <= 1.3).
+function M.task_vs_blocking(key, round_trips)
+  local block, task = {}, {}
+  for _ = 1, 3 do
+    for _, v in ipairs(round_trips(false)) do block[#block + 1] = v end
+    for _, v in ipairs(round_trips(true)) do task[#task + 1] = v end
+  end
+  M.report_rtt(key, task)
+  local mb, mt = M.median(block), M.median(task)
+  print(("metric %s_rtt_median %.3f us lower blocking"):format(key, mb / 1e3))
+  print(("metric %s_vs_blocking %.3f x lower"):format(key, mt / mb))
+  print(("target %s_vs_blocking <=1.3"):format(key))
+end
+
 return M
